@@ -1,0 +1,1 @@
+"""Statistics and rendering of regression reports (DESIGN §6)."""
