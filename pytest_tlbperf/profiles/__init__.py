@@ -1,0 +1,314 @@
+"""Machine profiles: TOML files that describe a modeled machine (DESIGN §3.1).
+
+A profile is data, not code. The built-in ones ship next to this file; users
+load their own with `load(path)` or by passing a path wherever a profile name
+is accepted. Every time-like value carries its unit in its key
+(`_cycles`, `_ns`, `_us`); the loader converts them all to integer cycles of
+the profile's clock, which is the only unit the engines know.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ProfileError
+
+__all__ = ["Profile", "CState", "names", "get", "load", "ProfileError"]
+
+# Schema: table -> {key: (type, required)}. Unknown keys are errors, so a
+# typo in a user's profile cannot silently fall back to a default.
+_SCHEMA = {
+    "": {"name": (str, True), "description": (str, True), "vendor": (str, True),
+         "pcid": (bool, True), "clock_mhz": (int, True)},
+    "topology": {"sockets": (int, True), "cpus": (int, True), "smt": (int, True)},
+    "tlb": {"entries": (int, True), "ways": (int, True), "psc_entries": (int, True)},
+    "costs": {
+        "syscall_cycles": (int, True), "access_cycles": (int, True),
+        "walk_cycles": (int, True), "walk_psc_cycles": (int, True),
+        "page_fault_cycles": (int, True), "zap_pte_cycles": (int, True),
+        "pte_update_cycles": (int, True), "invlpg_ns": (int, True),
+        "full_flush_ns": (int, True), "cr3_write_cycles": (int, True),
+        "context_switch_cycles": (int, True), "irq_entry_cycles": (int, True),
+        "flush_func_cycles": (int, True), "csd_ack_cycles": (int, True),
+        "ipi_send_cycles": (int, True), "atomic_cycles": (int, True),
+        "smp_mb_cycles": (int, True),
+    },
+    "ipi": {"smt_ns": (int, True), "socket_ns": (int, True), "remote_ns": (int, True),
+            "jitter_ns": (int, True)},
+    "cache_line": {"smt_cycles": (int, True), "socket_cycles": (int, True),
+                   "remote_cycles": (int, True)},
+    "speculation": {"walk_interval_ns": (int, True), "freed_table_walk": (str, True)},
+    "virt": {"preempt_percent": (int, True), "preempt_us": (int, True),
+             "pv_tlb_flush": (bool, True)},
+}
+_CSTATE_SCHEMA = {"name": (str, True), "exit_latency_us": (int, True),
+                  "target_residency_us": (int, True), "tlb_flushed": (bool, True)}
+_OPTIONAL_TABLES = {"virt"}
+
+
+class CState:
+    """One idle state: exit latency and target residency in cycles."""
+
+    __slots__ = ("name", "exit_latency", "target_residency", "tlb_flushed")
+
+    def __init__(self, name, exit_latency, target_residency, tlb_flushed):
+        self.name = name
+        self.exit_latency = exit_latency
+        self.target_residency = target_residency
+        self.tlb_flushed = tlb_flushed
+
+    def __repr__(self):
+        return f"CState({self.name})"
+
+
+class Profile:
+    """A validated machine profile. Time values are integer cycles."""
+
+    __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus",
+                 "smt", "tlb_entries", "tlb_ways", "psc_entries", "costs", "ipi_ns",
+                 "ipi_jitter", "line_transfer", "cstates", "walk_interval",
+                 "freed_table_walk", "virt", "source", "digest", "raw")
+
+    def __init__(self, raw: dict, source: str):
+        _validate(raw, source)
+        self.raw = raw
+        self.source = source
+        self.digest = hashlib.sha256(_canonical(raw).encode()).hexdigest()[:16]
+        self.name = raw["name"]
+        self.description = raw["description"]
+        self.vendor = raw["vendor"]
+        self.pcid = raw["pcid"]
+        self.clock_mhz = raw["clock_mhz"]
+        topo = raw["topology"]
+        self.sockets, self.cpus, self.smt = topo["sockets"], topo["cpus"], topo["smt"]
+        tlb = raw["tlb"]
+        self.tlb_entries, self.tlb_ways, self.psc_entries = (
+            tlb["entries"], tlb["ways"], tlb["psc_entries"])
+        # every cost in cycles, keyed without its unit suffix
+        self.costs = {}
+        for key, value in raw["costs"].items():
+            base, unit = key.rsplit("_", 1)
+            self.costs[base] = self._to_cycles(value, unit)
+        ipi = raw["ipi"]
+        # delivery latency by distance: same core (SMT sibling), same socket, remote
+        self.ipi_ns = (ipi["smt_ns"], ipi["socket_ns"], ipi["remote_ns"])
+        self.ipi_jitter = self.cycles_from_ns(ipi["jitter_ns"])
+        line = raw["cache_line"]
+        self.line_transfer = (line["smt_cycles"], line["socket_cycles"], line["remote_cycles"])
+        self.cstates = tuple(
+            CState(c["name"], self.cycles_from_ns(c["exit_latency_us"] * 1000),
+                   self.cycles_from_ns(c["target_residency_us"] * 1000), c["tlb_flushed"])
+            for c in raw.get("cstates", ()))
+        spec = raw["speculation"]
+        self.walk_interval = self.cycles_from_ns(spec["walk_interval_ns"])
+        self.freed_table_walk = spec["freed_table_walk"]
+        virt = raw.get("virt")
+        self.virt = None if virt is None else {
+            "preempt_percent": virt["preempt_percent"],
+            "preempt": self.cycles_from_ns(virt["preempt_us"] * 1000),
+            "pv_tlb_flush": virt["pv_tlb_flush"],
+        }
+
+    # -- unit conversion (integers only: the engines never see a float) -----
+    def cycles_from_ns(self, ns: int) -> int:
+        return ns * self.clock_mhz // 1000
+
+    def ns_from_cycles(self, cycles: int) -> int:
+        return cycles * 1000 // self.clock_mhz
+
+    def _to_cycles(self, value: int, unit: str) -> int:
+        if unit == "cycles":
+            return value
+        if unit == "ns":
+            return self.cycles_from_ns(value)
+        if unit == "us":
+            return self.cycles_from_ns(value * 1000)
+        raise ProfileError(f"{self.source}: unit {unit!r} unknown")
+
+    @property
+    def cores(self) -> int:
+        return self.cpus // self.smt
+
+    @property
+    def cores_per_socket(self) -> int:
+        return self.cores // self.sockets
+
+    def core_of(self, cpu: int) -> int:
+        # Linux enumeration: CPUs 0..cores-1 are the first thread of every
+        # core, socket by socket; their SMT siblings follow.
+        return cpu % self.cores
+
+    def socket_of(self, cpu: int) -> int:
+        return self.core_of(cpu) // self.cores_per_socket
+
+    def distance(self, a: int, b: int) -> int:
+        """0: same core (SMT sibling or itself), 1: same socket, 2: remote."""
+        if self.core_of(a) == self.core_of(b):
+            return 0
+        return 1 if self.socket_of(a) == self.socket_of(b) else 2
+
+    def with_changes(self, **changes) -> "Profile":
+        """A copy with some raw fields changed, e.g.
+        `with_changes(name="skylake-1024", topology={"cpus": 1024, "sockets": 16})`;
+        nested tables are merged key by key. The copy is validated again."""
+        raw = _deep_copy(self.raw)
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(raw.get(key), dict):
+                raw[key].update(value)
+            else:
+                raw[key] = value
+        return Profile(raw, f"{self.source} (modified)")
+
+    def __repr__(self):
+        return f"<Profile {self.name}: {self.cpus} CPUs, {self.vendor}>"
+
+    def __eq__(self, other):
+        return isinstance(other, Profile) and self.digest == other.digest
+
+    def __hash__(self):
+        return hash(self.digest)
+
+
+def _deep_copy(value):
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _canonical(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_canonical(value[k])}" for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return repr(value)
+
+
+def _check_table(table: dict, schema: dict, where: str, source: str) -> None:
+    for key in table:
+        if key not in schema:
+            raise ProfileError(f"{source}: unknown field {where}{key!r}; expected one of "
+                               f"{', '.join(sorted(schema))}")
+    for key, (typ, required) in schema.items():
+        if key not in table:
+            if required:
+                raise ProfileError(f"{source}: missing field {where}{key!r}")
+            continue
+        value = table[key]
+        if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ProfileError(f"{source}: field {where}{key!r} must be an integer, "
+                               f"got {value!r}")
+        if typ is not int and not isinstance(value, typ):
+            raise ProfileError(f"{source}: field {where}{key!r} must be a {typ.__name__}, "
+                               f"got {value!r}")
+        if typ is int and value < 0:
+            raise ProfileError(f"{source}: field {where}{key!r} must not be negative, "
+                               f"got {value}")
+
+
+def _validate(raw: dict, source: str) -> None:
+    tables = set(_SCHEMA) - {""}
+    top_schema = dict(_SCHEMA[""])
+    top_keys = {k: v for k, v in raw.items() if k not in tables and k != "cstates"}
+    _check_table(top_keys, top_schema, "", source)
+    for table in sorted(tables):
+        if table not in raw:
+            if table in _OPTIONAL_TABLES:
+                continue
+            raise ProfileError(f"{source}: missing table [{table}]")
+        if not isinstance(raw[table], dict):
+            raise ProfileError(f"{source}: [{table}] must be a table")
+        _check_table(raw[table], _SCHEMA[table], f"{table}.", source)
+    cstates = raw.get("cstates", [])
+    if not isinstance(cstates, list):
+        raise ProfileError(f"{source}: cstates must be an array of tables ([[cstates]])")
+    for i, cstate in enumerate(cstates):
+        _check_table(cstate, _CSTATE_SCHEMA, f"cstates[{i}].", source)
+    if raw["vendor"] not in ("intel", "amd"):
+        raise ProfileError(f"{source}: field 'vendor' must be 'intel' or 'amd', "
+                           f"got {raw['vendor']!r}")
+    if raw["clock_mhz"] == 0:
+        raise ProfileError(f"{source}: field 'clock_mhz' must be positive")
+    topo = raw["topology"]
+    for key in ("cpus", "sockets", "smt"):
+        if topo[key] == 0:
+            raise ProfileError(f"{source}: field topology.{key!r} must be at least 1")
+    if topo["cpus"] % topo["smt"]:
+        raise ProfileError(f"{source}: field topology.'smt' = {topo['smt']} does not divide "
+                           f"topology.'cpus' = {topo['cpus']}")
+    if (topo["cpus"] // topo["smt"]) % topo["sockets"]:
+        raise ProfileError(f"{source}: field topology.'sockets' = {topo['sockets']} does not "
+                           f"divide the {topo['cpus'] // topo['smt']} cores")
+    tlb = raw["tlb"]
+    if tlb["ways"] == 0 or tlb["entries"] == 0 or tlb["entries"] % tlb["ways"]:
+        raise ProfileError(f"{source}: field tlb.'ways' = {tlb['ways']} must be positive and "
+                           f"divide tlb.'entries' = {tlb['entries']}")
+    if tlb["psc_entries"] == 0:
+        raise ProfileError(f"{source}: field tlb.'psc_entries' must be at least 1")
+    if raw["speculation"]["walk_interval_ns"] == 0:
+        raise ProfileError(f"{source}: field speculation.'walk_interval_ns' must be positive")
+    if raw["speculation"]["freed_table_walk"] not in ("hang", "silent"):
+        raise ProfileError(f"{source}: field speculation.'freed_table_walk' must be 'hang' or "
+                           f"'silent', got {raw['speculation']['freed_table_walk']!r}")
+    last_residency = -1
+    for i, c in enumerate(cstates):
+        if c["target_residency_us"] < last_residency:
+            raise ProfileError(f"{source}: field cstates[{i}].'target_residency_us' must not "
+                               f"be below the shallower state's")
+        last_residency = c["target_residency_us"]
+    virt = raw.get("virt")
+    if virt is not None and virt["preempt_percent"] > 95:
+        raise ProfileError(f"{source}: field virt.'preempt_percent' must be at most 95")
+
+
+def _builtin_files() -> dict:
+    return {p.name[:-5]: p for p in resources.files(__name__).iterdir()
+            if p.name.endswith(".toml")}
+
+
+def names() -> list:
+    """Names of the built-in profiles."""
+    return sorted(_builtin_files())
+
+
+_cache: dict = {}
+
+
+def load(path) -> Profile:
+    """Load and validate a profile file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+    return _parse(text, str(path))
+
+
+def _parse(text: str, source: str) -> Profile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    return Profile(raw, source)
+
+
+def get(name_or_path) -> Profile:
+    """A built-in profile by name, or a user profile by path to its .toml."""
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    key = str(name_or_path)
+    if key in _cache:
+        return _cache[key]
+    files = _builtin_files()
+    if key in files:
+        # built-ins are immutable package data: parse once per process
+        _cache[key] = _parse(files[key].read_text(), f"profile {key} ({files[key].name})")
+        return _cache[key]
+    if key.endswith(".toml") or "/" in key:
+        return load(key)
+    raise ProfileError(f"unknown profile {key!r}; built-in profiles are "
+                       f"{', '.join(sorted(files))}, or give a path to a .toml file")
