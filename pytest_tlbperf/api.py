@@ -1,0 +1,97 @@
+"""`run()`: one workload, one profile, one policy, one seed -> a `Result`."""
+
+from __future__ import annotations
+
+import warnings
+
+from . import metrics, profiles
+from .engine import abi
+from .engine.machine import Machine
+from .engine.trace import format_trace
+from .errors import EngineUnavailable, TlbperfError
+from .policies import resolve
+from .result import Violation
+
+MODEL_VERSION = "1"
+ENGINES = ("auto", "python", "native")
+
+
+class Result:
+    """What one run returns: metrics, violations and where they came from."""
+
+    __slots__ = ("workload", "profile", "policy", "seed", "engine", "metrics", "violations",
+                 "violation_counts", "finished", "program_digest", "executed_digest")
+
+    def __init__(self, workload, profile, policy, seed, engine, metrics, violations,
+                 violation_counts, finished, program_digest, executed_digest):
+        self.workload, self.profile, self.policy = workload, profile, policy
+        self.seed, self.engine = seed, engine
+        self.metrics = metrics
+        self.violations = violations
+        self.violation_counts = violation_counts
+        self.finished = finished
+        self.program_digest = program_digest
+        self.executed_digest = executed_digest
+
+    def to_dict(self) -> dict:
+        return {
+            "workload": self.workload, "profile": self.profile, "policy": self.policy,
+            "seed": self.seed, "engine": self.engine, "metrics": dict(self.metrics),
+            "violations": [v.to_dict() for v in self.violations],
+            "violation_counts": dict(self.violation_counts), "finished": self.finished,
+            "program_digest": self.program_digest, "executed_digest": self.executed_digest,
+        }
+
+    def __eq__(self, other):
+        return isinstance(other, Result) and self.to_dict() == other.to_dict()
+
+    def kinds(self) -> set:
+        return {v.kind for v in self.violations}
+
+    def __repr__(self):
+        kinds = ", ".join(sorted(self.kinds())) or "no violations"
+        return (f"<Result {self.workload}@{self.profile} {self.policy} seed={self.seed} "
+                f"engine={self.engine}: {kinds}>")
+
+
+_warned = set()
+
+
+def _pick_engine(engine: str, policy) -> str:
+    if engine not in ENGINES:
+        raise TlbperfError(f"unknown engine {engine!r}; engines are {', '.join(ENGINES)}")
+    if engine == "python":
+        return "python"
+    if engine == "native":
+        raise EngineUnavailable("the native engine is not part of this build yet; "
+                                "use engine='python' or 'auto'")
+    return "python"   # auto: the only engine so far
+
+
+def _executed_digest(program, task_pc) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for task, pc in zip(program.tasks, task_pc):
+        h.update(repr(task.ops[:pc]).encode())
+    return h.hexdigest()[:16]
+
+
+def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
+        engine: str = "auto") -> Result:
+    """Run `workload` on the modeled `profile` under `policy` with `seed`."""
+    if not isinstance(seed, int) or seed < 0:
+        raise TlbperfError(f"seed must be a non-negative integer, got {seed!r}")
+    prof = profiles.get(profile)
+    pol = resolve(policy)
+    knobs = pol.knobs(prof)
+    chosen = _pick_engine(engine, pol)
+    program = workload.compile(prof, seed)
+    hook = pol.should_flush_cpu if pol.has_python_hooks() else None
+    raw = Machine(prof, knobs, program, seed, hook=hook).run()
+    violations = [Violation(abi.VIOLATION_KINDS[kind], abi.SEVERITIES[sev], cpu,
+                            prof.ns_from_cycles(t), format_trace(trace, prof))
+                  for kind, sev, cpu, t, trace in raw["violations"]]
+    counts = {abi.VIOLATION_KINDS[i]: n for i, n in enumerate(raw["violation_counts"]) if n}
+    return Result(workload.name, prof.name, pol.policy_name(), seed, chosen,
+                  metrics.compute(raw, prof), violations, counts, raw["finished"],
+                  program.digest(), _executed_digest(program, raw["task_pc"]))

@@ -1,0 +1,1 @@
+"""The engines that run a compiled workload program on a modeled machine."""

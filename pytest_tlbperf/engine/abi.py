@@ -1,0 +1,98 @@
+"""Integer codes shared by the reference engine, the compiled workload
+programs and (later) the native engine. Changing a value here changes the
+model version.
+"""
+
+# --- workload ops: every op is four ints (code, a, b, c) -------------------
+OP_ACCESS = 1      # a=first page, b=npages, c=write: touch pages (TLB, walk, fault)
+OP_COMPUTE = 2     # a=cycles of user work
+OP_MADVISE = 3     # a=first page, b=npages: madvise(MADV_DONTNEED), zap + flush
+OP_MUNMAP = 4      # a=first page, b=npages, c=free page tables of whole 2M regions
+OP_MPROTECT = 5    # a=first page, b=npages: change protection, flush
+OP_SLEEP = 6       # a=cycles: block, wake up later on the same CPU
+OP_YIELD = 7       # sched_yield(): let the next runnable task of this CPU run
+OP_MIGRATE = 8     # a=cpu: move to another CPU (load balancing)
+OP_MARK = 9        # iteration boundary for per-iteration metrics (madvise_ns)
+OP_MEMBARRIER = 10  # membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+OP_EXIT = 11       # do_exit(): exit_mm, and exit_mmap if this was the last user
+
+OP_NAMES = {
+    OP_ACCESS: "access", OP_COMPUTE: "compute", OP_MADVISE: "madvise",
+    OP_MUNMAP: "munmap", OP_MPROTECT: "mprotect", OP_SLEEP: "sleep",
+    OP_YIELD: "yield", OP_MIGRATE: "migrate", OP_MARK: "mark",
+    OP_MEMBARRIER: "membarrier", OP_EXIT: "exit",
+}
+
+# --- events -------------------------------------------------------------------
+EV_STEP = 1        # a CPU runs the next op of its current task (or its idle loop)
+EV_WAKE = 2        # a task becomes runnable on a CPU (spawn, wake-up, migration)
+EV_IPI = 3         # a cross-call IPI reaches its target; b=1 once delivered
+EV_CALL_DONE = 4   # the initiator of a cross-call has every ack it waits for
+EV_SPEC_WALK = 5   # a speculative walk through one paging-structure cache entry
+EV_WATCHDOG = 6    # an initiator has waited `watchdog` for its cross-call
+
+# --- cross-call kinds ---------------------------------------------------------
+CALL_FLUSH = 1       # flush_tlb_func
+CALL_UNLAZY = 2      # switch a lazy CPU off a dying mm (shootdown / hazard pointer)
+CALL_MEMBARRIER = 3  # ipi_mb
+
+# what the initiator does when its cross-call completes
+CONT_STEP = 1        # go on with the next op
+CONT_EXIT_MMAP = 2   # exit_mmap's flush returned: free tables, mmdrop, finish exit
+CONT_EXIT_FREE = 3   # lazy users were shot down: free the mm, finish exit
+
+# --- policy knobs as integers ------------------------------------------------
+KNOB_VALUES = {
+    "lazy_tlb": ("stay", "switch_to_init_mm"),
+    "lazy_cpumask": ("keep", "clear"),
+    "flush_lazy_cpus": ("never", "freed_tables", "always"),
+    "flush_local": ("before_remote", "concurrent"),
+    "flush_wait": ("done", "ack"),
+    "lazy_mm_ref": ("refcount", "hazard_pointer", "shootdown", "none"),
+    "pv_flush": (False, True),
+    "idle_leave_mm": ("tlb_flushed_states", "never"),
+    "switch_mm_barrier": ("implicit", "explicit"),
+}
+# integer knobs with their lower bound
+INT_KNOBS = {"flush_ceiling": 0}
+
+LAZY_STAY, LAZY_SWITCH_TO_INIT = 0, 1
+CPUMASK_KEEP, CPUMASK_CLEAR = 0, 1
+FLUSH_LAZY_NEVER, FLUSH_LAZY_FREED, FLUSH_LAZY_ALWAYS = 0, 1, 2
+LOCAL_BEFORE_REMOTE, LOCAL_CONCURRENT = 0, 1
+WAIT_DONE, WAIT_ACK = 0, 1
+REF_REFCOUNT, REF_HAZARD, REF_SHOOTDOWN, REF_NONE = 0, 1, 2, 3
+IDLE_LEAVE_FLUSHED, IDLE_LEAVE_NEVER = 0, 1
+BARRIER_IMPLICIT, BARRIER_EXPLICIT = 0, 1
+
+# --- violation kinds (contract names) ----------------------------------------
+V_STALE_TLB = 0
+V_FREED_TABLE_WALK = 1
+V_LAZY_MM_UAF = 2
+V_HANG = 3
+V_MEMBARRIER_ORDER = 4
+VIOLATION_KINDS = ("stale_tlb", "freed_table_walk", "lazy_mm_use_after_free",
+                   "hang", "membarrier_order")
+
+SEV_ERROR, SEV_SILENT, SEV_HANG = 0, 1, 2
+SEVERITIES = ("error", "silent", "hang")
+
+# --- trace records: (time_cycles, cpu, code, a, b) ----------------------------
+TR_SWITCH = 1        # a=next task (-1 idle), b=its mm (0 = none)
+TR_SWITCH_MM = 2     # a=prev loaded mm, b=next mm
+TR_LAZY = 3          # a=mm kept loaded (enter_lazy_tlb)
+TR_CPUMASK_CLEAR = 4  # a=mm
+TR_FLUSH = 5         # a=mm, b=number of CPUs sent an IPI (initiator side)
+TR_IPI = 6           # a=call kind, b=initiator
+TR_IDLE = 7          # a=C-state index
+TR_WAKE = 8          # a=woken by (0 timer/task, 1 IPI)
+TR_PSC_FILL = 9      # a=page-table page, b=mm
+TR_TABLE_FREE = 10   # a=page-table page, b=mm
+TR_SKIP = 11         # a=cpu skipped by the initiator, b=mm
+TR_MM_FREE = 12      # a=mm
+TR_LEAVE_MM = 13     # a=mm left
+TR_WALK = 14         # a=page-table page, b=mm (speculative walk)
+TR_ACCESS_STALE = 15  # a=page, b=mm
+TR_HUNG = 16         # a=cpu that stopped answering
+TR_PV_DEFER = 17     # a=vCPU whose flush was deferred to VM entry
+TR_EXIT = 18         # a=task, b=mm

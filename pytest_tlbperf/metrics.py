@@ -1,0 +1,74 @@
+"""The metric registry (DESIGN §3.5): one place that says what each metric
+means, its unit, and which direction is better. Metrics are computed here,
+in Python, from the integer counters an engine returns, so both engines
+report the same numbers by construction."""
+
+from __future__ import annotations
+
+
+class Metric:
+    __slots__ = ("name", "unit", "better", "description")
+
+    def __init__(self, name: str, unit: str, better: str, description: str):
+        if better not in ("lower", "higher"):
+            raise ValueError(f"metric {name}: better must be 'lower' or 'higher'")
+        self.name, self.unit, self.better, self.description = name, unit, better, description
+
+    def __repr__(self):
+        return f"Metric({self.name!r}, unit={self.unit!r}, better={self.better!r})"
+
+
+METRICS = {m.name: m for m in (
+    Metric("makespan_ns", "ns", "lower", "simulated time until the last task finished"),
+    Metric("ops_per_sec", "ops/s", "higher", "workload ops completed per simulated second"),
+    Metric("flush_latency_ns_p50", "ns", "lower",
+           "median time from flush_tlb_mm_range() entry to its return"),
+    Metric("flush_latency_ns_p99", "ns", "lower",
+           "99th percentile of the same (nearest rank)"),
+    Metric("madvise_ns", "ns", "lower",
+           "mean time of one madvise(DONTNEED)+touch iteration (seed 002); only for "
+           "workloads that mark iterations"),
+    Metric("ipis", "IPIs", "lower", "cross-call IPIs sent (flush, shootdown, membarrier)"),
+    Metric("ipis_to_idle", "IPIs", "lower", "IPIs that woke a CPU halted in a C-state"),
+    Metric("ipis_to_lazy", "IPIs", "lower", "IPIs handled by a CPU in lazy TLB mode"),
+    Metric("cr3_writes", "writes", "lower", "CR3 loads in switch_mm_irqs_off()"),
+    Metric("full_flushes", "flushes", "lower", "whole-ASID (or whole-TLB) flushes"),
+    Metric("invlpg", "pages", "lower", "single-page INVLPG flushes"),
+    Metric("tlb_misses", "misses", "lower", "user accesses that missed the TLB"),
+    Metric("atomic_contention_ns", "ns", "lower",
+           "time atomics waited for, and pulled, contended lines (mm_count, mm_cpumask, "
+           "tlb_gen)"),
+    Metric("idle_wakeups", "wakeups", "lower", "exits from a C-state (timer, task or IPI)"),
+)}
+
+
+def percentile(sorted_values, pct: int) -> int:
+    """Nearest-rank percentile of integers (no interpolation, no floats)."""
+    if not sorted_values:
+        return 0
+    rank = max(1, -(-pct * len(sorted_values) // 100))
+    return sorted_values[rank - 1]
+
+
+def compute(raw: dict, profile) -> dict:
+    """Metric values from an engine's raw counters."""
+    ns = profile.ns_from_cycles
+    counters = raw["counters"]
+    lat = sorted(raw["flush_latency"])
+    makespan = ns(raw["end"])
+    out = {
+        "makespan_ns": makespan,
+        "ops_per_sec": (counters["ops"] * 1_000_000_000 / makespan) if makespan else 0.0,
+        "flush_latency_ns_p50": ns(percentile(lat, 50)),
+        "flush_latency_ns_p99": ns(percentile(lat, 99)),
+    }
+    spans = [(last - first, count - 1) for first, last, count in raw["marks"] if count > 1]
+    if spans:
+        total = sum(span for span, _ in spans)
+        iterations = sum(n for _, n in spans)
+        out["madvise_ns"] = ns(total // iterations)
+    for name in ("ipis", "ipis_to_idle", "ipis_to_lazy", "cr3_writes", "full_flushes",
+                 "invlpg", "tlb_misses", "idle_wakeups"):
+        out[name] = counters[name]
+    out["atomic_contention_ns"] = ns(counters["atomic_contention"])
+    return {name: out[name] for name in METRICS if name in out}

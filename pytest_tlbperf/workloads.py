@@ -1,0 +1,398 @@
+"""Workload builders (DESIGN §3.8). A builder returns a `Workload`; the engine
+compiles it for a profile and a seed into a `Program`: plain op lists per
+task, drawn from the seed's *workload* stream only, so every policy run
+with the same seed executes the same per-task op sequence.
+
+Each builder's docstring says which kernel behaviour it stresses and which
+seed thread it speaks to. Defaults give a quick but meaningful run; every
+parameter scales it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .engine import abi
+from .engine.prng import STREAM_WORKLOAD, Stream
+from .errors import WorkloadError
+
+__all__ = ["Workload", "Program", "TaskSpec", "madvise_dontneed", "munmap_storm",
+           "kernel_build", "idle_server", "context_switch", "exit_storm", "vm_overcommit",
+           "BUILDERS"]
+
+REGION = 512   # pages per page-table page (2 MiB)
+HOT_PAGES = 16
+
+
+class TaskSpec:
+    """One task: the mm template it runs in (-1: a kernel thread), the CPU it
+    starts on, its start time in cycles and its ops (4 ints each)."""
+
+    __slots__ = ("mm", "cpu", "start", "ops")
+
+    def __init__(self, mm: int, cpu: int, start: int, ops: tuple):
+        self.mm, self.cpu, self.start, self.ops = mm, cpu, start, ops
+
+
+class Program:
+    """A compiled workload: mm templates (pages each) and tasks."""
+
+    __slots__ = ("name", "mm_pages", "tasks")
+
+    def __init__(self, name: str, mm_pages: list, tasks: list):
+        self.name, self.mm_pages, self.tasks = name, mm_pages, tasks
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        h.update(repr(self.mm_pages).encode())
+        for t in self.tasks:
+            h.update(repr((t.mm, t.cpu, t.start, t.ops)).encode())
+        return h.hexdigest()[:16]
+
+    def validate(self, profile) -> None:
+        for i, t in enumerate(self.tasks):
+            if not 0 <= t.cpu < profile.cpus:
+                raise WorkloadError(f"{self.name}: task {i} starts on cpu{t.cpu}, but "
+                                    f"{profile.name} has {profile.cpus} CPUs")
+            if t.mm >= len(self.mm_pages):
+                raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
+
+
+class _Task:
+    """Records one task's ops; times are given in ns/us and stored in cycles."""
+
+    def __init__(self, builder, mm, cpu, start):
+        self.b, self.mm, self.cpu, self.start = builder, mm, cpu, start
+        self.ops = []
+
+    def _op(self, code, a=0, b=0, c=0):
+        self.ops += (code, a, b, c)
+        return self
+
+    def access(self, page, npages=1, write=True):
+        return self._op(abi.OP_ACCESS, page, npages, int(write))
+
+    def compute_us(self, us):
+        return self._op(abi.OP_COMPUTE, self.b.cycles(us * 1000))
+
+    def compute_ns(self, ns):
+        return self._op(abi.OP_COMPUTE, self.b.cycles(ns))
+
+    def madvise(self, page, npages=1):
+        return self._op(abi.OP_MADVISE, page, npages)
+
+    def munmap(self, page, npages, free_tables=True):
+        return self._op(abi.OP_MUNMAP, page, npages, int(free_tables))
+
+    def mprotect(self, page, npages=1):
+        return self._op(abi.OP_MPROTECT, page, npages)
+
+    def sleep_us(self, us):
+        return self._op(abi.OP_SLEEP, self.b.cycles(us * 1000))
+
+    def yield_(self):
+        return self._op(abi.OP_YIELD)
+
+    def migrate(self, cpu):
+        return self._op(abi.OP_MIGRATE, cpu)
+
+    def mark(self):
+        return self._op(abi.OP_MARK)
+
+    def membarrier(self):
+        return self._op(abi.OP_MEMBARRIER)
+
+    def exit(self):
+        return self._op(abi.OP_EXIT)
+
+
+class _Builder:
+    def __init__(self, name, profile, seed):
+        self.name, self.profile = name, profile
+        self.rng = Stream(seed, STREAM_WORKLOAD)
+        self.mm_pages = []
+        self.tasks = []
+
+    def cycles(self, ns):
+        return self.profile.cycles_from_ns(int(ns))
+
+    def mm(self, npages):
+        self.mm_pages.append(npages)
+        return len(self.mm_pages) - 1
+
+    def task(self, mm, cpu, start_us=0):
+        t = _Task(self, mm, cpu, self.cycles(start_us * 1000))
+        self.tasks.append(t)
+        return t
+
+    def kthread(self, cpu, start_us=0):
+        return self.task(-1, cpu, start_us)
+
+    def program(self):
+        return Program(self.name, list(self.mm_pages),
+                       [TaskSpec(t.mm, t.cpu, t.start, tuple(t.ops)) for t in self.tasks])
+
+
+class Workload:
+    """A named, parametrized workload. `compile(profile, seed)` gives the op
+    program the engines run."""
+
+    __slots__ = ("name", "params", "_build")
+
+    def __init__(self, name, build, params):
+        self.name, self._build, self.params = name, build, dict(params)
+
+    def compile(self, profile, seed: int) -> Program:
+        b = _Builder(self.name, profile, seed)
+        self._build(b, profile, **self.params)
+        program = b.program()
+        program.validate(profile)
+        return program
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({args})"
+
+    def __eq__(self, other):
+        return isinstance(other, Workload) and (self.name, self.params) == (other.name,
+                                                                              other.params)
+
+    def __hash__(self):
+        return hash((self.name, tuple(sorted(self.params.items()))))
+
+
+def _positive(name, **values):
+    for key, value in values.items():
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise WorkloadError(f"{name}: {key} must be a positive integer, got {value!r}")
+
+
+def _cpus(name, profile, wanted, default_cap):
+    n = min(profile.cpus, default_cap) if wanted is None else wanted
+    if n > profile.cpus:
+        raise WorkloadError(f"{name}: asks for {n} CPUs, {profile.name} has {profile.cpus}")
+    return n
+
+
+# --------------------------------------------------------------------- builders
+
+def madvise_dontneed(threads: int = 2, iterations: int = 200) -> Workload:
+    """Seed 002's microbenchmark: each of `threads` threads of one process,
+    on its own core, loops madvise(MADV_DONTNEED) of one page and a touch
+    that faults it back in. Every madvise flushes one page on every other
+    thread's CPU, so the per-iteration time (`madvise_ns`) is the flush
+    round trip plus the IPIs the other threads send. It is the calibration
+    workload of `haswell-4c` and what concurrent and async flushing speed up."""
+    _positive("madvise_dontneed", threads=threads, iterations=iterations)
+
+    def build(b, profile, threads, iterations):
+        if threads > profile.cores:
+            raise WorkloadError(f"madvise_dontneed: {threads} threads need {threads} cores, "
+                                f"{profile.name} has {profile.cores}")
+        mm = b.mm(REGION)
+        for i in range(threads):
+            page = 8 * i
+            t = b.task(mm, i, start_us=b.rng.below(4000) / 1000)  # cpu i: core i
+            t.access(page).mark()
+            for _ in range(iterations):
+                t.madvise(page).access(page).mark()
+    return Workload("madvise_dontneed", build, {"threads": threads, "iterations": iterations})
+
+
+def munmap_storm(threads: int = 4, iterations: int = 40, regions: int = 4) -> Workload:
+    """Threads of one process share `regions` 2 MiB regions: they touch
+    windows of shared pages, madvise parts away and munmap whole regions
+    (freeing their page tables) while siblings sleep and go lazy. It stresses
+    flushes with freed tables, lazy CPUs in mm_cpumask and stale
+    translations of shared pages (the oracle's stale_tlb)."""
+    _positive("munmap_storm", threads=threads, iterations=iterations, regions=regions)
+
+    def build(b, profile, threads, iterations, regions):
+        n = _cpus("munmap_storm", profile, threads, threads)
+        # region 0 holds a small hot set every thread reads (shared
+        # metadata); the others are the storm's arenas
+        mm = b.mm((regions + 1) * REGION)
+        rng = b.rng
+        for i in range(n):
+            t = b.task(mm, i, start_us=rng.below(20))
+            for _ in range(iterations):
+                region = 1 + rng.below(regions)
+                t.access(0, HOT_PAGES, write=False)
+                t.access(region * REGION + rng.below(REGION - 8), 8)
+                t.compute_us(rng.between(1, 4))
+                roll = rng.below(100)
+                if roll < 15:
+                    t.munmap((1 + rng.below(regions)) * REGION, REGION, free_tables=True)
+                elif roll < 45:
+                    t.madvise(region * REGION + rng.below(REGION - 16), rng.between(1, 16))
+                elif roll < 55:
+                    t.mprotect(region * REGION + rng.below(REGION - 4), 4)
+                elif roll < 65:
+                    t.madvise(rng.below(HOT_PAGES), 1)
+                if rng.below(100) < 25:
+                    t.sleep_us(rng.between(5, 60))
+    return Workload("munmap_storm", build,
+                    {"threads": threads, "iterations": iterations, "regions": regions})
+
+
+def kernel_build(jobs: int = 32, cpus: int | None = None) -> Workload:
+    """`make -j`: short-lived single-threaded compiler processes that fault
+    in memory, munmap (freeing page tables), block on I/O, get migrated by
+    the load balancer and exit, with per-CPU kworkers waking in between.
+    CPUs a job left behind stay lazily on its mm. This is the workload of the
+    2017 report (seed 000: "hangs when building e.g. perf"): with v4.14-rc1's
+    lazy mode those CPUs miss the flush that frees the tables and walk
+    through them speculatively."""
+    _positive("kernel_build", jobs=jobs, cpus=cpus)
+
+    def build(b, profile, jobs, cpus):
+        n = _cpus("kernel_build", profile, cpus, 16)
+        rng = b.rng
+        for i in range(jobs):
+            mm = b.mm(4 * REGION)
+            cpu = rng.below(n)
+            t = b.task(mm, cpu, start_us=rng.below(40 * jobs))
+            for _ in range(rng.between(2, 4)):
+                region = rng.below(4)
+                t.access(region * REGION + rng.below(REGION - 64), rng.between(16, 64))
+                t.compute_us(rng.between(20, 60))
+                roll = rng.below(100)
+                if roll < 50:
+                    t.munmap(rng.below(4) * REGION, REGION, free_tables=True)
+                elif roll < 75:
+                    t.madvise(region * REGION + rng.below(REGION - 32), rng.between(1, 32))
+                if rng.below(100) < 40:
+                    t.sleep_us(rng.between(30, 200))
+                if rng.below(100) < 35:
+                    t.migrate(rng.below(n))
+            t.exit()
+        for cpu in range(n):
+            k = b.kthread(cpu, start_us=rng.below(100))
+            for _ in range(jobs // 4 + 2):
+                k.sleep_us(rng.between(80, 300)).compute_us(rng.between(2, 8))
+    return Workload("kernel_build", build, {"jobs": jobs, "cpus": cpus})
+
+
+def idle_server(workers: int | None = None, requests: int = 30) -> Workload:
+    """A request-driven server: one worker thread per CPU sleeps between
+    requests long enough for deep C-states, then touches its buffer, works
+    and madvises the buffer away (allocator purge); rarely it unmaps a chunk.
+    Only exit frees page tables, so lazy CPUs get IPIs on every flush or
+    almost never, depending on the policy. Sleeping workers' CPUs are idle *and* lazy on the server's mm, so
+    whether flushes IPI lazy CPUs decides how many idle CPUs are woken and
+    how long flushes wait for C-state exits (seed 001: "especially on
+    systems with deep C states")."""
+    _positive("idle_server", workers=workers, requests=requests)
+
+    def build(b, profile, workers, requests):
+        n = _cpus("idle_server", profile, workers, 16)
+        mm = b.mm((n + 1) * REGION)
+        rng = b.rng
+        for i in range(n):
+            own = (i + 1) * REGION
+            t = b.task(mm, i, start_us=rng.below(500))
+            for _ in range(requests):
+                t.sleep_us(rng.between(200, 2000))
+                t.access(rng.below(64), 4, write=False)          # shared state
+                buf = own + rng.below(REGION - 16)
+                t.access(buf, 8)
+                t.compute_us(rng.between(10, 40))
+                if rng.below(100) < 60:
+                    t.madvise(buf, rng.between(1, 8))
+                if rng.below(100) < 4:
+                    # the allocator returns a chunk; its page table stays
+                    t.munmap(own + rng.below(REGION - 64), 64, free_tables=False)
+    return Workload("idle_server", build, {"workers": workers, "requests": requests})
+
+
+def context_switch(cpus: int | None = None, rounds: int = 20) -> Workload:
+    """Every CPU alternates a thread of one big process with a kworker (a
+    lazy-TLB switch and back, each time), and every fourth CPU also runs a
+    thread of a second process (a real mm switch: PCID/ASID reuse). Thread 0
+    occasionally madvises and unmaps. It measures what lazy mode saves
+    (cr3_writes: seed 000's "switching to init_mm isn't so bad" with PCID) and
+    what refcounting lazy mms costs: every lazy switch is an mmgrab/mmdrop on
+    the one shared mm_count line (seed 003's hazard pointers remove that)."""
+    _positive("context_switch", cpus=cpus, rounds=rounds)
+
+    def build(b, profile, cpus, rounds):
+        n = _cpus("context_switch", profile, cpus, profile.cpus)
+        big = b.mm(2 * REGION)
+        other = b.mm(REGION)
+        rng = b.rng
+        for cpu in range(n):
+            t = b.task(big, cpu, start_us=rng.below(10))
+            k = b.kthread(cpu, start_us=rng.below(10))
+            o = b.task(other, cpu, start_us=rng.below(10)) if cpu % 4 == 0 else None
+            for r in range(rounds):
+                t.access(rng.below(2 * REGION - 4), 4).compute_ns(rng.between(500, 2000))
+                if cpu == 0 and r % 5 == 4:
+                    t.madvise(rng.below(REGION), 2)
+                    if r % 10 == 9:
+                        t.munmap(REGION, REGION, free_tables=True)
+                t.yield_()
+                k.compute_ns(rng.between(300, 1000)).yield_()
+                if o is not None:
+                    o.access(rng.below(REGION - 4), 4).compute_ns(rng.between(500, 1500))
+                    o.yield_()
+    return Workload("context_switch", build, {"cpus": cpus, "rounds": rounds})
+
+
+def exit_storm(processes: int = 24, threads: int = 4, cpus: int | None = None) -> Workload:
+    """Short-lived multi-threaded processes whose threads exit one by one on
+    different CPUs: each CPU a thread leaves goes idle, lazily borrowing the
+    dying mm, until the last thread's exit_mmap and __mmdrop. Whatever keeps a
+    lazily used mm alive (refcount, hazard pointer, shootdown IPIs) is on the
+    line here; with no protection (lazy_mm_ref="none") the mm is freed under
+    the lazy CPUs (seed 003's question of keeping an mm_struct from being
+    freed at an inopportune time)."""
+    _positive("exit_storm", processes=processes, threads=threads, cpus=cpus)
+
+    def build(b, profile, processes, threads, cpus):
+        n = _cpus("exit_storm", profile, cpus, 16)
+        if threads > n:
+            raise WorkloadError(f"exit_storm: {threads} threads per process need {threads} "
+                                f"CPUs, only {n} are used")
+        rng = b.rng
+        for p in range(processes):
+            mm = b.mm(2 * REGION)
+            start = rng.below(30 * processes)
+            first = rng.below(n)
+            for i in range(threads):
+                t = b.task(mm, (first + i) % n, start_us=start + i)
+                t.access(rng.below(2 * REGION - 16), 16)
+                t.compute_us(rng.between(5, 40) + 10 * i)
+                t.exit()
+    return Workload("exit_storm", build,
+                    {"processes": processes, "threads": threads, "cpus": cpus})
+
+
+def vm_overcommit(threads: int | None = None, iterations: int = 20) -> Workload:
+    """A multi-threaded process in a KVM guest whose vCPUs the host keeps
+    preempting: threads madvise and munmap while siblings sleep. An IPI to a
+    preempted vCPU waits for the host to run it again (milliseconds) unless
+    the KVM PV TLB flush defers that vCPU's flush to its next VM entry (seed
+    001: IPI service time "through the roof" for idle and preempted vCPUs)."""
+    _positive("vm_overcommit", threads=threads, iterations=iterations)
+
+    def build(b, profile, threads, iterations):
+        n = _cpus("vm_overcommit", profile, threads, profile.cpus)
+        mm = b.mm((n + 1) * REGION)
+        rng = b.rng
+        for i in range(n):
+            own = (i + 1) * REGION
+            t = b.task(mm, i, start_us=rng.below(50))
+            for _ in range(iterations):
+                t.access(own + rng.below(REGION - 8), 8)
+                t.compute_us(rng.between(20, 80))
+                if rng.below(100) < 50:
+                    t.madvise(own + rng.below(REGION - 4), rng.between(1, 4))
+                elif rng.below(100) < 10:
+                    t.munmap(own, REGION, free_tables=True)
+                if rng.below(100) < 20:
+                    t.sleep_us(rng.between(100, 500))
+    return Workload("vm_overcommit", build, {"threads": threads, "iterations": iterations})
+
+
+BUILDERS = {f.__name__: f for f in (madvise_dontneed, munmap_storm, kernel_build, idle_server,
+                                    context_switch, exit_storm, vm_overcommit)}
