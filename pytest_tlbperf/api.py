@@ -20,15 +20,17 @@ class Result:
     """What one run returns: metrics, violations and where they came from."""
 
     __slots__ = ("workload", "profile", "policy", "seed", "engine", "metrics", "violations",
-                 "violation_counts", "finished", "program_digest", "executed_digest")
+                 "violation_counts", "ipis_by_cpu", "finished", "program_digest",
+                 "executed_digest")
 
     def __init__(self, workload, profile, policy, seed, engine, metrics, violations,
-                 violation_counts, finished, program_digest, executed_digest):
+                 violation_counts, ipis_by_cpu, finished, program_digest, executed_digest):
         self.workload, self.profile, self.policy = workload, profile, policy
         self.seed, self.engine = seed, engine
         self.metrics = metrics
         self.violations = violations
         self.violation_counts = violation_counts
+        self.ipis_by_cpu = ipis_by_cpu          # cross-call IPIs each CPU handled
         self.finished = finished
         self.program_digest = program_digest
         self.executed_digest = executed_digest
@@ -38,7 +40,8 @@ class Result:
             "workload": self.workload, "profile": self.profile, "policy": self.policy,
             "seed": self.seed, "engine": self.engine, "metrics": dict(self.metrics),
             "violations": [v.to_dict() for v in self.violations],
-            "violation_counts": dict(self.violation_counts), "finished": self.finished,
+            "violation_counts": dict(self.violation_counts),
+            "ipis_by_cpu": list(self.ipis_by_cpu), "finished": self.finished,
             "program_digest": self.program_digest, "executed_digest": self.executed_digest,
         }
 
@@ -93,5 +96,6 @@ def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
                   for kind, sev, cpu, t, trace in raw["violations"]]
     counts = {abi.VIOLATION_KINDS[i]: n for i, n in enumerate(raw["violation_counts"]) if n}
     return Result(workload.name, prof.name, pol.policy_name(), seed, chosen,
-                  metrics.compute(raw, prof), violations, counts, raw["finished"],
+                  metrics.compute(raw, prof), violations, counts, tuple(raw["ipis_received"]),
+                  raw["finished"],
                   program.digest(), _executed_digest(program, raw["task_pc"]))

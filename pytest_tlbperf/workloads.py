@@ -16,7 +16,7 @@ from .engine import abi
 from .engine.prng import STREAM_WORKLOAD, Stream
 from .errors import WorkloadError
 
-__all__ = ["Workload", "Program", "TaskSpec", "madvise_dontneed", "munmap_storm",
+__all__ = ["Workload", "Program", "TaskSpec", "ProgramBuilder", "TaskBuilder", "custom", "madvise_dontneed", "munmap_storm",
            "kernel_build", "idle_server", "context_switch", "exit_storm", "vm_overcommit",
            "BUILDERS"]
 
@@ -58,7 +58,7 @@ class Program:
                 raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
 
 
-class _Task:
+class TaskBuilder:
     """Records one task's ops; times are given in ns/us and stored in cycles."""
 
     def __init__(self, builder, mm, cpu, start):
@@ -106,7 +106,11 @@ class _Task:
         return self._op(abi.OP_EXIT)
 
 
-class _Builder:
+class ProgramBuilder:
+    """What a build function gets: `mm(npages)` makes an mm template,
+    `task(mm, cpu, start_us)` / `kthread(cpu, start_us)` a task to fill with
+    ops, `rng` is the seed's workload stream."""
+
     def __init__(self, name, profile, seed):
         self.name, self.profile = name, profile
         self.rng = Stream(seed, STREAM_WORKLOAD)
@@ -121,7 +125,7 @@ class _Builder:
         return len(self.mm_pages) - 1
 
     def task(self, mm, cpu, start_us=0):
-        t = _Task(self, mm, cpu, self.cycles(start_us * 1000))
+        t = TaskBuilder(self, mm, cpu, self.cycles(start_us * 1000))
         self.tasks.append(t)
         return t
 
@@ -143,7 +147,7 @@ class Workload:
         self.name, self._build, self.params = name, build, dict(params)
 
     def compile(self, profile, seed: int) -> Program:
-        b = _Builder(self.name, profile, seed)
+        b = ProgramBuilder(self.name, profile, seed)
         self._build(b, profile, **self.params)
         program = b.program()
         program.validate(profile)
@@ -172,6 +176,24 @@ def _cpus(name, profile, wanted, default_cap):
     if n > profile.cpus:
         raise WorkloadError(f"{name}: asks for {n} CPUs, {profile.name} has {profile.cpus}")
     return n
+
+
+def custom(name: str, build, **params) -> Workload:
+    """A workload of your own: `build(b, profile, **params)` fills the
+    ProgramBuilder `b`. Draw every random choice from `b.rng` so a seed
+    fixes the workload for every policy.
+
+        def pingpong(b, profile, rounds):
+            mm = b.mm(512)
+            for cpu in (0, 1):
+                t = b.task(mm, cpu)
+                for _ in range(rounds):
+                    t.access(cpu * 8).madvise(cpu * 8)
+        w = tp.workloads.custom("pingpong", pingpong, rounds=10)
+    """
+    if not callable(build):
+        raise WorkloadError(f"custom workload {name!r}: build must be callable")
+    return Workload(name, build, params)
 
 
 # --------------------------------------------------------------------- builders
@@ -204,7 +226,9 @@ def munmap_storm(threads: int = 4, iterations: int = 40, regions: int = 4) -> Wo
     windows of shared pages, madvise parts away and munmap whole regions
     (freeing their page tables) while siblings sleep and go lazy. It stresses
     flushes with freed tables, lazy CPUs in mm_cpumask and stale
-    translations of shared pages (the oracle's stale_tlb)."""
+    translations of shared pages (the oracle's stale_tlb): seed 002's rule
+    that async flushing must not free tables, and seed 001's "propagate
+    flushes everywhere that could have references to the flushed range"."""
     _positive("munmap_storm", threads=threads, iterations=iterations, regions=regions)
 
     def build(b, profile, threads, iterations, regions):

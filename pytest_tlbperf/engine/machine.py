@@ -226,6 +226,7 @@ class Machine:
         self.n_cr3 = self.n_full_flushes = self.n_invlpg = self.n_tlb_misses = 0
         self.n_contention = self.n_idle_wakeups = self.n_ops = 0
         self.n_faults = self.n_spec_walks = 0
+        self.ipis_received = [0] * n
         self.flush_lat = []
         self.violation_counts = [0] * len(abi.VIOLATION_KINDS)
         self.violations = []
@@ -766,6 +767,7 @@ class Machine:
             self.push(start, x, EV_IPI, cid, 1)
             return
         self.vcpu_sync(x)
+        self.ipis_received[x] += 1
         if self.is_lazy[x]:
             self.n_ipis_to_lazy += 1
         self.ring(x, abi.TR_IPI, call.kind, call.initiator)
@@ -1204,6 +1206,7 @@ class Machine:
                 "page_faults": self.n_faults, "spec_walks": self.n_spec_walks,
             },
             "flush_latency": list(self.flush_lat),
+            "ipis_received": list(self.ipis_received),
             "marks": [tuple(m) for m in self.task_marks],
             "task_pc": list(self.task_pc),
             "violation_counts": list(self.violation_counts),

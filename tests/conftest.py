@@ -1,0 +1,50 @@
+"""Shared helpers: policies that set one knob each (so a test names the knob
+it is about), and micro workloads built op by op."""
+
+import pytest
+
+import pytest_tlbperf as tp
+
+
+class V414(tp.Policy):
+    """v4.14-rc1 (94b1b03b519b): lazy CPUs leave mm_cpumask and get no IPIs."""
+    lazy_cpumask = "clear"
+    flush_lazy_cpus = "never"
+
+
+class LazyFreed(tp.Policy):
+    lazy_cpumask = "keep"
+    flush_lazy_cpus = "freed_tables"
+
+
+class LazyAlways(tp.Policy):
+    lazy_cpumask = "keep"
+    flush_lazy_cpus = "always"
+
+
+class DropLazy(tp.Policy):
+    lazy_tlb = "switch_to_init_mm"
+
+
+class Hazard(tp.Policy):
+    lazy_mm_ref = "hazard_pointer"
+
+
+class Shootdown(tp.Policy):
+    lazy_mm_ref = "shootdown"
+
+
+class NoLazyRef(tp.Policy):
+    lazy_mm_ref = "none"
+
+
+class NoPV(tp.Policy):
+    pv_flush = False
+
+
+@pytest.fixture
+def micro():
+    """micro(build) -> a custom workload from `build(b, profile)`."""
+    def make(build, name="micro"):
+        return tp.workloads.custom(name, lambda b, profile: build(b, profile))
+    return make

@@ -1,0 +1,26 @@
+import pytest_tlbperf as tp
+from pytest_tlbperf.metrics import METRICS, percentile
+
+CONTRACT = {"makespan_ns", "ops_per_sec", "flush_latency_ns_p50", "flush_latency_ns_p99",
+            "madvise_ns", "ipis", "ipis_to_idle", "ipis_to_lazy", "cr3_writes",
+            "full_flushes", "invlpg", "tlb_misses", "atomic_contention_ns", "idle_wakeups"}
+
+
+def test_registry_is_the_contract():
+    assert set(METRICS) == CONTRACT
+    assert METRICS["ops_per_sec"].better == "higher"
+    assert all(m.better == "lower" for name, m in METRICS.items() if name != "ops_per_sec")
+    assert METRICS["flush_latency_ns_p99"].unit == "ns"
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50 and percentile(values, 99) == 99
+    assert percentile([7], 99) == 7 and percentile([], 50) == 0
+
+
+def test_madvise_ns_only_where_iterations_are_marked():
+    r = tp.run(tp.workloads.madvise_dontneed(iterations=20), "haswell-4c")
+    assert r.metrics["madvise_ns"] > 0
+    assert "madvise_ns" not in tp.run(tp.workloads.exit_storm(processes=2), "haswell-4c").metrics
+    assert set(r.metrics) == CONTRACT
