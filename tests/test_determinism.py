@@ -18,12 +18,13 @@ def test_same_seed_same_result_in_one_process():
     assert a.violations[0].trace == b.violations[0].trace
 
 
-def test_same_seed_same_result_across_processes():
+def test_same_seed_same_result_across_processes(tmp_path):
     code = ("import json, pytest_tlbperf as tp;"
             "r = tp.run(tp.workloads.munmap_storm(), 'skylake-2s', 'mainline', seed=5);"
             "print(json.dumps(r.to_dict(), sort_keys=True))")
+    # another interpreter, another hash seed, run outside the source tree
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"PYTHONHASHSEED": "123"}).stdout
+                         check=True, cwd=tmp_path, env={"PYTHONHASHSEED": "123"}).stdout
     here = tp.run(W.munmap_storm(), "skylake-2s", "mainline", seed=5).to_dict()
     assert json.loads(out) == json.loads(json.dumps(here, sort_keys=True))
 
