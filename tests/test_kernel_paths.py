@@ -106,3 +106,31 @@ def test_ipis_to_idle_cpus_pay_c_state_exit_latency(micro):
     fast = tp.run(micro(build), "skylake-2s", LazyFreed)
     assert fast.metrics["flush_latency_ns_p50"] < 5_000
     assert 133_000 <= fast.metrics["flush_latency_ns_p99"] < 140_000
+
+
+def test_hung_cpu_makes_the_next_flush_hang(micro):
+    """The 2017 chain end to end on zen1-epyc: a flush that frees a page table
+    skips a running CPU (a deliberately broken hook), that CPU's speculative
+    walk through the freed table hangs it, and the next flush that needs it
+    waits until the watchdog (1 s) reports `hang` on the initiator."""
+    class SkipsCpu1OnFree(tp.Policy):
+        def should_flush_cpu(self, cpu, info):
+            return info.default and not (cpu == 1 and info.freed_tables)
+
+    def build(b, profile):
+        mm = b.mm(1024)
+        b.task(mm, 0).access(0, 4).compute_us(20).munmap(0, 512).compute_us(50) \
+            .access(512).madvise(512)
+        b.task(mm, 1, start_us=5).access(8, 4).compute_us(500)
+
+    r = tp.run(micro(build), "zen1-epyc", SkipsCpu1OnFree)
+    walk = [v for v in r.violations if v.kind == "freed_table_walk"]
+    hang = [v for v in r.violations if v.kind == "hang"]
+    assert [(v.cpu, v.severity) for v in walk] == [(1, "hang")]
+    assert [v.cpu for v in hang] == [0]
+    assert hang[0].time_ns >= 1_000_000_000
+    assert "cpu1 hangs" in "\n".join(hang[0].trace)
+    assert not r.finished
+    # the same program with an honest flush is clean and finishes
+    clean = tp.run(micro(build), "zen1-epyc")
+    assert clean.finished and clean.violations == []

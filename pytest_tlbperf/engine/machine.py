@@ -160,6 +160,7 @@ class Machine:
         self.step_token = [0] * n
         self.step_at = [-1] * n
         self.hung = [0] * n
+        self.hung_at = [0] * n
         self.runq = [deque() for _ in range(n)]
         self.timers = [[] for _ in range(n)]  # wake-up times of tasks homed here
         self.pv_pending = [-1] * n     # KVM_VCPU_FLUSH_TLB: flush at this VM entry
@@ -182,6 +183,8 @@ class Machine:
         self.psc_gen = [[0] * self.psc_n for _ in range(n)]
         self.psc_ep = [[0] * self.psc_n for _ in range(n)]
         self.psc_serial = [[0] * self.psc_n for _ in range(n)]
+        self.psc_mm = [[0] * self.psc_n for _ in range(n)]   # for traces: owner and
+        self.psc_at = [[0] * self.psc_n for _ in range(n)]   # time of the fill
         self.psc_rr = [0] * n
         self.psc_epoch = [[0] * NR_HW_ASIDS for _ in range(n)]
         self.serial = 0
@@ -208,7 +211,7 @@ class Machine:
         self.table_gen = []
         self.table_mm = []
         self.table_cachers = []     # bitmap of CPUs whose PSC may hold it
-        self.table_freed = []       # (time, cpu) of the last free, for traces
+        self.table_frees = []       # per table, free number g: (time, cpu, mm) (traces)
         self.table_pool = []
 
         # --- tasks ------------------------------------------------------------
@@ -306,7 +309,8 @@ class Machine:
         if key in self.seen or len(self.violations) >= MAX_VIOLATIONS:
             return
         self.seen.add(key)
-        trace = sorted(self.history(c) + list(extra))
+        # stable by time: same-time records keep the order they happened in
+        trace = sorted(dict.fromkeys(self.history(c) + list(extra)), key=lambda rec: rec[0])
         self.violations.append((kind, severity, c, self.now, tuple(trace)))
 
     # ------------------------------------------------------------ hardware
@@ -375,6 +379,8 @@ class Machine:
         self.psc_ep[c][slot] = self.psc_epoch[c][key >> 32]
         self.serial += 1
         self.psc_serial[c][slot] = self.serial
+        self.psc_mm[c][slot] = self.table_mm[table]
+        self.psc_at[c][slot] = self.now
         self.table_cachers[table] |= 1 << c
         self.ring(c, abi.TR_PSC_FILL, table, self.table_mm[table])
 
@@ -492,7 +498,7 @@ class Machine:
             self.table_gen.append(0)
             self.table_mm.append(0)
             self.table_cachers.append(0)
-            self.table_freed.append(None)
+            self.table_frees.append([])
         self.table_mm[table] = mm
         self.mm_tables[mm][region] = table
         return table
@@ -502,7 +508,7 @@ class Machine:
         any PSC still pointing at it now points at garbage."""
         self.table_gen[table] += 1
         self.table_pool.append(table)
-        self.table_freed[table] = (self.now, c)
+        self.table_frees[table].append((self.now, c, self.table_mm[table]))
         self.ring(c, abi.TR_TABLE_FREE, table, self.table_mm[table])
         mask = self.table_cachers[table]
         self.table_cachers[table] = 0
@@ -801,7 +807,7 @@ class Machine:
         call = self.calls.get(cid)
         if call is None:
             return
-        extra = [(self.now, x, abi.TR_HUNG, x, 0) for x in range(self.ncpu)
+        extra = [(self.hung_at[x], x, abi.TR_HUNG, x, 0) for x in range(self.ncpu)
                  if self.hung[x] and (call.targets >> x) & 1]
         self.report(abi.V_HANG, abi.SEV_HANG, c, extra)
 
@@ -960,16 +966,20 @@ class Machine:
         self.freed_table_walk(c, slot, table)
 
     def freed_table_walk(self, c, slot, table):
-        self.ring(c, abi.TR_WALK, table, self.table_mm[table])
-        freed_at, freed_by = self.table_freed[table]
+        mm = self.psc_mm[c][slot]
+        self.ring(c, abi.TR_WALK, table, mm)
+        # the free that invalidated this entry: the first one after its fill
+        freed_at, freed_by, _ = self.table_frees[table][self.psc_gen[c][slot]]
         self.report(abi.V_FREED_TABLE_WALK, self.walk_severity, c,
-                    ((freed_at, freed_by, abi.TR_TABLE_FREE, table, self.table_mm[table]),))
+                    ((self.psc_at[c][slot], c, abi.TR_PSC_FILL, table, mm),
+                     (freed_at, freed_by, abi.TR_TABLE_FREE, table, mm)))
         # the walk replaced the entry with whatever the reused page held
         key = self.psc_key[c][slot]
         del self.psc_map[c][key]
         self.psc_key[c][slot] = -1
         if self.walk_severity == abi.SEV_HANG:
             self.hung[c] = 1          # the 2017 AMD hang: this CPU stops answering
+            self.hung_at[c] = self.now
             self.step_token[c] += 1
             self.ring(c, abi.TR_HUNG, c)
 
