@@ -695,13 +695,19 @@ class Machine:
         # Which CPUs in mm_cpumask get an IPI: lazy ones only when the knobs
         # say so (v4.20: only when tables are freed).
         t = self.read_line(c, self.mm_line(mm, 1), t)
+        # native_flush_tlb_multi: on_each_cpu_mask() when every CPU in the
+        # mask is flushed anyway, else on_each_cpu_cond_mask(), which reads
+        # each CPU's cpu_tlbstate_shared.is_lazy line
+        flush_all = (self.k_flush_lazy == abi.FLUSH_LAZY_ALWAYS
+                     or (freed and self.k_flush_lazy == abi.FLUSH_LAZY_FREED))
         targets = []
         mask = self.mm_mask[mm] & ~(1 << c)
         while mask:
             low = mask & -mask
             x = low.bit_length() - 1
             mask ^= low
-            t += self.xfer[self.dist(c, x)]        # read cpu_tlbstate_shared.is_lazy
+            if not flush_all or self.hook is not None:
+                t += self.xfer[self.dist(c, x)]
             lazy = self.is_lazy[x]
             send = (not lazy or self.k_flush_lazy == abi.FLUSH_LAZY_ALWAYS
                     or (freed and self.k_flush_lazy == abi.FLUSH_LAZY_FREED))

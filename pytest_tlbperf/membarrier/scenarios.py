@@ -147,11 +147,12 @@ def switch_to_user_barriers(knobs: Knobs) -> tuple:
     return tuple(out)
 
 
-def _membarrier_caller() -> list:
-    """CPU0: a user store, membarrier_private_expedited() for one other CPU,
-    a user load.  The same code in both scenarios."""
+def _membarrier_caller(before=None) -> list:
+    """CPU0: a user access (`before`, by default the store of the SB shape),
+    membarrier_private_expedited() for one other CPU, a user load.  The same
+    code in every scenario."""
     return [
-        Store("y", 1, note="user: before membarrier()"),
+        before or Store("y", 1, note="user: before membarrier()"),
         Fence("smp_mb()", note="a: membarrier entry"),
         Load("r0", "rq_curr", note="b: p = cpu_rq(1)->curr"),
         SkipIfEq("r0", KTHREAD, 2, note="p->mm != current->mm: no IPI"),
@@ -204,14 +205,7 @@ def seed004_mp(knobs: Knobs | None = None) -> LitmusProgram:
     8-1), whatever the knobs: this is why the scenarios use store buffering."""
     return LitmusProgram(
         "seed004_mp",
-        [[Load("r2", "y", note="user: before membarrier()"),
-          Fence("smp_mb()", note="a: membarrier entry"),
-          Load("r0", "rq_curr", note="b: p = cpu_rq(1)->curr"),
-          SkipIfEq("r0", KTHREAD, 2, note="p->mm != current->mm: no IPI"),
-          SendIpi(1, note="smp_call_function_many(ipi_mb)"),
-          WaitIpi(note="wait=1"),
-          Fence("smp_mb()", note="c: membarrier exit"),
-          Load("r1", "x", note="user: after membarrier()")],
+        [_membarrier_caller(Load("r2", "y", note="user: before membarrier()")),
          [Store("x", 1, note="user"),
           Nop("barrier()", note="user: compiler barrier only"),
           Store("y", 1, note="user"),
