@@ -28,5 +28,5 @@ def test_python_engine_flushes_per_second(benchmark, workload, profile):
     flushes = len(raw["flush_latency"])
     assert flushes > 0 and raw["finished"]
     benchmark.extra_info["flushes"] = flushes
-    benchmark.extra_info["events"] = raw["counters"]["ops"]
+    benchmark.extra_info["ops"] = raw["counters"]["ops"]
     benchmark.extra_info["flushes_per_second"] = round(flushes / benchmark.stats.stats.mean)
