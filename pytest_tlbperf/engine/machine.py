@@ -164,6 +164,7 @@ class Machine:
         self.runq = [deque() for _ in range(n)]
         self.timers = [[] for _ in range(n)]  # wake-up times of tasks homed here
         self.pv_pending = [-1] * n     # KVM_VCPU_FLUSH_TLB: flush at this VM entry
+        self.csdq = [[] for _ in range(n)]  # call_single_queue: cross-calls not yet taken
         self.vwin = [deque() for _ in range(n)] if self.virt else None
         self.vrng = [Stream(seed, STREAM_VCPU + x) for x in range(n)] if self.virt else None
         self.vlast = [None] * n
@@ -223,6 +224,12 @@ class Machine:
         self.task_done = [-1] * len(program.tasks)
         self.task_marks = [[-1, 0, 0] for _ in program.tasks]  # first, last, count
         self.tmpl_mm = [-1] * len(program.mm_pages)
+        # clone() takes a thread's mm_users reference before it first runs:
+        # a process's mm lives until every one of its threads has exited
+        self.tmpl_threads = [0] * len(program.mm_pages)
+        for t in program.tasks:
+            if t.mm >= 0:
+                self.tmpl_threads[t.mm] += 1
 
         # --- counters and samples ------------------------------------------
         self.n_ipis = self.n_ipis_to_idle = self.n_ipis_to_lazy = 0
@@ -477,7 +484,7 @@ class Machine:
         self.mm_gen.append(1)
         self.mm_mask.append(0)
         self.mm_count.append(1)     # one reference held on behalf of all users
-        self.mm_users.append(1)
+        self.mm_users.append(self.tmpl_threads[tmpl])
         self.mm_alive.append(1)
         self.mm_present.append(bytearray(npages))
         self.mm_ver.append([0] * npages)
@@ -742,14 +749,24 @@ class Machine:
         return t
 
     def send_ipi(self, c, x, cid, call, t):
+        """__smp_call_function_many(): llist_add() the request to x's
+        call_single_queue; only if the queue was empty is an IPI sent -- an
+        IPI already on its way drains every request queued behind it."""
+        call.pending += 1
+        call.targets |= 1 << x
+        if self.hung[x]:
+            self.arm_watchdog(cid, call)
+        queue = self.csdq[x]
+        queue.append(cid)
+        t += self.c_atomic + self.xfer[self.dist(c, x)]      # llist_add's cmpxchg
+        if len(queue) > 1:
+            return t
         t += self.c_ipi_send
         self.n_ipis += 1
         arrival = t + self.ipi_lat[self.dist(c, x)]
         if self.ipi_jitter:
             arrival += self.rng.below(self.ipi_jitter)
-        self.push(arrival, x, EV_IPI, cid, 0)
-        call.pending += 1
-        call.targets |= 1 << x
+        self.push(arrival, x, EV_IPI, 0, 0)
         return t
 
     def finish_sending(self, c, cid, call, t):
@@ -758,11 +775,9 @@ class Machine:
             self.push(t, c, EV_CALL_DONE, cid)
 
     # -------------------------------------------------------- IPI delivery
-    def ev_ipi(self, x, cid, delivered):
-        call = self.calls[cid]
+    def ev_ipi(self, x, _, delivered):
         if self.hung[x]:
-            self.arm_watchdog(cid, call)
-            return
+            return      # the watchdog was armed when the request was queued
         now = self.now
         start = now
         if not delivered:
@@ -776,14 +791,23 @@ class Machine:
         start = max(start, self.irqs_off_until[x], self.irq_busy[x])
         if start > now:
             self.irq_busy[x] = max(self.irq_busy[x], start)
-            self.push(start, x, EV_IPI, cid, 1)
+            self.push(start, x, EV_IPI, 0, 1)
             return
         self.vcpu_sync(x)
         self.ipis_received[x] += 1
         if self.is_lazy[x]:
             self.n_ipis_to_lazy += 1
-        self.ring(x, abi.TR_IPI, call.kind, call.initiator)
+        # flush_smp_call_function_queue(): take every queued request at once
+        taken = self.csdq[x]
+        self.csdq[x] = []
         t = now + self.c_irq
+        for cid in taken:
+            t = self.run_call(x, cid, self.calls[cid], t)
+        self.interrupted(x, now, t)
+
+    def run_call(self, x, cid, call, t):
+        """One queued cross-call in the IPI handler on x; returns when done."""
+        self.ring(x, abi.TR_IPI, call.kind, call.initiator)
         if call.kind == CALL_FLUSH:
             if call.wait_ack:
                 ack = t + self.c_csd      # copy the request, unlock the csd, then flush
@@ -802,7 +826,7 @@ class Machine:
         call.pending -= 1
         if call.pending == 0:
             self.push(max(call.done_at, call.local_done), call.initiator, EV_CALL_DONE, cid)
-        self.interrupted(x, now, t)
+        return t
 
     def arm_watchdog(self, cid, call):
         if not call.watchdog:
@@ -940,11 +964,7 @@ class Machine:
             elif self.tmpl_mm[tmpl] < 0:
                 self.task_mm[task] = self.exec_mm(tmpl)
             else:
-                mm = self.tmpl_mm[tmpl]
-                if not self.mm_alive[mm] or self.mm_users[mm] == 0:
-                    raise RuntimeError(f"workload bug: task {task} joins mm {mm} after it exited")
-                self.mm_users[mm] += 1
-                self.task_mm[task] = mm
+                self.task_mm[task] = self.tmpl_mm[tmpl]     # a thread of a live process
         self.runq[c].append(task)
         if self.cur[c] < 0 and self.step_at[c] < 0 and not self.hung[c]:
             t = self.now
