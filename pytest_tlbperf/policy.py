@@ -164,6 +164,11 @@ class Policy:
             values.update(overrides)
         return Knobs(owner, **values)
 
+    def expected_violations(self, profile) -> frozenset:
+        """Violation kinds expected on this profile (default: known_violations).
+        A policy whose knobs differ per machine overrides it (amd_only)."""
+        return self.known_violations
+
     def has_python_hooks(self) -> bool:
         return self.should_flush_cpu is not None
 
