@@ -3,6 +3,7 @@
   tlbperf simulate   run the built-in workloads on the profiles where their
                      question matters, over several seeds, and print metrics
                      and violations (the main job until `pytest --tlbperf`)
+  tlbperf calibrate  haswell-4c's madvise(DONTNEED) table next to seed 002's
   tlbperf list       profiles, policies, workloads and metrics
 """
 
@@ -13,7 +14,7 @@ import json
 import statistics
 import sys
 
-from . import api, metrics, policies, profiles, workloads
+from . import api, calibration, metrics, policies, profiles, workloads
 from .errors import TlbperfError
 
 # where each workload's question is asked (DESIGN §3.8 / the seeds)
@@ -73,6 +74,13 @@ def cmd_simulate(args) -> int:
     return 1 if failed and args.fail_on_violation else 0
 
 
+def cmd_calibrate(args) -> int:
+    table = calibration.measure(seeds=args.seeds, iterations=args.iterations,
+                                engine=args.engine)
+    print(calibration.render(table, args.seeds))
+    return 0 if all(ok for *_, ok in calibration.checks(table)) else 1
+
+
 def cmd_list(args) -> int:
     print("profiles:  " + ", ".join(profiles.names()))
     print("policies:  " + ", ".join(policies.names()))
@@ -102,6 +110,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-on-violation", action="store_true",
                    help="exit 1 when any run reports a violation")
     s.set_defaults(func=cmd_simulate)
+    cal = sub.add_parser("calibrate", help="print haswell-4c's madvise table next to seed 002's")
+    cal.add_argument("--seeds", type=int, default=20, help="seeds per cell (default: 20)")
+    cal.add_argument("--iterations", type=int, default=200,
+                     help="madvise+touch iterations per thread (default: 200)")
+    cal.add_argument("--engine", default="auto", choices=api.ENGINES)
+    cal.set_defaults(func=cmd_calibrate)
     lst = sub.add_parser("list", help="list profiles, policies, workloads and metrics")
     lst.set_defaults(func=cmd_list)
     return p

@@ -61,14 +61,14 @@ def test_user_profile_by_path(tmp_path):
 
 
 @pytest.mark.parametrize("replace, field", [
-    ({"syscall_cycles = 350": "syscall_cycles = 350\nsyscal_cycles = 1"}, "costs.'syscal_cycles'"),
+    ({"syscall_cycles = 250": "syscall_cycles = 250\nsyscal_cycles = 1"}, "costs.'syscal_cycles'"),
     ({"exit_latency_us = 33": "exit_latency_us = -33"}, "cstates[2].'exit_latency_us'"),
     ({"cpus = 8 ": "cpus = 0 "}, "topology.'cpus'"),
     ({"smt = 2": "smt = 3"}, "topology.'smt'"),
     ({'vendor = "intel"': 'vendor = "via"'}, "'vendor'"),
     ({'freed_table_walk = "silent"': 'freed_table_walk = "boom"'},
      "speculation.'freed_table_walk'"),
-    ({"socket_ns = 400": "socket_ns = 400.5"}, "ipi.'socket_ns'"),
+    ({"socket_ns = 110": "socket_ns = 110.5"}, "ipi.'socket_ns'"),
 ])
 def test_bad_profile_names_file_and_field(tmp_path, replace, field):
     path = _write(tmp_path, _base_text(**replace))
