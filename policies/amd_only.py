@@ -10,6 +10,7 @@ not hang, so the oracle still reports them there (severity "silent").
 
 Relative to lazy_pcid: configure(profile) switches to revert_to_ipi's knobs
 when profile.vendor == "amd".
+Kernel functions: as lazy_pcid and revert_to_ipi, chosen per CPU vendor.
 """
 
 from .lazy_pcid import LazyPcid

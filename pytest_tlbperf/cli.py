@@ -4,6 +4,7 @@
                      question matters, over several seeds, and print metrics
                      and violations (the main job until `pytest --tlbperf`)
   tlbperf calibrate  haswell-4c's madvise(DONTNEED) table next to seed 002's
+  tlbperf matrix     every policy on the cells where the seeds make a claim
   tlbperf list       profiles, policies, workloads and metrics
 """
 
@@ -14,7 +15,7 @@ import json
 import statistics
 import sys
 
-from . import api, calibration, metrics, policies, profiles, workloads
+from . import api, calibration, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
 
 # where each workload's question is asked (DESIGN §3.8 / the seeds)
@@ -81,6 +82,15 @@ def cmd_calibrate(args) -> int:
     return 0 if all(ok for *_, ok in calibration.checks(table)) else 1
 
 
+def cmd_matrix(args) -> int:
+    names = args.policy or None
+    for name in names or []:
+        policies.resolve(name)              # a bad name fails before any work
+    print(evidence.table(seeds=args.seeds, engine=args.engine, names=names,
+                         progress=lambda msg: print(msg, file=sys.stderr, flush=True)))
+    return 0
+
+
 def cmd_list(args) -> int:
     print("profiles:  " + ", ".join(profiles.names()))
     print("policies:  " + ", ".join(policies.names()))
@@ -116,6 +126,13 @@ def parser() -> argparse.ArgumentParser:
                      help="madvise+touch iterations per thread (default: 200)")
     cal.add_argument("--engine", default="auto", choices=api.ENGINES)
     cal.set_defaults(func=cmd_calibrate)
+    mat = sub.add_parser("matrix", help="what the model says about each patch (Markdown)")
+    mat.add_argument("--seeds", type=int, default=evidence.SEEDS,
+                     help=f"seeds per cell (default: {evidence.SEEDS})")
+    mat.add_argument("--policy", action="append",
+                     help="policy to include (repeatable; default: every registered one)")
+    mat.add_argument("--engine", default="auto", choices=api.ENGINES)
+    mat.set_defaults(func=cmd_matrix)
     lst = sub.add_parser("list", help="list profiles, policies, workloads and metrics")
     lst.set_defaults(func=cmd_list)
     return p
