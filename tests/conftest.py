@@ -5,6 +5,8 @@ import pytest
 
 import pytest_tlbperf as tp
 
+pytest_plugins = ["pytester"]
+
 
 class V414(tp.Policy):
     """v4.14-rc1 (94b1b03b519b): lazy CPUs leave mm_cpumask and get no IPIs."""

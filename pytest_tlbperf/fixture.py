@@ -1,0 +1,80 @@
+"""The fixtures a suite test uses: `tlb_machine`, the modeled machine of the
+current (profile, policy) cell, and `tlbperf`, which runs a workload on it
+over the session's seeds and records the samples. Both get their
+collaborators injected by the plugin."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from . import api, policies, profiles
+from .session import Cell, sample
+
+DEFAULT_METRICS = ("flush_latency_ns_p99", "ipis")
+
+
+class ModeledMachine:
+    """A profile and a policy, ready to run workloads on an engine."""
+
+    __slots__ = ("profile", "policy", "policy_name", "knobs", "engine")
+
+    def __init__(self, profile, policy_spec, engine):
+        self.profile = profiles.get(profile)
+        self.policy = policies.resolve(policy_spec)
+        self.policy_name = policy_spec if isinstance(policy_spec, str) \
+            else self.policy.policy_name()
+        self.knobs = self.policy.knobs(self.profile)
+        self.engine = engine
+
+    def run(self, workload, seed: int = 0):
+        return api.run(workload, self.profile, self.policy, seed=seed, engine=self.engine)
+
+    def __repr__(self):
+        return f"<ModeledMachine {self.profile.name} {self.policy_name} engine={self.engine}>"
+
+
+class TlbperfFixture:
+    """`tlbperf(workload, metrics=...)`: run on every seed, record, judge.
+
+    The metrics named are the ones the summary shows for this test (all are
+    recorded). Violations the policy does not declare fail the test, and so
+    does a declared one that this test shows but no longer finds, unless
+    --tlbperf-fail-on=none."""
+
+    def __init__(self, machine, test, seeds, metrics, shows, session, fail_on):
+        self.machine = machine
+        self.test = test
+        self.seeds = seeds
+        self.metrics = tuple(metrics)
+        self.shows = frozenset(shows)
+        self.session = session
+        self.fail_on = fail_on
+        self.calls = 0
+
+    def __call__(self, workload, metrics=None) -> Cell:
+        self.calls += 1
+        label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
+        started = time.perf_counter()
+        results = [self.machine.run(workload, seed=s) for s in self.seeds]
+        elapsed = time.perf_counter() - started
+        m = self.machine
+        cell = Cell(label, m.profile.name, m.policy_name, repr(workload), results[0].engine,
+                    metrics or self.metrics, [sample(r) for r in results],
+                    expected=m.policy.expected_violations(m.profile), shows=self.shows)
+        self.session.add(cell, m.profile.digest, elapsed)
+        if self.fail_on in ("violation", "regression") and (cell.unexpected() or cell.lost()):
+            pytest.fail(self._explain(cell), pytrace=False)
+        return cell
+
+    @staticmethod
+    def _explain(cell) -> str:
+        lines = []
+        for kind in sorted(cell.unexpected()):
+            first = next(v for v in cell.violations() if v.kind == kind)
+            lines.append(f"{cell.policy} on {cell.profile}: {first.format()}")
+        for kind in sorted(cell.lost()):
+            lines.append(f"{cell.policy} on {cell.profile}: known violation {kind} no longer "
+                         f"appears (strict: the oracle has lost its teeth)")
+        return "\n".join(lines)
