@@ -28,5 +28,5 @@ def test_calibration_table_is_tlbperf_calibrate_output(readme):
 
 def test_readme_opens_with_the_two_commands(readme):
     first = [line for line in readme.splitlines() if line.startswith("python3 -m venv")][:2]
-    assert "tlbperf simulate" in first[0] and first[1].rstrip().split("#")[0].rstrip() \
+    assert "pytest --tlbperf --pyargs pytest_tlbperf.suites" in first[0] and first[1].rstrip().split("#")[0].rstrip() \
         .endswith(".venv/bin/pytest")
