@@ -54,14 +54,27 @@ class TlbperfFixture:
         self.calls = 0
 
     def __call__(self, workload, metrics=None) -> Cell:
-        self.calls += 1
-        label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
         started = time.perf_counter()
         results = [self.machine.run(workload, seed=s) for s in self.seeds]
-        elapsed = time.perf_counter() - started
+        return self._record(repr(workload), results[0].engine, metrics or self.metrics,
+                            [sample(r) for r in results], time.perf_counter() - started)
+
+    def membarrier(self) -> Cell:
+        """Check seed 004's membarrier scenarios against this cell's knobs on
+        the x86-TSO litmus checker: a reachable forbidden outcome is a
+        `membarrier_order` violation, judged like any other."""
+        from . import membarrier
+        started = time.perf_counter()
+        found = membarrier.violations(self.machine.knobs)
+        samples = [{"seed": 0, "metrics": {}, "violations": [v.to_dict() for v in found]}]
+        return self._record("membarrier litmus (seed 004)", "x86-TSO checker", (), samples,
+                            time.perf_counter() - started)
+
+    def _record(self, what, engine, metrics, samples, elapsed) -> Cell:
+        self.calls += 1
+        label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
         m = self.machine
-        cell = Cell(label, m.profile.name, m.policy_name, repr(workload), results[0].engine,
-                    metrics or self.metrics, [sample(r) for r in results],
+        cell = Cell(label, m.profile.name, m.policy_name, what, engine, metrics, samples,
                     expected=m.policy.expected_violations(m.profile), shows=self.shows)
         self.session.add(cell, m.profile.digest, elapsed)
         if self.fail_on in ("violation", "regression") and (cell.unexpected() or cell.lost()):

@@ -212,8 +212,12 @@ class TlbperfPlugin:
             for line in lines:
                 tr.write_line(line)
         wall = time.time() - s.started
-        tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine, "
-                      f"{max(wall - s.engine_seconds, 0):.1f} s elsewhere, of {wall:.1f} s")
+        if s.workers:
+            tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine summed over "
+                          f"{s.workers} workers, {wall:.1f} s wall")
+        else:
+            tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine, "
+                          f"{max(wall - s.engine_seconds, 0):.1f} s elsewhere, of {wall:.1f} s")
         if getattr(self, "saved", None):
             tr.write_line(f"tlbperf: saved run {self.saved.name} in {self.storage.path}")
         if self.json_path:

@@ -79,6 +79,7 @@ class Session:
         self.profiles: dict = {}     # name -> digest
         self.started = time.time()
         self.engine_seconds = 0.0
+        self.workers = 0             # pytest-xdist workers whose cells were merged
 
     def add(self, cell: Cell, profile_digest: str, seconds: float) -> None:
         self.cells.append(cell)
@@ -100,6 +101,7 @@ class Session:
         self.cells.extend(Cell.from_dict(c) for c in data["cells"])
         self.profiles.update(data["profiles"])
         self.engine_seconds += data.get("engine_seconds", 0.0)
+        self.workers += 1
 
     # -- judging -------------------------------------------------------------
     def failures(self) -> list:

@@ -218,3 +218,22 @@ def test_table():
     n = check_policy(knobs(**HAZARD))[1].states_explored
     assert lines[3].endswith(f"reachable ({n})")
     assert lines[-1] == "forbidden outcome: r1 = 0 /\\ r2 = 0; (n) = states explored"
+
+
+def test_registered_policies_keep_membarrier_ordering():
+    """Issue 7 with the policy modules themselves: every built-in keeps the
+    barrier; hazard_lazymm only because it ships the explicit smp_mb()."""
+    import pytest_tlbperf as tp
+    from pytest_tlbperf import membarrier
+
+    sky = tp.profiles.get("skylake-2s")
+    for name in tp.policies.names():
+        assert not any(r.forbidden_reachable
+                       for r in membarrier.check_policy(tp.policies.get(name), sky)), name
+
+    class HazardImplicit(tp.policies.get("hazard_lazymm")):
+        switch_mm_barrier = "implicit"
+
+    results = {r.scenario: r for r in membarrier.check_policy(HazardImplicit, sky)}
+    assert results["membarrier_kthread"].forbidden_reachable
+    assert not results["membarrier_ipi"].forbidden_reachable

@@ -183,3 +183,25 @@ def test_xdist_gives_the_serial_results_and_one_saved_file(suite):
     b = json.loads((suite.path / "par.json").read_text())["cells"]
     assert a == b and len(a) == 2
     assert len(list((suite.path / ".tlbperf").glob("*.json"))) == 1
+
+
+def test_membarrier_suite_reports_a_missing_barrier(pytester):
+    """Issue 7: hazard-pointer lazy mm without the explicit barrier loses the
+    ordering membarrier relies on; with it (as shipped) it keeps it."""
+    pytester.makepyfile(test_mb='''
+import pytest
+
+@pytest.mark.tlbperf(profiles=["skylake-2s"])
+def test_membarrier_ordering(tlbperf):
+    tlbperf.membarrier()
+''', pols='''
+import pytest_tlbperf as tp
+
+class HazardImplicit(tp.policies.get("hazard_lazymm")):
+    switch_mm_barrier = "implicit"
+''')
+    bad = pytester.runpytest("--tlbperf", "--tlbperf-policy", "pols.py",
+                             "--tlbperf-policy", "hazard_lazymm")
+    bad.assert_outcomes(passed=2, failed=1)
+    bad.stdout.fnmatch_lines(["*membarrier_order (error) on cpu0*",
+                              "*pols.py: membarrier_order (UNEXPECTED, 1/1 seeds)*"])
