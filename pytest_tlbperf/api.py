@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 from . import metrics, profiles
-from .engine import abi
+from .engine import abi, native
 from .engine.machine import Machine
 from .engine.trace import format_trace
 from .errors import EngineUnavailable, TlbperfError
@@ -66,9 +66,26 @@ def _pick_engine(engine: str, policy) -> str:
     if engine == "python":
         return "python"
     if engine == "native":
-        raise EngineUnavailable("the native engine is not part of this build yet; "
-                                "use engine='python' or 'auto'")
-    return "python"   # auto: the only engine so far
+        if not native.available():
+            raise EngineUnavailable("the native engine is not built in this installation "
+                                    "(no C compiler when it was installed?); reinstall "
+                                    "with a compiler, or use engine='python' or 'auto'")
+        if policy.has_python_hooks():
+            raise EngineUnavailable(f"policy {policy.policy_name()} defines "
+                                    f"should_flush_cpu, a Python hook the native engine "
+                                    f"cannot call; use engine='python' or 'auto'")
+        return "native"
+    # auto: native when built and the policy is knobs only
+    if policy.has_python_hooks():
+        return "python"
+    if native.available():
+        return "native"
+    if "native" not in _warned:
+        _warned.add("native")
+        warnings.warn("pytest-tlbperf: the native engine is not built (no C compiler when "
+                      "it was installed?); running the python engine, which gives the same "
+                      "results more slowly", RuntimeWarning, stacklevel=3)
+    return "python"
 
 
 def _executed_digest(program, task_pc) -> str:
@@ -90,7 +107,8 @@ def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
     chosen = _pick_engine(engine, pol)
     program = workload.compile(prof, seed)
     hook = pol.should_flush_cpu if pol.has_python_hooks() else None
-    raw = Machine(prof, knobs, program, seed, hook=hook).run()
+    raw = (native.run(prof, knobs, program, seed) if chosen == "native"
+           else Machine(prof, knobs, program, seed, hook=hook).run())
     violations = [Violation(abi.VIOLATION_KINDS[kind], abi.SEVERITIES[sev], cpu,
                             prof.ns_from_cycles(t), format_trace(trace, prof))
                   for kind, sev, cpu, t, trace in raw["violations"]]

@@ -81,7 +81,7 @@ def test_broken_policy_file_is_named(tmp_path):
         tp.policies.resolve(str(tmp_path / "missing.py"))
 
 
-def test_hook_selects_python_engine_and_native_is_not_built_yet():
+def test_hook_selects_python_engine_and_native_refuses_it():
     class Hooked(tp.Policy):
         def should_flush_cpu(self, cpu, info):
             return info.default
@@ -89,4 +89,5 @@ def test_hook_selects_python_engine_and_native_is_not_built_yet():
     r = tp.run(tp.workloads.madvise_dontneed(iterations=3), "haswell-4c", Hooked)
     assert r.engine == "python"
     with pytest.raises(tp.EngineUnavailable):
-        tp.run(tp.workloads.madvise_dontneed(iterations=3), "haswell-4c", engine="native")
+        tp.run(tp.workloads.madvise_dontneed(iterations=3), "haswell-4c", Hooked,
+               engine="native")

@@ -1,0 +1,87 @@
+"""The native engine's Python side: flatten a profile, a policy's knobs and a
+compiled program into tuples of ints, run `_native.run()` (engine/machine.py
+transcribed into C, see _native.c) and return exactly the raw dict
+`Machine.run()` returns.
+
+The C extension is optional: `pip install` builds it where a compiler exists.
+`available()` says whether it was built; `run()` raises `EngineUnavailable`
+when it was not. Policies with Python hooks (`should_flush_cpu`) run on the
+python engine only; `api._pick_engine()` decides.
+"""
+
+from __future__ import annotations
+
+from ..errors import EngineUnavailable
+from . import abi
+from .machine import WATCHDOG_NS
+
+try:
+    from . import _native
+except ImportError:     # built without a compiler: engine="auto" falls back to python
+    _native = None
+
+# The order _native.c's parse_profile() reads a profile in (its P_* enum).
+PROFILE_FIELDS = (
+    "cpus", "cores", "cores_per_socket", "pcid", "tlb_sets", "tlb_ways", "psc_entries",
+    "walk_interval", "walk_severity", "watchdog", "ipi_jitter", "ipi_smt", "ipi_socket",
+    "ipi_remote", "xfer_smt", "xfer_socket", "xfer_remote",
+    # Profile.costs, in cycles
+    "syscall", "access", "walk", "walk_psc", "page_fault", "zap_pte", "pte_update", "invlpg",
+    "full_flush", "cr3_write", "context_switch", "irq_entry", "flush_func", "csd_ack",
+    "ipi_send", "atomic", "smp_mb",
+)
+# ... and a Knobs.codes() (its K_* enum)
+KNOB_FIELDS = ("lazy_tlb", "lazy_cpumask", "flush_lazy_cpus", "flush_local", "flush_wait",
+               "lazy_mm_ref", "pv_flush", "idle_leave_mm", "flush_ceiling",
+               "switch_mm_barrier")
+
+
+def available() -> bool:
+    """Was the C extension built?"""
+    return _native is not None
+
+
+def flatten_profile(profile) -> tuple:
+    """(profile, cstates, virt) as _native.run() takes them."""
+    values = {
+        "cpus": profile.cpus, "cores": profile.cores,
+        "cores_per_socket": profile.cores_per_socket, "pcid": int(profile.pcid),
+        "tlb_sets": profile.tlb_entries // profile.tlb_ways, "tlb_ways": profile.tlb_ways,
+        "psc_entries": profile.psc_entries, "walk_interval": profile.walk_interval,
+        "walk_severity": abi.SEV_HANG if profile.freed_table_walk == "hang" else abi.SEV_SILENT,
+        "watchdog": profile.cycles_from_ns(WATCHDOG_NS), "ipi_jitter": profile.ipi_jitter,
+    }
+    for distance, name in enumerate(("smt", "socket", "remote")):
+        values[f"ipi_{name}"] = profile.cycles_from_ns(profile.ipi_ns[distance])
+        values[f"xfer_{name}"] = profile.line_transfer[distance]
+    values.update(profile.costs)
+    cstates = tuple((s.exit_latency, s.target_residency, int(s.tlb_flushed))
+                    for s in profile.cstates)
+    virt = profile.virt
+    if virt is not None:
+        virt = (virt["preempt_percent"], virt["preempt"], int(virt["pv_tlb_flush"]))
+    return tuple(values[name] for name in PROFILE_FIELDS), cstates, virt
+
+
+def flatten_knobs(knobs) -> tuple:
+    codes = knobs.codes()
+    # any ceiling above every possible range size means "never a full flush"
+    codes["flush_ceiling"] = min(codes["flush_ceiling"], _native.ABI["MAX_CEILING"])
+    return tuple(codes[name] for name in KNOB_FIELDS)
+
+
+def flatten_program(program) -> tuple:
+    """(mm_pages, tasks): tasks as (mm template, cpu, start, ops) tuples."""
+    return (tuple(program.mm_pages),
+            tuple((t.mm, t.cpu, t.start, tuple(t.ops)) for t in program.tasks))
+
+
+def run(profile, knobs, program, seed: int) -> dict:
+    """`Machine(profile, knobs, program, seed).run()` on the native engine."""
+    if _native is None:
+        raise EngineUnavailable("the native engine is not built in this installation "
+                                "(no C compiler when it was installed?); reinstall with a "
+                                "compiler, or use engine='python'")
+    prof, cstates, virt = flatten_profile(profile)
+    mm_pages, tasks = flatten_program(program)
+    return _native.run(prof, cstates, virt, flatten_knobs(knobs), mm_pages, tasks, seed)

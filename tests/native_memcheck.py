@@ -1,0 +1,117 @@
+"""Leak and memory-error check of the native engine under valgrind
+(`tox -e asan` runs it after the AddressSanitizer tests; needs valgrind).
+
+The ASan run keeps leak detection off, because CPython itself does not free
+everything at exit. This script covers leaks: it drives the native engine
+through its paths -- every workload, violations with traces, hung CPUs whose
+cross-calls stay in flight, vCPU preemption, membarrier, and every kind of
+bad input, which fails after different amounts of set-up -- in a child
+process under valgrind with the system allocator (PYTHONMALLOC=malloc: then
+CPython has no definitely lost blocks of its own). It fails if valgrind
+reports any definitely or indirectly lost block, or any error whose stack
+goes through _native.
+
+    python tests/native_memcheck.py          # run under valgrind, check
+    python tests/native_memcheck.py --child  # the scenarios alone
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+
+def scenarios():
+    import pytest_tlbperf as tp
+    from pytest_tlbperf.engine import abi, native
+    from pytest_tlbperf.engine import _native
+
+    class LazyShootdown(tp.Policy):
+        lazy_cpumask, flush_lazy_cpus, lazy_mm_ref = "clear", "never", "shootdown"
+
+    class NoLazyRef(tp.Policy):
+        lazy_mm_ref = "none"
+
+    def hang_chain(b, profile):
+        mm = b.mm(1024)
+        b.task(mm, 0).access(0, 4).compute_us(20).munmap(0, 512).compute_us(300)
+        b.task(mm, 1, start_us=5).access(8, 4).compute_us(5).yield_()
+        b.kthread(1, start_us=6).compute_us(2000)
+        other = b.mm(512)
+        b.task(other, 2, start_us=100).access(0).compute_us(100).exit()
+
+    def barriers(b, profile):
+        mm = b.mm(64)
+        for cpu in range(3):
+            b.task(mm, cpu).access(cpu, 2).membarrier().mprotect(0, 8).membarrier().exit()
+
+    W = tp.workloads
+    runs = [(W.BUILDERS[name](), "haswell-4c", "mainline") for name in sorted(W.BUILDERS)]
+    runs += [(W.kernel_build(jobs=8), "zen1-epyc", "lazy_pcid"),
+             (W.custom("hang_chain", hang_chain), "zen1-epyc", LazyShootdown),
+             (W.exit_storm(processes=6), "skylake-2s", NoLazyRef),
+             (W.vm_overcommit(iterations=4), "kvm-guest-16", "async_flush"),
+             (W.custom("barriers", barriers), "laptop-8c", "hazard_lazymm")]
+    for work, profile, policy in runs:
+        prof = tp.profiles.get(profile)
+        pol = tp.policies.get(policy) if isinstance(policy, str) else policy
+        native.run(prof, pol().knobs(prof), work.compile(prof, 1), 1)
+
+    prof = tp.profiles.get("haswell-4c")
+    p, cstates, virt = native.flatten_profile(prof)
+    knobs = native.flatten_knobs(tp.Policy().knobs(prof))
+    mm_pages, tasks = native.flatten_program(W.madvise_dontneed(iterations=3).compile(prof, 0))
+    calls = [  # each fails a little later in the set-up than the one before
+        (("x",) + p[1:], cstates, virt, knobs, mm_pages, tasks),
+        (p, ((1, 2),), virt, knobs, mm_pages, tasks),
+        (p, cstates, (25, 0, 1), knobs, mm_pages, tasks),
+        (p, cstates, virt, (5,) + knobs[1:], mm_pages, tasks),
+        (p, cstates, virt, knobs, (-1,), tasks),
+        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 99, 0, ()),)),
+        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 0, 0, (abi.OP_MARK, 0, "x", 0)),)),
+        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 0, 0, (abi.OP_ACCESS, 511, 2, 0)),)),
+    ]
+    for args in calls:
+        try:
+            _native.run(*args, 0)
+        except (TypeError, ValueError):
+            pass
+        else:
+            raise AssertionError(f"no error for {args}")
+
+
+def main():
+    if sys.argv[1:] == ["--child"]:
+        scenarios()
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "valgrind.log")
+        cmd = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+               "--num-callers=40", f"--log-file={log}", sys.executable, __file__, "--child"]
+        child = subprocess.run(cmd, env={**os.environ, "PYTHONMALLOC": "malloc"})
+        with open(log) as f:
+            text = f.read()
+    if child.returncode:
+        print(text)
+        print(f"the scenarios failed under valgrind (exit {child.returncode})")
+        return 1
+    lost = re.search(r"definitely lost: ([\d,]+) bytes.*\n.*indirectly lost: ([\d,]+) bytes",
+                     text)
+    leaked = [int(n.replace(",", "")) for n in lost.groups()] if lost else [0, 0]
+    # an error record is a block of lines starting with "==pid== " up to a blank one
+    records = re.split(r"\n==\d+== \n", text)
+    ours = [r for r in records if "_native" in r and not r.lstrip("=0123456789 ").startswith(
+        ("HEAP SUMMARY", "LEAK SUMMARY"))]
+    if any(leaked) or ours:
+        print("\n\n".join(ours) or text)
+        print(f"valgrind: definitely lost {leaked[0]} bytes, indirectly lost {leaked[1]} "
+              f"bytes, {len(ours)} record(s) through _native")
+        return 1
+    print("valgrind: no leaks, no errors through _native "
+          f"({text.count('total heap usage')} process checked)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The native engine against the reference on random machines (issue 5):
+profile variants with 1-256 CPUs, random TLB/PSC geometry, PCID, virt and
+freed-table behaviour, random knob combinations, and random workloads -- the
+built-in builders at random sizes, and random op-level programs, which also
+reach ops no built-in workload issues (membarrier, mprotect, explicit exit,
+out-of-range migration)."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import pytest_tlbperf as tp
+from pytest_tlbperf.engine import abi, native
+from pytest_tlbperf.engine.machine import Machine
+
+if not native.available():
+    if os.environ.get("TLBPERF_REQUIRE_NATIVE"):
+        raise RuntimeError("TLBPERF_REQUIRE_NATIVE is set but the native engine is not built")
+    pytest.skip("the native engine is not built", allow_module_level=True)
+
+SETTINGS = settings(max_examples=250, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@st.composite
+def machines(draw):
+    """A built-in profile with its topology, TLB, PCID, speculation and
+    virtualization redrawn."""
+    base = tp.profiles.get(draw(st.sampled_from(tp.profiles.names())))
+    smt = draw(st.sampled_from([1, 2, 4]))
+    sockets = draw(st.sampled_from([1, 2, 4, 8]))
+    per_socket = draw(st.integers(1, max(1, 256 // (smt * sockets))))
+    ways = draw(st.sampled_from([1, 2, 4, 6, 8, 12, 16]))
+    sets = draw(st.one_of(st.sampled_from([1, 16, 64, 128]), st.integers(1, 160)))
+    changes = {
+        "topology": {"cpus": smt * sockets * per_socket, "sockets": sockets, "smt": smt},
+        "pcid": draw(st.booleans()),
+        "tlb": {"entries": ways * sets, "ways": ways, "psc_entries": draw(st.integers(1, 48))},
+        "speculation": {"walk_interval_ns": draw(st.integers(1, 20_000)),
+                        "freed_table_walk": draw(st.sampled_from(["hang", "silent"]))},
+        "ipi": {"jitter_ns": draw(st.sampled_from([0, 80, 1000]))},
+    }
+    if draw(st.booleans()):
+        changes["virt"] = {"preempt_percent": draw(st.integers(0, 95)),
+                           "preempt_us": draw(st.integers(1, 4000)),
+                           "pv_tlb_flush": draw(st.booleans())}
+    return base.with_changes(name="random", **changes)
+
+
+@st.composite
+def policies(draw):
+    knobs = {name: draw(st.sampled_from(values)) for name, values in abi.KNOB_VALUES.items()}
+    knobs["flush_ceiling"] = draw(st.integers(0, 64))
+    return type("RandomPolicy", (tp.Policy,), knobs)
+
+
+@st.composite
+def builder_workloads(draw, prof):
+    cpus, cores = prof.cpus, prof.cores
+    up = lambda n: st.integers(1, max(1, n))   # noqa: E731
+    choice = draw(st.sampled_from(sorted(tp.workloads.BUILDERS)))
+    W = tp.workloads
+    if choice == "madvise_dontneed":
+        return W.madvise_dontneed(threads=draw(up(min(cores, 8))),
+                                  iterations=draw(st.integers(1, 40)))
+    if choice == "munmap_storm":
+        return W.munmap_storm(threads=draw(up(min(cpus, 8))), iterations=draw(up(20)),
+                              regions=draw(up(4)))
+    if choice == "kernel_build":
+        return W.kernel_build(jobs=draw(up(16)), cpus=draw(up(min(cpus, 16))))
+    if choice == "idle_server":
+        return W.idle_server(workers=draw(up(min(cpus, 8))), requests=draw(up(8)))
+    if choice == "context_switch":
+        return W.context_switch(cpus=draw(up(min(cpus, 16))), rounds=draw(up(8)))
+    if choice == "exit_storm":
+        n = draw(up(min(cpus, 16)))
+        return W.exit_storm(processes=draw(up(8)), threads=draw(up(min(n, 4))), cpus=n)
+    return W.vm_overcommit(threads=draw(up(min(cpus, 16))), iterations=draw(up(10)))
+
+
+@st.composite
+def random_programs(draw, prof):
+    """Tasks with random ops on 1-3 small mms (page ranges inside them)."""
+    mm_pages = draw(st.lists(st.integers(1, 2048), min_size=1, max_size=3))
+    tasks = []
+    for _ in range(draw(st.integers(1, 8))):
+        mm = draw(st.integers(-1, len(mm_pages) - 1))
+        size = mm_pages[mm] if mm >= 0 else 512
+        ops = []
+        for _ in range(draw(st.integers(0, 16))):
+            kind = draw(st.sampled_from(["access", "compute", "madvise", "munmap", "mprotect",
+                                         "sleep", "yield", "migrate", "mark", "membarrier",
+                                         "exit"]))
+            first = draw(st.integers(0, size - 1))
+            n = draw(st.integers(1, min(64, size - first)))
+            if kind == "access":
+                ops += (abi.OP_ACCESS, first, n, 1)
+            elif kind == "compute":
+                ops += (abi.OP_COMPUTE, draw(st.integers(0, 20_000)), 0, 0)
+            elif kind in ("madvise", "mprotect"):
+                code = abi.OP_MADVISE if kind == "madvise" else abi.OP_MPROTECT
+                ops += (code, first, draw(st.integers(1, 600)), 0)
+            elif kind == "munmap":
+                ops += (abi.OP_MUNMAP, draw(st.sampled_from([0, first])),
+                        draw(st.integers(1, 1200)), int(draw(st.booleans())))
+            elif kind == "sleep":
+                ops += (abi.OP_SLEEP, draw(st.integers(0, 300_000)), 0, 0)
+            elif kind == "yield":
+                ops += (abi.OP_YIELD, 0, 0, 0)
+            elif kind == "migrate":
+                ops += (abi.OP_MIGRATE, draw(st.integers(-1, prof.cpus)), 0, 0)
+            elif kind == "mark":
+                ops += (abi.OP_MARK, 0, 0, 0)
+            elif kind == "membarrier":
+                ops += (abi.OP_MEMBARRIER, 0, 0, 0)
+            else:
+                ops += (abi.OP_EXIT, 0, 0, 0)
+        tasks.append(tp.workloads.TaskSpec(mm, draw(st.integers(0, prof.cpus - 1)),
+                                           draw(st.integers(0, 100_000)), tuple(ops)))
+    return tp.workloads.Program("random", mm_pages, tasks)
+
+
+def assert_same(prof, policy, program, seed):
+    knobs = policy().knobs(prof)
+    ref = Machine(prof, knobs, program, seed).run()
+    got = native.run(prof, knobs, program, seed)
+    assert got == ref, next(f"{key!r} differs: python {ref[key]!r}, native {got[key]!r}"
+                            for key in ref if ref[key] != got[key])
+    # what the examples reached (pytest --hypothesis-show-statistics)
+    flushes = len(ref["flush_latency"])
+    event(f"flushes: {'0' if not flushes else '1-9' if flushes < 10 else '10+'}")
+    event(f"CPUs: {'1-16' if prof.cpus <= 16 else '17-64' if prof.cpus <= 64 else '65-256'}")
+    for kind, n in zip(abi.VIOLATION_KINDS, ref["violation_counts"]):
+        if n:
+            event(f"violation: {kind}")
+    if ref["counters"]["ipis"]:
+        event("IPIs sent")
+    if ref["counters"]["spec_walks"]:
+        event("speculative walks")
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(data=st.data(), policy=policies(), seed=st.integers(0, 2**64 + 5))
+def test_random_machines_knobs_and_workload_sizes(data, policy, seed):
+    prof = data.draw(machines())
+    work = data.draw(builder_workloads(prof))
+    assert_same(prof, policy, work.compile(prof, seed % 1000), seed)
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(data=st.data(), policy=policies(), seed=st.integers(0, 2**64 - 1))
+def test_random_programs(data, policy, seed):
+    prof = data.draw(machines())
+    assert_same(prof, policy, data.draw(random_programs(prof)), seed)
