@@ -39,6 +39,9 @@ METRICS = {m.name: m for m in (
            "time atomics waited for, and pulled, contended lines (mm_count, mm_cpumask, "
            "tlb_gen)"),
     Metric("idle_wakeups", "wakeups", "lower", "exits from a C-state (timer, task or IPI)"),
+    Metric("switch_mm_barrier_ns", "ns", "lower",
+           "time in the explicit smp_mb() after switching to a user mm "
+           "(switch_mm_barrier='explicit', seed 003's cost)"),
 )}
 
 
@@ -71,4 +74,5 @@ def compute(raw: dict, profile) -> dict:
                  "invlpg", "tlb_misses", "idle_wakeups"):
         out[name] = counters[name]
     out["atomic_contention_ns"] = ns(counters["atomic_contention"])
+    out["switch_mm_barrier_ns"] = ns(counters["switch_mm_barriers"] * profile.costs["smp_mb"])
     return {name: out[name] for name in METRICS if name in out}

@@ -50,12 +50,24 @@ class Program:
         return h.hexdigest()[:16]
 
     def validate(self, profile) -> None:
+        page_ops = (abi.OP_ACCESS, abi.OP_MADVISE, abi.OP_MUNMAP, abi.OP_MPROTECT)
         for i, t in enumerate(self.tasks):
             if not 0 <= t.cpu < profile.cpus:
                 raise WorkloadError(f"{self.name}: task {i} starts on cpu{t.cpu}, but "
                                     f"{profile.name} has {profile.cpus} CPUs")
             if t.mm >= len(self.mm_pages):
                 raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
+            pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
+            for pc in range(0, len(t.ops), 4):
+                code, a, b = t.ops[pc], t.ops[pc + 1], t.ops[pc + 2]
+                where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
+                if code not in abi.OP_NAMES:
+                    raise WorkloadError(f"{where}: unknown op code")
+                if code in page_ops and not (0 <= a and b >= 0 and a + b <= pages):
+                    raise WorkloadError(f"{where}: pages {a}..{a + b} outside the task's "
+                                        f"{pages}-page mm")
+                if code == abi.OP_MIGRATE and not 0 <= a < profile.cpus:
+                    raise WorkloadError(f"{where}: cpu{a} does not exist on {profile.name}")
 
 
 class TaskBuilder:

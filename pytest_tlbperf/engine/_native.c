@@ -213,7 +213,8 @@ struct machine {
 
     /* counters and samples */
     i64 n_ipis, n_ipis_to_idle, n_ipis_to_lazy, n_cr3, n_full_flushes, n_invlpg,
-        n_tlb_misses, n_contention, n_idle_wakeups, n_ops, n_faults, n_spec_walks;
+        n_tlb_misses, n_contention, n_idle_wakeups, n_ops, n_faults, n_spec_walks,
+        n_switch_mb;
     struct i64vec flush_lat;
     i64 violation_counts[N_VKINDS];
     struct violation violations[MAX_VIOLATIONS];
@@ -856,8 +857,7 @@ static i64 mmdrop(struct machine *m, int c, int mm, i64 t, int *last)
 }
 
 /* __mmdrop() freeing the mm_struct. The oracle's lazy_mm_use_after_free
- * check: no CPU may still reference it, lazily or through CR3.
- * (machine.py's mm_alive and mm_free_at are written here and read nowhere.) */
+ * check: no CPU may still reference it, lazily or through CR3. */
 static void free_mm(struct machine *m, int c, int mm)
 {
     struct rec rec = { m->now, c, TR_MM_FREE, mm, 0 };
@@ -1364,8 +1364,10 @@ static i64 context_switch(struct machine *m, int c, int nxt, i64 t)
         set_bit(m->ran, c);
     if (mm != INIT_MM) {
         t = switch_mm_irqs_off(m, c, mm, t);
-        if (m->k_barrier == BARRIER_EXPLICIT)
+        if (m->k_barrier == BARRIER_EXPLICIT) {
             t += m->c_mb;       /* seed 003: make the post-switch-mm barrier explicit */
+            m->n_switch_mb += 1;
+        }
         if (m->lazy_ref[c])
             t = drop_lazy_ref(m, c, t);     /* finish_task_switch(): mmdrop(prev->active_mm) */
         m->active_mm[c] = mm;
@@ -1520,6 +1522,9 @@ static void freed_table_walk(struct machine *m, int c, i64 slot, int table)
         m->hung[c] = 1;         /* the 2017 AMD hang: this CPU stops answering */
         m->hung_at[c] = m->now;
         m->step_token[c] += 1;
+        /* requests it will never take: their initiators hang */
+        for (size_t i = 0; i < m->csdq[c].n; i++)
+            arm_watchdog(m, m->csdq[c].v[i]);
         ring(m, c, TR_HUNG, c, 0);
     }
 }
@@ -2348,14 +2353,15 @@ static PyObject *raw_result(const struct machine *m)
         "end", (long long)end,
         "finished", finished ? Py_True : Py_False,
         "counters", Py_BuildValue(
-            "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L}",
+            "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L}",
             "ipis", (long long)m->n_ipis, "ipis_to_idle", (long long)m->n_ipis_to_idle,
             "ipis_to_lazy", (long long)m->n_ipis_to_lazy, "cr3_writes", (long long)m->n_cr3,
             "full_flushes", (long long)m->n_full_flushes, "invlpg", (long long)m->n_invlpg,
             "tlb_misses", (long long)m->n_tlb_misses,
             "atomic_contention", (long long)m->n_contention,
             "idle_wakeups", (long long)m->n_idle_wakeups, "ops", (long long)m->n_ops,
-            "page_faults", (long long)m->n_faults, "spec_walks", (long long)m->n_spec_walks),
+            "page_faults", (long long)m->n_faults, "spec_walks", (long long)m->n_spec_walks,
+            "switch_mm_barriers", (long long)m->n_switch_mb),
         "flush_latency", int_list(m->flush_lat.v, m->flush_lat.n),
         "ipis_received", int_list(m->ipis_received, (size_t)m->ncpu),
         "marks", marks_list(m),

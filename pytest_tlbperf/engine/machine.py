@@ -198,13 +198,11 @@ class Machine:
         self.mm_mask = [0]
         self.mm_count = [1]
         self.mm_users = [1]
-        self.mm_alive = [1]
         self.mm_present = [bytearray()]
         self.mm_ver = [[]]
         self.mm_ret = [[]]          # per page: newest version whose flush has returned
         self.mm_ret_at = [[]]       # ... when, and on which initiator (for traces)
         self.mm_tables = [[]]
-        self.mm_free_at = [0]
         self.line_owner = [-1, -1, -1]  # three contended lines per mm:
         self.line_free = [0, 0, 0]      # mm_count, mm_cpumask, tlb_gen
         self.next_ctx = 1
@@ -235,7 +233,7 @@ class Machine:
         self.n_ipis = self.n_ipis_to_idle = self.n_ipis_to_lazy = 0
         self.n_cr3 = self.n_full_flushes = self.n_invlpg = self.n_tlb_misses = 0
         self.n_contention = self.n_idle_wakeups = self.n_ops = 0
-        self.n_faults = self.n_spec_walks = 0
+        self.n_faults = self.n_spec_walks = self.n_switch_mb = 0
         self.ipis_received = [0] * n
         self.flush_lat = []
         self.violation_counts = [0] * len(abi.VIOLATION_KINDS)
@@ -485,13 +483,11 @@ class Machine:
         self.mm_mask.append(0)
         self.mm_count.append(1)     # one reference held on behalf of all users
         self.mm_users.append(self.tmpl_threads[tmpl])
-        self.mm_alive.append(1)
         self.mm_present.append(bytearray(npages))
         self.mm_ver.append([0] * npages)
         self.mm_ret.append([0] * npages)
         self.mm_ret_at.append([None] * npages)
         self.mm_tables.append([-1] * ((npages + PAGES_PER_TABLE - 1) // PAGES_PER_TABLE))
-        self.mm_free_at.append(0)
         self.line_owner += [-1, -1, -1]
         self.line_free += [0, 0, 0]
         self.tmpl_mm[tmpl] = mm
@@ -552,8 +548,6 @@ class Machine:
     def free_mm(self, c, mm):
         """__mmdrop() freeing the mm_struct. The oracle's lazy_mm_use_after_free
         check: no CPU may still reference it, lazily or through CR3."""
-        self.mm_alive[mm] = 0
-        self.mm_free_at[mm] = self.now
         rec = (self.now, c, abi.TR_MM_FREE, mm, 0)
         for x in range(self.ncpu):
             if (self.active_mm[x] == mm and self.lazy_ref[x]) or self.loaded_mm[x] == mm:
@@ -910,6 +904,7 @@ class Machine:
             t = self.switch_mm_irqs_off(c, mm, t)
             if self.k_barrier == abi.BARRIER_EXPLICIT:
                 t += self.c_mb        # seed 003: make the post-switch-mm barrier explicit
+                self.n_switch_mb += 1
             if self.lazy_ref[c]:
                 t = self.drop_lazy_ref(c, t)   # finish_task_switch(): mmdrop(prev->active_mm)
             self.active_mm[c] = mm
@@ -1007,6 +1002,8 @@ class Machine:
             self.hung[c] = 1          # the 2017 AMD hang: this CPU stops answering
             self.hung_at[c] = self.now
             self.step_token[c] += 1
+            for cid in self.csdq[c]:  # requests it will never take: their initiators hang
+                self.arm_watchdog(cid, self.calls[cid])
             self.ring(c, abi.TR_HUNG, c)
 
     def ev_step(self, c):
@@ -1240,6 +1237,7 @@ class Machine:
                 "tlb_misses": self.n_tlb_misses, "atomic_contention": self.n_contention,
                 "idle_wakeups": self.n_idle_wakeups, "ops": self.n_ops,
                 "page_faults": self.n_faults, "spec_walks": self.n_spec_walks,
+                "switch_mm_barriers": self.n_switch_mb,
             },
             "flush_latency": list(self.flush_lat),
             "ipis_received": list(self.ipis_received),

@@ -263,6 +263,9 @@ def _validate(raw: dict, source: str) -> None:
     virt = raw.get("virt")
     if virt is not None and virt["preempt_percent"] > 95:
         raise ProfileError(f"{source}: field virt.'preempt_percent' must be at most 95")
+    if virt is not None and virt["preempt_percent"] and not virt["preempt_us"]:
+        raise ProfileError(f"{source}: field virt.'preempt_us' must be positive when vCPUs "
+                           f"are preempted (preempt_percent > 0)")
 
 
 def _builtin_files() -> dict:
