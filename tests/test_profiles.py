@@ -95,6 +95,13 @@ def test_unknown_profile_lists_the_builtins():
     assert "skylake-8s" in str(exc.value) and "zen1-epyc" in str(exc.value)
 
 
+def test_preempted_vcpus_need_a_preemption_length():
+    kvm = tp.profiles.get("kvm-guest-16")
+    with pytest.raises(ProfileError, match=r"virt.'preempt_us' must be positive"):
+        kvm.with_changes(virt={"preempt_us": 0})
+    assert kvm.with_changes(virt={"preempt_us": 0, "preempt_percent": 0}).virt["preempt"] == 0
+
+
 def test_with_changes_revalidates():
     big = tp.profiles.get("skylake-2s").with_changes(name="skylake-1024",
                                                      topology={"cpus": 1024, "sockets": 16})

@@ -41,3 +41,16 @@ def test_bad_parameters_are_named():
         tp.run(W.madvise_dontneed(threads=5), "haswell-4c")
     with pytest.raises(WorkloadError, match="asks for 32 CPUs"):
         tp.run(W.idle_server(workers=32), "haswell-4c")
+
+
+def test_ops_outside_the_mm_are_named_before_the_run():
+    def build(b, profile):
+        b.task(b.mm(512), 0).access(500, 20)
+    with pytest.raises(WorkloadError, match=r"task 0 op 0 \(access\): pages 500..520 outside "
+                                            r"the task's 512-page mm"):
+        tp.run(W.custom("overrun", build), "haswell-4c")
+
+    def migrate(b, profile):
+        b.task(b.mm(512), 0).migrate(99)
+    with pytest.raises(WorkloadError, match="cpu99 does not exist on haswell-4c"):
+        tp.run(W.custom("nowhere", migrate), "haswell-4c")
