@@ -9,6 +9,7 @@ mirrors a patch). `get()` returns the `Policy` subclass itself.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -32,6 +33,7 @@ def _policy_classes(module):
             and obj.__module__ == module.__name__]
 
 
+@functools.lru_cache(maxsize=None)
 def builtin() -> dict:
     """name -> class for the modules in this package."""
     found = {}
@@ -44,6 +46,7 @@ def builtin() -> dict:
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def _third_party() -> dict:
     found = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -60,7 +63,8 @@ def _third_party() -> dict:
 
 
 def _registry() -> dict:
-    reg = _third_party()
+    # looked up once per process: installed policies do not change under a run
+    reg = dict(_third_party())
     reg.update(builtin())          # built-in names win: they are the contract
     return reg
 

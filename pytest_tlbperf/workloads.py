@@ -21,6 +21,8 @@ __all__ = ["Workload", "Program", "TaskSpec", "ProgramBuilder", "TaskBuilder", "
            "BUILDERS"]
 
 REGION = 512   # pages per page-table page (2 MiB)
+_COMPILED_MAX = 64     # compiled programs kept (oldest dropped first)
+_compiled: dict = {}
 HOT_PAGES = 16
 
 
@@ -159,11 +161,29 @@ class Workload:
         self.name, self._build, self.params = name, build, dict(params)
 
     def compile(self, profile, seed: int) -> Program:
-        b = ProgramBuilder(self.name, profile, seed)
-        self._build(b, profile, **self.params)
-        program = b.program()
-        program.validate(profile)
+        key = self._cache_key(profile, seed)
+        program = _compiled.get(key) if key is not None else None
+        if program is None:
+            b = ProgramBuilder(self.name, profile, seed)
+            self._build(b, profile, **self.params)
+            program = b.program()
+            program.validate(profile)
+            if key is not None:
+                _compiled[key] = program
+                if len(_compiled) > _COMPILED_MAX:
+                    del _compiled[next(iter(_compiled))]
         return program
+
+    def _cache_key(self, profile, seed):
+        """Programs are immutable and a function of (builder, params,
+        profile, seed): every policy of a comparison reuses one compile."""
+        key = (self.name, self._build, tuple(sorted(self.params.items())), profile.digest,
+               seed)
+        try:
+            hash(key)
+        except TypeError:          # a custom workload with unhashable parameters
+            return None
+        return key
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
@@ -218,19 +238,20 @@ def madvise_dontneed(threads: int = 2, iterations: int = 200) -> Workload:
     round trip plus the IPIs the other threads send. It is the calibration
     workload of `haswell-4c` and what concurrent and async flushing speed up."""
     _positive("madvise_dontneed", threads=threads, iterations=iterations)
+    return Workload("madvise_dontneed", _madvise_dontneed, {"threads": threads, "iterations": iterations})
 
-    def build(b, profile, threads, iterations):
-        if threads > profile.cores:
-            raise WorkloadError(f"madvise_dontneed: {threads} threads need {threads} cores, "
-                                f"{profile.name} has {profile.cores}")
-        mm = b.mm(REGION)
-        for i in range(threads):
-            page = 8 * i
-            t = b.task(mm, i, start_us=b.rng.below(4000) / 1000)  # cpu i: core i
-            t.access(page).mark()
-            for _ in range(iterations):
-                t.madvise(page).access(page).mark()
-    return Workload("madvise_dontneed", build, {"threads": threads, "iterations": iterations})
+
+def _madvise_dontneed(b, profile, threads, iterations):
+    if threads > profile.cores:
+        raise WorkloadError(f"madvise_dontneed: {threads} threads need {threads} cores, "
+                            f"{profile.name} has {profile.cores}")
+    mm = b.mm(REGION)
+    for i in range(threads):
+        page = 8 * i
+        t = b.task(mm, i, start_us=b.rng.below(4000) / 1000)  # cpu i: core i
+        t.access(page).mark()
+        for _ in range(iterations):
+            t.madvise(page).access(page).mark()
 
 
 def munmap_storm(threads: int = 4, iterations: int = 40, regions: int = 4) -> Workload:
@@ -242,33 +263,34 @@ def munmap_storm(threads: int = 4, iterations: int = 40, regions: int = 4) -> Wo
     that async flushing must not free tables, and seed 001's "propagate
     flushes everywhere that could have references to the flushed range"."""
     _positive("munmap_storm", threads=threads, iterations=iterations, regions=regions)
-
-    def build(b, profile, threads, iterations, regions):
-        n = _cpus("munmap_storm", profile, threads, threads)
-        # region 0 holds a small hot set every thread reads (shared
-        # metadata); the others are the storm's arenas
-        mm = b.mm((regions + 1) * REGION)
-        rng = b.rng
-        for i in range(n):
-            t = b.task(mm, i, start_us=rng.below(20))
-            for _ in range(iterations):
-                region = 1 + rng.below(regions)
-                t.access(0, HOT_PAGES, write=False)
-                t.access(region * REGION + rng.below(REGION - 8), 8)
-                t.compute_us(rng.between(1, 4))
-                roll = rng.below(100)
-                if roll < 15:
-                    t.munmap((1 + rng.below(regions)) * REGION, REGION, free_tables=True)
-                elif roll < 45:
-                    t.madvise(region * REGION + rng.below(REGION - 16), rng.between(1, 16))
-                elif roll < 55:
-                    t.mprotect(region * REGION + rng.below(REGION - 4), 4)
-                elif roll < 65:
-                    t.madvise(rng.below(HOT_PAGES), 1)
-                if rng.below(100) < 25:
-                    t.sleep_us(rng.between(5, 60))
-    return Workload("munmap_storm", build,
+    return Workload("munmap_storm", _munmap_storm,
                     {"threads": threads, "iterations": iterations, "regions": regions})
+
+
+def _munmap_storm(b, profile, threads, iterations, regions):
+    n = _cpus("munmap_storm", profile, threads, threads)
+    # region 0 holds a small hot set every thread reads (shared
+    # metadata); the others are the storm's arenas
+    mm = b.mm((regions + 1) * REGION)
+    rng = b.rng
+    for i in range(n):
+        t = b.task(mm, i, start_us=rng.below(20))
+        for _ in range(iterations):
+            region = 1 + rng.below(regions)
+            t.access(0, HOT_PAGES, write=False)
+            t.access(region * REGION + rng.below(REGION - 8), 8)
+            t.compute_us(rng.between(1, 4))
+            roll = rng.below(100)
+            if roll < 15:
+                t.munmap((1 + rng.below(regions)) * REGION, REGION, free_tables=True)
+            elif roll < 45:
+                t.madvise(region * REGION + rng.below(REGION - 16), rng.between(1, 16))
+            elif roll < 55:
+                t.mprotect(region * REGION + rng.below(REGION - 4), 4)
+            elif roll < 65:
+                t.madvise(rng.below(HOT_PAGES), 1)
+            if rng.below(100) < 25:
+                t.sleep_us(rng.between(5, 60))
 
 
 def kernel_build(jobs: int = 32, cpus: int | None = None) -> Workload:
@@ -280,33 +302,34 @@ def kernel_build(jobs: int = 32, cpus: int | None = None) -> Workload:
     lazy mode those CPUs miss the flush that frees the tables and walk
     through them speculatively."""
     _positive("kernel_build", jobs=jobs, cpus=cpus)
+    return Workload("kernel_build", _kernel_build, {"jobs": jobs, "cpus": cpus})
 
-    def build(b, profile, jobs, cpus):
-        n = _cpus("kernel_build", profile, cpus, 16)
-        rng = b.rng
-        for i in range(jobs):
-            mm = b.mm(4 * REGION)
-            cpu = rng.below(n)
-            t = b.task(mm, cpu, start_us=rng.below(40 * jobs))
-            for _ in range(rng.between(2, 4)):
-                region = rng.below(4)
-                t.access(region * REGION + rng.below(REGION - 64), rng.between(16, 64))
-                t.compute_us(rng.between(20, 60))
-                roll = rng.below(100)
-                if roll < 50:
-                    t.munmap(rng.below(4) * REGION, REGION, free_tables=True)
-                elif roll < 75:
-                    t.madvise(region * REGION + rng.below(REGION - 32), rng.between(1, 32))
-                if rng.below(100) < 40:
-                    t.sleep_us(rng.between(30, 200))
-                if rng.below(100) < 35:
-                    t.migrate(rng.below(n))
-            t.exit()
-        for cpu in range(n):
-            k = b.kthread(cpu, start_us=rng.below(100))
-            for _ in range(jobs // 4 + 2):
-                k.sleep_us(rng.between(80, 300)).compute_us(rng.between(2, 8))
-    return Workload("kernel_build", build, {"jobs": jobs, "cpus": cpus})
+
+def _kernel_build(b, profile, jobs, cpus):
+    n = _cpus("kernel_build", profile, cpus, 16)
+    rng = b.rng
+    for i in range(jobs):
+        mm = b.mm(4 * REGION)
+        cpu = rng.below(n)
+        t = b.task(mm, cpu, start_us=rng.below(40 * jobs))
+        for _ in range(rng.between(2, 4)):
+            region = rng.below(4)
+            t.access(region * REGION + rng.below(REGION - 64), rng.between(16, 64))
+            t.compute_us(rng.between(20, 60))
+            roll = rng.below(100)
+            if roll < 50:
+                t.munmap(rng.below(4) * REGION, REGION, free_tables=True)
+            elif roll < 75:
+                t.madvise(region * REGION + rng.below(REGION - 32), rng.between(1, 32))
+            if rng.below(100) < 40:
+                t.sleep_us(rng.between(30, 200))
+            if rng.below(100) < 35:
+                t.migrate(rng.below(n))
+        t.exit()
+    for cpu in range(n):
+        k = b.kthread(cpu, start_us=rng.below(100))
+        for _ in range(jobs // 4 + 2):
+            k.sleep_us(rng.between(80, 300)).compute_us(rng.between(2, 8))
 
 
 def idle_server(workers: int | None = None, requests: int = 30) -> Workload:
@@ -319,26 +342,27 @@ def idle_server(workers: int | None = None, requests: int = 30) -> Workload:
     how long flushes wait for C-state exits (seed 001: "especially on
     systems with deep C states")."""
     _positive("idle_server", workers=workers, requests=requests)
+    return Workload("idle_server", _idle_server, {"workers": workers, "requests": requests})
 
-    def build(b, profile, workers, requests):
-        n = _cpus("idle_server", profile, workers, 16)
-        mm = b.mm((n + 1) * REGION)
-        rng = b.rng
-        for i in range(n):
-            own = (i + 1) * REGION
-            t = b.task(mm, i, start_us=rng.below(500))
-            for _ in range(requests):
-                t.sleep_us(rng.between(200, 2000))
-                t.access(rng.below(64), 4, write=False)          # shared state
-                buf = own + rng.below(REGION - 16)
-                t.access(buf, 8)
-                t.compute_us(rng.between(10, 40))
-                if rng.below(100) < 60:
-                    t.madvise(buf, rng.between(1, 8))
-                if rng.below(100) < 4:
-                    # the allocator returns a chunk; its page table stays
-                    t.munmap(own + rng.below(REGION - 64), 64, free_tables=False)
-    return Workload("idle_server", build, {"workers": workers, "requests": requests})
+
+def _idle_server(b, profile, workers, requests):
+    n = _cpus("idle_server", profile, workers, 16)
+    mm = b.mm((n + 1) * REGION)
+    rng = b.rng
+    for i in range(n):
+        own = (i + 1) * REGION
+        t = b.task(mm, i, start_us=rng.below(500))
+        for _ in range(requests):
+            t.sleep_us(rng.between(200, 2000))
+            t.access(rng.below(64), 4, write=False)          # shared state
+            buf = own + rng.below(REGION - 16)
+            t.access(buf, 8)
+            t.compute_us(rng.between(10, 40))
+            if rng.below(100) < 60:
+                t.madvise(buf, rng.between(1, 8))
+            if rng.below(100) < 4:
+                # the allocator returns a chunk; its page table stays
+                t.munmap(own + rng.below(REGION - 64), 64, free_tables=False)
 
 
 def context_switch(cpus: int | None = None, rounds: int = 20) -> Workload:
@@ -350,28 +374,29 @@ def context_switch(cpus: int | None = None, rounds: int = 20) -> Workload:
     what refcounting lazy mms costs: every lazy switch is an mmgrab/mmdrop on
     the one shared mm_count line (seed 003's hazard pointers remove that)."""
     _positive("context_switch", cpus=cpus, rounds=rounds)
+    return Workload("context_switch", _context_switch, {"cpus": cpus, "rounds": rounds})
 
-    def build(b, profile, cpus, rounds):
-        n = _cpus("context_switch", profile, cpus, profile.cpus)
-        big = b.mm(2 * REGION)
-        other = b.mm(REGION)
-        rng = b.rng
-        for cpu in range(n):
-            t = b.task(big, cpu, start_us=rng.below(10))
-            k = b.kthread(cpu, start_us=rng.below(10))
-            o = b.task(other, cpu, start_us=rng.below(10)) if cpu % 4 == 0 else None
-            for r in range(rounds):
-                t.access(rng.below(2 * REGION - 4), 4).compute_ns(rng.between(500, 2000))
-                if cpu == 0 and r % 5 == 4:
-                    t.madvise(rng.below(REGION), 2)
-                    if r % 10 == 9:
-                        t.munmap(REGION, REGION, free_tables=True)
-                t.yield_()
-                k.compute_ns(rng.between(300, 1000)).yield_()
-                if o is not None:
-                    o.access(rng.below(REGION - 4), 4).compute_ns(rng.between(500, 1500))
-                    o.yield_()
-    return Workload("context_switch", build, {"cpus": cpus, "rounds": rounds})
+
+def _context_switch(b, profile, cpus, rounds):
+    n = _cpus("context_switch", profile, cpus, profile.cpus)
+    big = b.mm(2 * REGION)
+    other = b.mm(REGION)
+    rng = b.rng
+    for cpu in range(n):
+        t = b.task(big, cpu, start_us=rng.below(10))
+        k = b.kthread(cpu, start_us=rng.below(10))
+        o = b.task(other, cpu, start_us=rng.below(10)) if cpu % 4 == 0 else None
+        for r in range(rounds):
+            t.access(rng.below(2 * REGION - 4), 4).compute_ns(rng.between(500, 2000))
+            if cpu == 0 and r % 5 == 4:
+                t.madvise(rng.below(REGION), 2)
+                if r % 10 == 9:
+                    t.munmap(REGION, REGION, free_tables=True)
+            t.yield_()
+            k.compute_ns(rng.between(300, 1000)).yield_()
+            if o is not None:
+                o.access(rng.below(REGION - 4), 4).compute_ns(rng.between(500, 1500))
+                o.yield_()
 
 
 def exit_storm(processes: int = 24, threads: int = 4, cpus: int | None = None) -> Workload:
@@ -383,24 +408,25 @@ def exit_storm(processes: int = 24, threads: int = 4, cpus: int | None = None) -
     the lazy CPUs (seed 003's question of keeping an mm_struct from being
     freed at an inopportune time)."""
     _positive("exit_storm", processes=processes, threads=threads, cpus=cpus)
-
-    def build(b, profile, processes, threads, cpus):
-        n = _cpus("exit_storm", profile, cpus, 16)
-        if threads > n:
-            raise WorkloadError(f"exit_storm: {threads} threads per process need {threads} "
-                                f"CPUs, only {n} are used")
-        rng = b.rng
-        for p in range(processes):
-            mm = b.mm(2 * REGION)
-            start = rng.below(30 * processes)
-            first = rng.below(n)
-            for i in range(threads):
-                t = b.task(mm, (first + i) % n, start_us=start + i)
-                t.access(rng.below(2 * REGION - 16), 16)
-                t.compute_us(rng.between(5, 40) + 10 * i)
-                t.exit()
-    return Workload("exit_storm", build,
+    return Workload("exit_storm", _exit_storm,
                     {"processes": processes, "threads": threads, "cpus": cpus})
+
+
+def _exit_storm(b, profile, processes, threads, cpus):
+    n = _cpus("exit_storm", profile, cpus, 16)
+    if threads > n:
+        raise WorkloadError(f"exit_storm: {threads} threads per process need {threads} "
+                            f"CPUs, only {n} are used")
+    rng = b.rng
+    for p in range(processes):
+        mm = b.mm(2 * REGION)
+        start = rng.below(30 * processes)
+        first = rng.below(n)
+        for i in range(threads):
+            t = b.task(mm, (first + i) % n, start_us=start + i)
+            t.access(rng.below(2 * REGION - 16), 16)
+            t.compute_us(rng.between(5, 40) + 10 * i)
+            t.exit()
 
 
 def vm_overcommit(threads: int | None = None, iterations: int = 20) -> Workload:
@@ -410,24 +436,25 @@ def vm_overcommit(threads: int | None = None, iterations: int = 20) -> Workload:
     the KVM PV TLB flush defers that vCPU's flush to its next VM entry (seed
     001: IPI service time "through the roof" for idle and preempted vCPUs)."""
     _positive("vm_overcommit", threads=threads, iterations=iterations)
+    return Workload("vm_overcommit", _vm_overcommit, {"threads": threads, "iterations": iterations})
 
-    def build(b, profile, threads, iterations):
-        n = _cpus("vm_overcommit", profile, threads, profile.cpus)
-        mm = b.mm((n + 1) * REGION)
-        rng = b.rng
-        for i in range(n):
-            own = (i + 1) * REGION
-            t = b.task(mm, i, start_us=rng.below(50))
-            for _ in range(iterations):
-                t.access(own + rng.below(REGION - 8), 8)
-                t.compute_us(rng.between(20, 80))
-                if rng.below(100) < 50:
-                    t.madvise(own + rng.below(REGION - 4), rng.between(1, 4))
-                elif rng.below(100) < 10:
-                    t.munmap(own, REGION, free_tables=True)
-                if rng.below(100) < 20:
-                    t.sleep_us(rng.between(100, 500))
-    return Workload("vm_overcommit", build, {"threads": threads, "iterations": iterations})
+
+def _vm_overcommit(b, profile, threads, iterations):
+    n = _cpus("vm_overcommit", profile, threads, profile.cpus)
+    mm = b.mm((n + 1) * REGION)
+    rng = b.rng
+    for i in range(n):
+        own = (i + 1) * REGION
+        t = b.task(mm, i, start_us=rng.below(50))
+        for _ in range(iterations):
+            t.access(own + rng.below(REGION - 8), 8)
+            t.compute_us(rng.between(20, 80))
+            if rng.below(100) < 50:
+                t.madvise(own + rng.below(REGION - 4), rng.between(1, 4))
+            elif rng.below(100) < 10:
+                t.munmap(own, REGION, free_tables=True)
+            if rng.below(100) < 20:
+                t.sleep_us(rng.between(100, 500))
 
 
 BUILDERS = {f.__name__: f for f in (madvise_dontneed, munmap_storm, kernel_build, idle_server,
