@@ -5,7 +5,11 @@
                      and violations (the main job until `pytest --tlbperf`)
   tlbperf calibrate  haswell-4c's madvise(DONTNEED) table next to seed 002's
   tlbperf matrix     every policy on the cells where the seeds make a claim
-  tlbperf list       profiles, policies, workloads and metrics
+  tlbperf list       profiles, policies, workloads, metrics and saved runs
+  tlbperf report     a saved run's regression report, as HTML or 80-column text
+  tlbperf compare    two saved runs (e.g. two commits), cell by cell, unpaired
+  tlbperf export     a saved run as pytest-benchmark or pyperf JSON
+  tlbperf validate   measure the detector's false-positive rate and power
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import json
 import statistics
 import sys
 
+from pathlib import Path
+
 from . import api, calibration, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
+from .storage import Storage, StorageError
 
 # where each workload's question is asked (DESIGN §3.8 / the seeds)
 HOME_PROFILES = {
@@ -98,7 +105,95 @@ def cmd_list(args) -> int:
     print("metrics:")
     for m in metrics.METRICS.values():
         print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  {m.description}")
+    storage = Storage(args.storage)
+    errors = []
+    runs = storage.runs(on_error=errors.append)
+    print(f"saved runs in {storage.path}:" + ("" if runs or errors else " none"))
+    for run in runs:
+        cells = run["cells"]
+        seeds = sorted({len(c["seeds"]) for c in cells})
+        print(f"  {run['id']}  {run.get('name') or '-':16s} {run['commit']:24s} "
+              f"{run.get('created', ''):24s} {len(cells)} cells, "
+              f"{'/'.join(map(str, seeds)) or 0} seeds  {run.get('file', '')}")
+    for err in errors:
+        print(f"  unreadable: {err}")
     return 0
+
+
+def load_run(ref, storage_dir):
+    """A saved run by file path, or by id, name, file name or commit prefix
+    in the storage folder (`Storage.find`). Unreadable files are named in
+    the error."""
+    path = Path(ref)
+    if path.suffix == ".json" or path.exists():
+        if path.exists() or "/" in ref:
+            return Storage(path.parent).load_file(path)
+    skipped = []
+    try:
+        return Storage(storage_dir).find(ref, on_error=skipped.append)
+    except StorageError as exc:
+        raise StorageError(str(exc) + "".join(f"\n  skipped: {e}" for e in skipped)) \
+            from None
+
+
+def _thresholds(args):
+    from .reports.verdicts import Thresholds
+    if not args.threshold:
+        return None
+    try:
+        return Thresholds.parse(args.threshold)
+    except ValueError as exc:
+        raise TlbperfError(f"--threshold: {exc}") from None
+
+
+def cmd_report(args) -> int:
+    from .reports import html, text
+    from .reports.report import Report
+    run, *refs = [load_run(ref, args.storage) for ref in args.runs]
+    report = Report(run, refs, thresholds=_thresholds(args))
+    out = args.output
+    if out is None:
+        sys.stdout.write(text.render(report))
+    else:
+        kind = "text" if Path(out).suffix in (".txt", ".text") else "html"
+        content = text.render(report) if kind == "text" else html.render(report)
+        Path(out).write_text(content, encoding="utf-8")
+        print(f"wrote {out} ({kind}): {report.headline()}", file=sys.stderr)
+    return 1 if args.fail_on_regression and report.regressions() else 0
+
+
+def cmd_compare(args) -> int:
+    from .reports import text, verdicts
+    from .reports.report import Report
+    old, new = load_run(args.old, args.storage), load_run(args.new, args.storage)
+    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args))
+    report = Report(new, [old], findings=findings, thresholds=_thresholds(args))
+    if not findings:
+        print(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} have no "
+              f"cell (test, profile, policy) with a metric in common")
+        return 0
+    sys.stdout.write(text.render(report, violations=True, command=False))
+    return 1 if args.fail_on_regression and report.regressions() else 0
+
+
+def cmd_export(args) -> int:
+    from .reports import export
+    run = load_run(args.run, args.storage)
+    content = export.FORMATS[args.format](run)
+    Path(args.output).write_text(content, encoding="utf-8")
+    print(f"wrote {args.output} ({args.format})", file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .reports import validation
+    figures = validation.measure(engine=args.engine, progress=(
+        lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None)
+    for line in validation.summary(figures):
+        print(line)
+    print("\nfigures (reports/validation.py PUBLISHED):")
+    print(json.dumps(figures, indent=1, sort_keys=True))
+    return 0 if figures == validation.PUBLISHED else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,8 +228,50 @@ def parser() -> argparse.ArgumentParser:
                      help="policy to include (repeatable; default: every registered one)")
     mat.add_argument("--engine", default="auto", choices=api.ENGINES)
     mat.set_defaults(func=cmd_matrix)
-    lst = sub.add_parser("list", help="list profiles, policies, workloads and metrics")
+    lst = sub.add_parser("list", help="list profiles, policies, workloads, metrics and "
+                                      "saved runs")
+    lst.add_argument("--storage", default=".tlbperf", metavar="DIR",
+                     help="folder of saved runs (default: .tlbperf)")
     lst.set_defaults(func=cmd_list)
+
+    def run_args(sp):
+        sp.add_argument("--storage", default=".tlbperf", metavar="DIR",
+                        help="folder of saved runs (default: .tlbperf); a RUN can also be "
+                             "a path to a run's .json file")
+        sp.add_argument("--threshold", action="append", metavar="[METRIC=]PERCENT",
+                        help="practical threshold in percent (default: the run's own, or 2); "
+                             "repeatable")
+        sp.add_argument("--fail-on-regression", action="store_true",
+                        help="exit 1 when a comparison is a significant regression")
+
+    rep = sub.add_parser("report", help="regression report of a saved run (HTML or text)",
+                         description="Report on RUN: each candidate policy against its "
+                                     "baseline, paired by seed; every further RUN is a "
+                                     "saved run RUN is compared with, unpaired.")
+    rep.add_argument("runs", nargs="+", metavar="RUN",
+                     help="saved run: id, name, file name, commit prefix, 'latest' or path")
+    rep.add_argument("-o", "--output", metavar="FILE",
+                     help="write HTML (or text, when FILE ends in .txt); default: text on "
+                          "stdout")
+    run_args(rep)
+    rep.set_defaults(func=cmd_report)
+    cmp_ = sub.add_parser("compare", help="compare two saved runs cell by cell (unpaired)")
+    cmp_.add_argument("old", metavar="A", help="the reference run (e.g. main)")
+    cmp_.add_argument("new", metavar="B", help="the run judged against it")
+    run_args(cmp_)
+    cmp_.set_defaults(func=cmd_compare)
+    exp = sub.add_parser("export", help="a saved run as pytest-benchmark or pyperf JSON")
+    exp.add_argument("run", metavar="RUN", help="saved run (as for report)")
+    exp.add_argument("--format", required=True, choices=("pytest-benchmark", "pyperf"))
+    exp.add_argument("-o", "--output", required=True, metavar="FILE")
+    exp.add_argument("--storage", default=".tlbperf", metavar="DIR")
+    exp.set_defaults(func=cmd_export)
+    val = sub.add_parser("validate", help="measure the detector's false-positive rate (A/A) "
+                                          "and power (injected regressions)")
+    val.add_argument("--engine", default="python", choices=api.ENGINES,
+                     help="engine (default: python, as the published figures)")
+    val.add_argument("--progress", action="store_true", help="print each trial")
+    val.set_defaults(func=cmd_validate)
     return p
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from . import api, policies, profiles
+from . import api, policies, profiles, workloads
 from .session import Cell, sample
 
 DEFAULT_METRICS = ("flush_latency_ns_p99", "ipis")
@@ -18,9 +18,13 @@ DEFAULT_METRICS = ("flush_latency_ns_p99", "ipis")
 class ModeledMachine:
     """A profile and a policy, ready to run workloads on an engine."""
 
-    __slots__ = ("profile", "policy", "policy_name", "knobs", "engine")
+    __slots__ = ("profile", "policy", "policy_name", "knobs", "engine", "specs")
 
     def __init__(self, profile, policy_spec, engine):
+        # how this machine was named, so another process (the pytest-xdist
+        # controller running adaptive rounds) can build it again
+        self.specs = (profile if isinstance(profile, str) else None,
+                      policy_spec if isinstance(policy_spec, str) else None)
         self.profile = profiles.get(profile)
         self.policy = policies.resolve(policy_spec)
         self.policy_name = policy_spec if isinstance(policy_spec, str) \
@@ -33,6 +37,34 @@ class ModeledMachine:
 
     def __repr__(self):
         return f"<ModeledMachine {self.profile.name} {self.policy_name} engine={self.engine}>"
+
+
+def runner_spec(machine, workload):
+    """A JSON description from which `runner_from_spec` rebuilds (machine,
+    workload) in another process, or None when that is impossible: the
+    profile or policy was given as an object, or the workload is a custom
+    one whose build function lives in a test module."""
+    profile_spec, policy_spec = machine.specs
+    builtin = False
+    builder = workloads.BUILDERS.get(workload.name)
+    if builder is not None:
+        try:
+            again = builder(**workload.params)
+        except Exception:           # noqa: BLE001 - parameters of a look-alike custom one
+            again = None
+        # the same builder made it: the same build code, not just the same name
+        builtin = again == workload and getattr(again._build, "__code__", None) is \
+            getattr(workload._build, "__code__", False)
+    if profile_spec is None or policy_spec is None or not builtin:
+        return None
+    return {"profile": profile_spec, "policy": policy_spec, "engine": machine.engine,
+            "builder": workload.name, "params": dict(workload.params)}
+
+
+def runner_from_spec(spec):
+    """(ModeledMachine, Workload) from `runner_spec`'s description."""
+    machine = ModeledMachine(spec["profile"], spec["policy"], spec["engine"])
+    return machine, workloads.BUILDERS[spec["builder"]](**spec["params"])
 
 
 class TlbperfFixture:
@@ -57,7 +89,8 @@ class TlbperfFixture:
         started = time.perf_counter()
         results = [self.machine.run(workload, seed=s) for s in self.seeds]
         return self._record(repr(workload), results[0].engine, metrics or self.metrics,
-                            [sample(r) for r in results], time.perf_counter() - started)
+                            [sample(r) for r in results], time.perf_counter() - started,
+                            runner=(self.machine, workload))
 
     def membarrier(self) -> Cell:
         """Check seed 004's membarrier scenarios against this cell's knobs on
@@ -70,13 +103,15 @@ class TlbperfFixture:
         return self._record("membarrier litmus (seed 004)", "x86-TSO checker", (), samples,
                             time.perf_counter() - started)
 
-    def _record(self, what, engine, metrics, samples, elapsed) -> Cell:
+    def _record(self, what, engine, metrics, samples, elapsed, runner=None) -> Cell:
         self.calls += 1
         label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
         m = self.machine
         cell = Cell(label, m.profile.name, m.policy_name, what, engine, metrics, samples,
                     expected=m.policy.expected_violations(m.profile), shows=self.shows)
-        self.session.add(cell, m.profile.digest, elapsed)
+        self.session.add(cell, m.profile.digest, elapsed, runner=runner)
+        # --tlbperf-fail-on=regression fails on violations too: a policy that
+        # breaks the oracle's invariants is worse than a slow one
         if self.fail_on in ("violation", "regression") and (cell.unexpected() or cell.lost()):
             pytest.fail(self._explain(cell), pytrace=False)
         return cell

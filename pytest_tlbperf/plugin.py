@@ -1,7 +1,8 @@
 """The pytest plugin (entry point `pytest11: tlbperf`): options, marker,
-parametrization, fixtures, terminal summary, saved runs and the pytest-xdist
-hand-off. Suites are ordinary tests that use the `tlbperf` fixture; without
---tlbperf they are collected and skipped, so plain `pytest` stays fast.
+parametrization, fixtures, adaptive rounds, verdicts and reports, terminal
+summary, saved runs and the pytest-xdist hand-off. Suites are ordinary tests
+that use the `tlbperf` fixture; without --tlbperf they are collected and
+skipped, so plain `pytest` stays fast.
 
     @pytest.mark.tlbperf(profiles=["zen1-epyc", "skylake-2s"], shows=["freed_table_walk"])
     def test_kernel_build(tlbperf):
@@ -17,14 +18,25 @@ import pytest
 
 from . import api, policies, profiles
 from .errors import TlbperfError
-from .fixture import DEFAULT_METRICS, ModeledMachine, TlbperfFixture
+from .fixture import (DEFAULT_METRICS, ModeledMachine, TlbperfFixture, runner_from_spec,
+                      runner_spec)
 from .metrics import METRICS
-from .session import WIDTH, Cell, Session
+from .session import Session
 from .storage import Storage, StorageError, git_commit
 
+# The reports (numpy, scipy, jinja2) are imported when a --tlbperf session
+# needs them, not when pytest loads the plugin: every pytest run in an
+# environment with pytest-tlbperf installed loads it.
+
 DEFAULTS = {"baseline": "mainline", "profiles": ["skylake-2s"], "rounds": 5,
-            "engine": "auto", "storage": ".tlbperf", "fail_on": "violation"}
-FAIL_ON = ("violation", "none")
+            "max_rounds": 20, "engine": "auto", "storage": ".tlbperf",
+            "fail_on": "violation"}
+FORMATS = ("pytest-benchmark", "pyperf")          # reports.export.FORMATS
+# what fails the run, each level including the ones after it: 'regression'
+# fails on a significant regression *and* on any violation that fails under
+# 'violation' (an undeclared or lost one); 'none' only reports
+FAIL_ON = ("regression", "violation", "none")
+WIDTH = 100
 
 
 def pytest_addoption(parser):
@@ -57,10 +69,28 @@ def pytest_addoption(parser):
     add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name or "
         "commit prefix (default: the latest)", nargs="?", const="latest", metavar="RUN")
     add("--tlbperf-fail-on", "tlbperf_fail_on", "what fails the run: 'violation' (default: "
-        "a violation the policy does not declare, or a declared one that is lost) or 'none'",
-        choices=FAIL_ON)
+        "a violation the policy does not declare, or a declared one that is lost), "
+        "'regression' (a significant regression beyond the threshold, and every violation "
+        "'violation' fails on) or 'none'", choices=FAIL_ON)
+    add("--tlbperf-threshold", "tlbperf_threshold", "practical threshold in percent: a "
+        "change whose whole confidence interval is within +/- it is 'no change', one "
+        "beyond it can be a regression or improvement (default: 2); METRIC=PERCENT sets "
+        "one metric; repeatable", ini_type="linelist", action="append",
+        metavar="[METRIC=]PERCENT")
+    add("--tlbperf-max-rounds", "tlbperf_max_rounds", "most seeds per cell: comparisons "
+        "still inconclusive after the tests get their seeds doubled, baseline and "
+        "candidate alike, up to N (default: 20; N <= --tlbperf-rounds turns it off)",
+        type=int, metavar="N")
     add("--tlbperf-json", "tlbperf_json", "write every sample of this run as JSON to PATH",
         metavar="PATH")
+    add("--tlbperf-html", "tlbperf_html", "write the regression report as one "
+        "self-contained HTML file to PATH", metavar="PATH")
+    add("--tlbperf-text", "tlbperf_text", "write the regression report as 80-column text "
+        "(ready for an LKML reply) to PATH", metavar="PATH")
+    add("--tlbperf-export", "tlbperf_export", "export the samples for other tools: "
+        "pytest-benchmark=PATH (read by 'pytest-benchmark compare') or pyperf=PATH (read "
+        "by 'python -m pyperf compare_to'); repeatable", ini_type="linelist",
+        action="append", metavar="FORMAT=PATH")
 
 
 def _get(config, name, default=None):
@@ -91,17 +121,34 @@ class TlbperfPlugin:
         self.autosave = bool(_get(config, "tlbperf_autosave", False))
         self.compare = _get(config, "tlbperf_compare")
         self.json_path = _get(config, "tlbperf_json")
+        self.html_path = _get(config, "tlbperf_html")
+        self.text_path = _get(config, "tlbperf_text")
+        self.exports = _get(config, "tlbperf_export") or []
+        max_rounds = _get(config, "tlbperf_max_rounds")
+        self.max_rounds = int(max_rounds) if max_rounds is not None else DEFAULTS["max_rounds"]
+        self.threshold_specs = _get(config, "tlbperf_threshold") or []
         self.is_worker = hasattr(config, "workerinput")
         self.reference = None
         self.storage_errors = []
-        self.session = Session(self.baseline, self.options())
+        self.report = None
+        self.adaptive_log = []
+        self.late_failures = []
+        self.written = []
+        self.write_errors = []
+        self.thresholds = None
         if self.enabled:
             self._validate()
+        self.session = Session(self.baseline, self.options())
 
     def options(self) -> dict:
+        args = list(self.config.invocation_params.args)
         return {"baseline": self.baseline, "policies": self.candidates,
                 "profiles": self.profiles, "rounds": self.rounds_override,
-                "engine": self.engine, "fail_on": self.fail_on}
+                "max_rounds": self.max_rounds, "engine": self.engine,
+                "fail_on": self.fail_on,
+                "thresholds": self.thresholds.to_dict() if self.thresholds else None,
+                "command": ["pytest"] + [str(a) for a in args],
+                "invocation_dir": str(self.config.invocation_params.dir)}
 
     def _validate(self):
         """Bad names fail before anything runs, with the offending name."""
@@ -110,6 +157,18 @@ class TlbperfPlugin:
         if self.fail_on not in FAIL_ON:
             raise pytest.UsageError(f"--tlbperf-fail-on: {self.fail_on!r} is not one of "
                                     f"{', '.join(FAIL_ON)}")
+        from .reports.verdicts import Thresholds
+        try:
+            self.thresholds = Thresholds.parse(self.threshold_specs)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--tlbperf-threshold: {exc}") from None
+        if self.max_rounds < 1:
+            raise pytest.UsageError("--tlbperf-max-rounds must be at least 1")
+        for item in self.exports:
+            fmt, sep, path = str(item).partition("=")
+            if not sep or not path or fmt not in FORMATS:
+                raise pytest.UsageError(f"--tlbperf-export: {item!r}: expected FORMAT=PATH "
+                                        f"with FORMAT one of {', '.join(FORMATS)}")
         try:
             for spec in [self.baseline] + list(self.candidates or ()):
                 policies.resolve(spec)
@@ -159,6 +218,37 @@ class TlbperfPlugin:
         if data:
             self.session.merge(json.loads(data))
 
+    def _runner(self, key):
+        """The (machine, workload) of a cell: the one the fixture used in
+        this process, or one rebuilt from a pytest-xdist worker's
+        description; None when neither exists."""
+        runner = self.session.runners.get(key)
+        if runner is None and key in self.session.runner_specs:
+            try:
+                runner = runner_from_spec(self.session.runner_specs[key])
+            except TlbperfError:
+                return None
+            self.session.runners[key] = runner
+        return runner
+
+    def _extend(self, key, seeds):
+        """adaptive.run_rounds' callback: more seeds for one cell, or None.
+        A cell whose test failed on a violation is not extended: the run
+        fails anyway, and its performance is not the question."""
+        cell = self.session.find(key)
+        if cell is None or cell.unexpected() or cell.lost():
+            return None
+        runner = self._runner(key)
+        if runner is None:
+            return None
+        return self.session.extend(key, seeds, runner)
+
+    def _judge(self):
+        from .reports.verdicts import compare_runs
+        run = self.session.to_run("", False)
+        refs = [self.reference] if self.reference is not None else []
+        return compare_runs(run, refs, self.thresholds)
+
     @pytest.hookimpl
     def pytest_sessionfinish(self, session, exitstatus):
         if not self.enabled:
@@ -166,51 +256,98 @@ class TlbperfPlugin:
         if self.is_worker:
             run = self.session.to_run("", False)
             run["engine_seconds"] = self.session.engine_seconds
+            run["runners"] = [[list(key), spec] for key, spec in (
+                (key, runner_spec(*runner)) for key, runner in
+                sorted(self.session.runners.items())) if spec is not None]
             self.config.workeroutput["tlbperf"] = json.dumps(run)
             return
         if not self.session.cells:
             return
+        from .reports import adaptive
+        from .reports.report import Report
+        failing = {c.key for c, *_ in self.session.failures()}
+        findings, self.adaptive_log = adaptive.run_rounds(
+            self._judge, self._extend, self.max_rounds, self.baseline)
+        # seeds added by the adaptive rounds are judged like the tests' own
+        self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
+        self.session.options["adaptive_rounds"] = self.adaptive_log
         commit, dirty = git_commit(self.config.rootpath)
         run = self.session.to_run(commit, dirty)
         self.saved = None
         if self.save is not None or self.autosave:
             self.saved = self.storage.save(run, name=self.save or None)
+            run = self.storage.load_file(self.saved)       # with its id and name
+        self.report = Report(run, [self.reference] if self.reference else [], findings,
+                             self.thresholds, adaptive_log=self.adaptive_log)
+        self._write(run)
+        failed = ((self.fail_on == "regression" and self.report.regressions())
+                  or (self.fail_on != "none" and self.late_failures))
+        if failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def _write(self, run):
+        from .reports import export, html, text
+        outputs = []
         if self.json_path:
-            with open(self.json_path, "w") as fh:
-                json.dump(run, fh, indent=1, sort_keys=True)
+            outputs.append((self.json_path, lambda fh: json.dump(run, fh, indent=1,
+                                                                 sort_keys=True)))
+        if self.text_path:
+            outputs.append((self.text_path, lambda fh: fh.write(text.render(self.report))))
+        if self.html_path:
+            outputs.append((self.html_path, lambda fh: fh.write(html.render(self.report))))
+        for item in self.exports:
+            fmt, _, path = item.partition("=")
+            outputs.append((path, lambda fh, fmt=fmt: fh.write(export.FORMATS[fmt](run))))
+        for path, write in outputs:
+            try:
+                with open(path, "w", encoding="utf-8") as fh:
+                    write(fh)
+            except (OSError, TlbperfError) as exc:
+                self.write_errors.append(f"cannot write {path}: {exc}")
+                continue
+            self.written.append(path)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter):
-        if not self.enabled or self.is_worker or not self.session.cells:
+        if not self.enabled or self.is_worker or self.report is None:
             return
+        from .reports import text
         tr = terminalreporter
         s = self.session
-        rounds = {len(c.samples) for c in s.cells}
+        report = self.report
         tr.section("tlbperf", sep="=")
-        tr.write_line(f"baseline {self.baseline}; {len(s.cells)} cells, "
-                      f"{'/'.join(map(str, sorted(rounds)))} seeds each; engine "
-                      f"{', '.join(sorted({c.engine for c in s.cells}))}; medians over seeds")
-        for line in s.summary_lines():
+        for line in text.render(report, violations=False, command=False).splitlines():
             tr.write_line(line[:WIDTH])
         if self.reference is not None:
-            ref = {(c.test, c.profile, c.policy): c for c in map(
-                Cell.from_dict, self.reference["cells"])}
-            label = f"run {self.reference['id']}"
-            tr.section(f"tlbperf: compared with saved run {self.reference['id']} "
-                       f"({self.reference['commit']})", sep="-")
-            for line in s.summary_lines(reference=ref, reference_label=label):
-                tr.write_line(line[:WIDTH])
-            missing = sorted(set(ref) - {c.key for c in s.cells})
+            ref = {(c["test"], c["profile"], c["policy"]) for c in self.reference["cells"]}
+            missing = sorted(ref - {c.key for c in s.cells})
             if missing:
                 tr.write_line(f"{len(missing)} cells of run {self.reference['id']} were not "
                               f"run this time")
+        stuck = [f for f in report.findings if f.design == "paired"
+                 and f.verdict == "inconclusive" and 0 < len(f.seeds) < self.max_rounds]
+        if stuck:
+            tr.write_line(f"tlbperf: {len(stuck)} inconclusive comparison"
+                          f"{'s' * (len(stuck) != 1)} kept {'its' if len(stuck) == 1 else 'their'}"
+                          f" seeds (failed cell, or custom workload under xdist)", yellow=True)
         for err in self.storage_errors:
             tr.write_line(f"tlbperf: skipped unreadable saved run: {err}", yellow=True)
-        lines = s.violation_lines()
+        lines = text.violation_lines(report, width=WIDTH)
         if lines:
             tr.section("tlbperf violations", sep="-")
             for line in lines:
                 tr.write_line(line)
+        for cell, unexpected, lost in self.late_failures:
+            kinds = ", ".join(sorted(unexpected | lost))
+            tr.write_line(f"tlbperf: FAILED: the adaptive rounds' extra seeds of "
+                          f"{cell.test}[{cell.profile}] {cell.policy} found {kinds}", red=True)
+        regressions = report.regressions()
+        if regressions and self.fail_on == "regression":
+            tr.write_line(f"tlbperf: FAILED: {len(regressions)} significant regression"
+                          f"{'s' * (len(regressions) != 1)} (--tlbperf-fail-on=regression)",
+                          red=True)
         wall = time.time() - s.started
         if s.workers:
             tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine summed over "
@@ -220,8 +357,10 @@ class TlbperfPlugin:
                           f"{max(wall - s.engine_seconds, 0):.1f} s elsewhere, of {wall:.1f} s")
         if getattr(self, "saved", None):
             tr.write_line(f"tlbperf: saved run {self.saved.name} in {self.storage.path}")
-        if self.json_path:
-            tr.write_line(f"tlbperf: wrote {self.json_path}")
+        for path in self.written:
+            tr.write_line(f"tlbperf: wrote {path}")
+        for err in self.write_errors:
+            tr.write_line(f"tlbperf: error: {err}", red=True)
 
 
 # -- registration, marker, fixtures ------------------------------------------------

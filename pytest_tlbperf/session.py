@@ -1,7 +1,8 @@
 """The results of one `pytest --tlbperf` session: every (test, profile,
-policy) cell with its per-seed samples, how its violations are judged, the
-one serializer every output uses (saved runs, --tlbperf-json, the xdist
-transport), and the terminal summary."""
+policy) cell with its per-seed samples, how its violations are judged, and
+the one serializer every output uses (saved runs, --tlbperf-json, the
+reports and exports, the xdist transport). Rendering lives in
+`pytest_tlbperf.reports`."""
 
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ import statistics
 import time
 
 from . import api
-from .metrics import METRICS
 from .result import Violation
 from .storage import FORMAT, VERSION
-
-WIDTH = 100
 
 
 class Cell:
@@ -72,6 +70,13 @@ def sample(result) -> dict:
 
 
 class Session:
+    """Every cell of one `pytest --tlbperf` session.
+
+    `runners` maps a cell key to the (ModeledMachine, Workload) that made it,
+    in this process; `runner_specs` to a JSON description of them received
+    from a pytest-xdist worker. Both serve the adaptive rounds, which run
+    more seeds of a cell after the tests; neither is saved."""
+
     def __init__(self, baseline: str, options: dict):
         self.baseline = baseline
         self.options = options
@@ -80,11 +85,32 @@ class Session:
         self.started = time.time()
         self.engine_seconds = 0.0
         self.workers = 0             # pytest-xdist workers whose cells were merged
+        self.runners: dict = {}
+        self.runner_specs: dict = {}
 
-    def add(self, cell: Cell, profile_digest: str, seconds: float) -> None:
+    def add(self, cell: Cell, profile_digest: str, seconds: float, runner=None) -> None:
         self.cells.append(cell)
         self.profiles[cell.profile] = profile_digest
         self.engine_seconds += seconds
+        if runner is not None:
+            self.runners[cell.key] = runner
+
+    def find(self, key):
+        return next((c for c in self.cells if c.key == key), None)
+
+    def extend(self, key, seeds: int, runner) -> int:
+        """Run cell `key` on the next seeds until it has `seeds` of them, with
+        `runner` = (machine, workload); returns how many were added."""
+        cell = self.find(key)
+        machine, workload = runner
+        started = time.perf_counter()
+        added = 0
+        while len(cell.samples) < seeds:
+            seed = max((s["seed"] for s in cell.samples), default=-1) + 1
+            cell.samples.append(sample(machine.run(workload, seed=seed)))
+            added += 1
+        self.engine_seconds += time.perf_counter() - started
+        return added
 
     # -- one serializer for every output ---------------------------------
     def to_run(self, commit, dirty) -> dict:
@@ -101,6 +127,8 @@ class Session:
         self.cells.extend(Cell.from_dict(c) for c in data["cells"])
         self.profiles.update(data["profiles"])
         self.engine_seconds += data.get("engine_seconds", 0.0)
+        for key, spec in data.get("runners", ()):
+            self.runner_specs[tuple(key)] = spec
         self.workers += 1
 
     # -- judging -------------------------------------------------------------
@@ -108,71 +136,3 @@ class Session:
         """[(cell, unexpected kinds, lost kinds)] for cells that fail."""
         return [(c, c.unexpected(), c.lost()) for c in sorted(self.cells, key=lambda c: c.key)
                 if c.unexpected() or c.lost()]
-
-    # -- terminal summary ----------------------------------------------------
-    def summary_lines(self, reference=None, reference_label="baseline") -> list:
-        """Baseline (or a stored run) vs each candidate, per cell and metric:
-        medians over seeds, Δ%, and a violation mark (! unexpected,
-        x expected, - lost)."""
-        cells = {c.key: c for c in self.cells}
-        ref = reference if reference is not None else {
-            (t, p): c for (t, p, pol), c in cells.items() if pol == self.baseline}
-        lines = [f"{'cell':<34}{'policy':<18}{'metric':<21}{reference_label[:9]:>9}"
-                 f"{'this':>9} {'Δ%':>8} viol"]
-        lines.append("-" * WIDTH)
-        for key in sorted(cells):
-            test, profile, policy = key
-            cell = cells[key]
-            if reference is None and policy == self.baseline:
-                continue
-            base = ref.get((test, profile, policy) if reference is not None else (test, profile))
-            name = f"{test}[{profile}]"
-            mark = _mark(cell)
-            for metric in cell.metrics:
-                b = base.median(metric) if base else None
-                v = cell.median(metric)
-                delta = "" if b in (None, 0) or v is None else f"{(v - b) / b:+.1%}"
-                lines.append(f"{_cut(name, 33):<34}{_cut(policy, 17):<18}{_cut(metric, 20):<21}"
-                             f"{_num(b):>9}{_num(v):>9} {delta:>8} {mark}")
-                name, policy, mark = "", "", ""
-        return lines
-
-    def violation_lines(self) -> list:
-        lines = []
-        for cell in sorted(self.cells, key=lambda c: c.key):
-            kinds = cell.kinds()
-            if not kinds and not cell.lost():
-                continue
-            where = f"{cell.test}[{cell.profile}] {cell.policy}"
-            for kind in sorted(kinds):
-                status = "expected" if kind in cell.expected else "UNEXPECTED"
-                first = next(v for v in cell.violations() if v.kind == kind)
-                seeds = sum(1 for s in cell.samples
-                            if any(v["kind"] == kind for v in s["violations"]))
-                lines.append(f"{where}: {kind} ({status}, {seeds}/{len(cell.samples)} seeds)")
-                if status != "expected":
-                    lines.extend("  " + line for line in first.format().splitlines())
-            for kind in sorted(cell.lost()):
-                lines.append(f"{where}: {kind} LOST: declared in known_violations but no "
-                             f"longer found -- the oracle has lost its teeth")
-        return lines
-
-
-def _mark(cell) -> str:
-    if cell.unexpected():
-        return "!"
-    if cell.lost():
-        return "-"
-    return "x" if cell.kinds() else ""
-
-
-def _num(value) -> str:
-    if value is None:
-        return "n/a"
-    if abs(value) >= 1e7:
-        return f"{value:.3g}"
-    return f"{value:.0f}" if value >= 100 or value == int(value) else f"{value:.1f}"
-
-
-def _cut(text, width) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"

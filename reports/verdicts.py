@@ -1,0 +1,291 @@
+"""From saved runs to verdicts: which comparisons a report makes, the
+Benjamini-Hochberg adjustment across all of them, and the rule that turns
+an effect, its interval and an adjusted p-value into `regression`,
+`improvement`, `no change` or `inconclusive` (DESIGN §6).
+
+A report is built from run dicts in the saved-run format (`Session.to_run`,
+`Storage.load_file`), so `pytest --tlbperf`, `tlbperf report` and
+`tlbperf compare` make the same comparisons from the same data:
+
+* within one run, every candidate policy against the run's baseline, per
+  (suite test, profile) and per metric the test shows: **paired** by seed;
+* a run against a reference run (another commit, `--tlbperf-compare`,
+  `tlbperf compare A B`), the same (test, profile, policy) cell on both
+  sides: **unpaired** -- the model or the workload may differ between the
+  commits, so seed i there need not be seed i here. (When both runs hold
+  bit-identical values on the same seeds, nothing changed and the finding
+  is `no change` without a test: see `stats.identical`.)
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+
+from pytest_tlbperf.metrics import METRICS
+
+from . import stats
+
+ALPHA = 0.05
+DEFAULT_THRESHOLD = 0.02           # 2%: the practical threshold of DESIGN §6
+REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = (
+    "regression", "improvement", "no change", "inconclusive")
+VERDICTS = (REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE)
+
+
+class Thresholds:
+    """Practical thresholds as fractions (0.02 = 2%): a default and
+    per-metric overrides. Parsed from option values such as
+    ["2", "flush_latency_ns_p99=5"] (percent), where a bare number sets the
+    default and METRIC=PERCENT one metric."""
+
+    __slots__ = ("default", "per_metric")
+
+    def __init__(self, default=DEFAULT_THRESHOLD, per_metric=None):
+        per_metric = dict(per_metric or {})
+        for name, value in [("default", default)] + list(per_metric.items()):
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"threshold for {name}: {value!r} is not a fraction in "
+                                 f"[0, 1)")
+        unknown = sorted(set(per_metric) - set(METRICS))
+        if unknown:
+            raise ValueError(f"threshold for unknown metric(s) {', '.join(unknown)}; "
+                             f"metrics are {', '.join(METRICS)}")
+        self.default, self.per_metric = float(default), per_metric
+
+    @classmethod
+    def parse(cls, specs) -> "Thresholds":
+        if isinstance(specs, str):
+            specs = [specs]
+        default, per_metric = DEFAULT_THRESHOLD, {}
+        for spec in specs or ():
+            for item in str(spec).replace(",", " ").split():
+                name, sep, value = item.rpartition("=")
+                try:
+                    percent = float(value.rstrip("%"))
+                except ValueError:
+                    raise ValueError(f"threshold {item!r}: expected PERCENT or "
+                                     f"METRIC=PERCENT") from None
+                if sep:
+                    per_metric[name] = percent / 100
+                else:
+                    default = percent / 100
+        return cls(default, per_metric)
+
+    def __call__(self, metric: str) -> float:
+        return self.per_metric.get(metric, self.default)
+
+    def to_dict(self) -> dict:
+        return {"default": self.default, "per_metric": dict(sorted(self.per_metric.items()))}
+
+    @classmethod
+    def from_dict(cls, data) -> "Thresholds":
+        return cls(data["default"], data.get("per_metric"))
+
+    def describe(self) -> str:
+        extra = "".join(f", {m} {v:.3g}%" for m, v in
+                        ((m, 100 * v) for m, v in sorted(self.per_metric.items())))
+        return f"{100 * self.default:.3g}%{extra}"
+
+
+def verdict(comparison, p_adjusted, better: str, threshold: float, alpha: float = ALPHA) -> str:
+    """The verdict for one comparison.
+
+    `better` is the metric's better direction ("lower" or "higher"), so a
+    ratio above 1 is bad for a lower-is-better metric and good for a
+    higher-is-better one. With t the threshold:
+
+    * regression / improvement: p_adjusted < alpha AND the whole interval
+      lies beyond the threshold on the bad / good side, i.e. low > 1 + t
+      (or high < 1 - t); strictly beyond, so an interval that touches
+      1 + t is not enough;
+    * no change: the whole interval lies inside [1 - t, 1 + t] (bounds
+      included), significant or not -- a significant 0.5% is no change;
+    * inconclusive: anything else (too wide, or straddling the threshold,
+      or no interval).
+
+    When the relative change is undefined (baseline 0 on every seed, so
+    `comparison.ratio` is None), every change from 0 is beyond any relative
+    threshold: the verdict follows the test alone (p_adjusted < alpha and
+    the sign of the change), else inconclusive."""
+    if better not in ("lower", "higher"):
+        raise ValueError(f"better must be 'lower' or 'higher', not {better!r}")
+    significant = p_adjusted is not None and p_adjusted < alpha
+    worse_when_up = better == "lower"
+    if comparison.ratio is None:
+        if significant and comparison.direction:
+            up = comparison.direction > 0
+            return REGRESSION if up == worse_when_up else IMPROVEMENT
+        return INCONCLUSIVE
+    if comparison.ci is None:
+        return INCONCLUSIVE
+    low, high = comparison.ci
+    up_beyond, down_beyond = low > 1 + threshold, high < 1 - threshold
+    if significant and (up_beyond or down_beyond):
+        return REGRESSION if up_beyond == worse_when_up else IMPROVEMENT
+    if 1 - threshold <= low and high <= 1 + threshold:
+        return NO_CHANGE
+    return INCONCLUSIVE
+
+
+class Finding:
+    """One comparison of a report: (suite test, profile, metric, candidate
+    policy) against a reference -- the run's baseline policy (paired) or
+    the same cell of another run (unpaired) -- with its statistics, adjusted
+    p-value and verdict. `seeds` lists the seeds of a paired comparison in
+    the order of `baseline` and `candidate`."""
+
+    __slots__ = ("test", "profile", "metric", "policy", "reference", "baseline", "candidate",
+                 "seeds", "comparison", "p_adjusted", "threshold", "verdict")
+
+    def __init__(self, test, profile, metric, policy, reference, baseline, candidate, seeds,
+                 comparison):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}")
+        self.test, self.profile, self.metric, self.policy = test, profile, metric, policy
+        self.reference = reference
+        self.baseline, self.candidate = list(baseline), list(candidate)
+        self.seeds = list(seeds) if seeds is not None else None
+        self.comparison = comparison
+        self.p_adjusted = None
+        self.threshold = None
+        self.verdict = INCONCLUSIVE
+
+    @property
+    def design(self) -> str:
+        return self.comparison.design
+
+    @property
+    def better(self) -> str:
+        return METRICS[self.metric].better
+
+    @property
+    def unit(self) -> str:
+        return METRICS[self.metric].unit
+
+    @property
+    def baseline_median(self):
+        return statistics.median(self.baseline) if self.baseline else None
+
+    @property
+    def candidate_median(self):
+        return statistics.median(self.candidate) if self.candidate else None
+
+    @property
+    def key(self) -> tuple:
+        return (self.test, self.profile, self.metric, self.policy, self.reference)
+
+    def to_dict(self) -> dict:
+        return {"test": self.test, "profile": self.profile, "metric": self.metric,
+                "policy": self.policy, "reference": self.reference,
+                "design": self.design, "seeds": self.seeds,
+                "baseline": self.baseline, "candidate": self.candidate,
+                "comparison": self.comparison.to_dict(), "p_adjusted": self.p_adjusted,
+                "threshold": self.threshold, "verdict": self.verdict}
+
+    def __repr__(self):
+        return (f"<Finding {self.test}[{self.profile}] {self.policy} {self.metric} vs "
+                f"{self.reference}: {self.verdict}>")
+
+
+@functools.lru_cache(maxsize=8192)
+def _paired(b: tuple, c: tuple):
+    # the adaptive rounds judge the same report several times; most of its
+    # comparisons have not changed since the last time (Comparison is not
+    # modified after construction, so sharing one is safe)
+    return stats.paired(b, c)
+
+
+@functools.lru_cache(maxsize=8192)
+def _unpaired(b: tuple, c: tuple):
+    return stats.unpaired(b, c)
+
+
+def paired_findings(run) -> list:
+    """Every candidate policy against the run's baseline policy, per
+    (test, profile) and per shown metric, paired on the seeds both ran."""
+    baseline = run.get("baseline")
+    by_group = {}
+    for cell in run["cells"]:
+        by_group.setdefault((cell["test"], cell["profile"]), {})[cell["policy"]] = cell
+    out = []
+    for (test, profile), cells in sorted(by_group.items()):
+        base = cells.get(baseline)
+        if base is None:
+            continue
+        base_by_seed = {s["seed"]: s["metrics"] for s in base["seeds"]}
+        for policy, cell in sorted(cells.items()):
+            if policy == baseline:
+                continue
+            cand_by_seed = {s["seed"]: s["metrics"] for s in cell["seeds"]}
+            for metric in cell.get("metrics", ()):
+                seeds = sorted(s for s in set(base_by_seed) & set(cand_by_seed)
+                               if metric in base_by_seed[s] and metric in cand_by_seed[s])
+                b = [base_by_seed[s][metric] for s in seeds]
+                c = [cand_by_seed[s][metric] for s in seeds]
+                out.append(Finding(test, profile, metric, policy, baseline, b, c, seeds,
+                                   _paired(tuple(b), tuple(c))))
+    return out
+
+
+def run_label(run) -> str:
+    """How a report names a saved run: 'run 0003 (v6.1-42-gabc)'."""
+    ident = run.get("id") or run.get("name") or "?"
+    return f"run {ident} ({run.get('commit', 'unknown')})"
+
+
+def unpaired_findings(run, reference) -> list:
+    """The same (test, profile, policy) cell in `reference` and in `run`,
+    per metric the run's cell shows, unpaired."""
+    label = run_label(reference)
+    ref = {(c["test"], c["profile"], c["policy"]): c for c in reference["cells"]}
+    out = []
+    for cell in sorted(run["cells"], key=lambda c: (c["test"], c["profile"], c["policy"])):
+        other = ref.get((cell["test"], cell["profile"], cell["policy"]))
+        if other is None:
+            continue
+        for metric in cell.get("metrics", ()):
+            then = [(s["seed"], s["metrics"][metric]) for s in other["seeds"]
+                    if metric in s["metrics"]]
+            now = [(s["seed"], s["metrics"][metric]) for s in cell["seeds"]
+                   if metric in s["metrics"]]
+            b, c = [v for _, v in then], [v for _, v in now]
+            if now and then == now:
+                # same seeds, same values: the deterministic engine says the
+                # cell did not change between the runs; nothing to infer
+                comparison = stats.identical(stats.UNPAIRED, len(b), len(c),
+                                             f"identical on all {len(c)} seeds in both runs")
+            else:
+                comparison = _unpaired(tuple(b), tuple(c))
+            out.append(Finding(cell["test"], cell["profile"], metric, cell["policy"], label,
+                               b, c, None, comparison))
+    return out
+
+
+def judge(findings, thresholds=None, alpha=ALPHA) -> list:
+    """Adjust every finding's p-value with Benjamini-Hochberg across the
+    whole list (`stats.adjust`) and set its verdict; returns the list."""
+    thresholds = thresholds or Thresholds()
+    adjusted = stats.adjust([f.comparison.p for f in findings])
+    for finding, q in zip(findings, adjusted):
+        finding.p_adjusted = q
+        finding.threshold = thresholds(finding.metric)
+        finding.verdict = verdict(finding.comparison, q, finding.better, finding.threshold,
+                                  alpha)
+    return findings
+
+
+def compare_runs(run, references=(), thresholds=None, alpha=ALPHA) -> list:
+    """All findings of one report: the run's paired policy comparisons,
+    then the run against each reference run; judged as one family."""
+    findings = paired_findings(run)
+    for reference in references:
+        findings += unpaired_findings(run, reference)
+    return judge(findings, thresholds, alpha)
+
+
+def counts(findings) -> dict:
+    out = {v: 0 for v in VERDICTS}
+    for f in findings:
+        out[f.verdict] += 1
+    return out
