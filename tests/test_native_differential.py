@@ -278,7 +278,7 @@ def test_repeated_runs_do_not_grow_memory():
 
 @pytest.mark.skipif(sys.platform != "linux" or UNDER_ASAN,
                     reason="RLIMIT_AS; AddressSanitizer reserves terabytes of address space")
-def test_out_of_memory_is_a_memory_error_and_frees_what_it_allocated():
+def test_out_of_memory_is_a_memory_error_and_frees_what_it_allocated(tmp_path):
     """An allocation failure, in the set-up or inside the loop, unwinds to
     run() and raises MemoryError; what was allocated is freed, so repeating
     it does not grow the address space."""
@@ -313,8 +313,9 @@ def test_out_of_memory_is_a_memory_error_and_frees_what_it_allocated():
                     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
         print(vsize() - start)
     """)
+    # run outside the source tree, so the installed package (and its extension) is imported
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     *errors, growth = out.stdout.split()
     assert errors == ["MemoryError"] * 20
