@@ -24,6 +24,7 @@ import tempfile
 
 def scenarios():
     import pytest_tlbperf as tp
+    from native_scenarios import hang_chain
     from pytest_tlbperf.engine import abi, native
     from pytest_tlbperf.engine import _native
 
@@ -32,14 +33,6 @@ def scenarios():
 
     class NoLazyRef(tp.Policy):
         lazy_mm_ref = "none"
-
-    def hang_chain(b, profile):
-        mm = b.mm(1024)
-        b.task(mm, 0).access(0, 4).compute_us(20).munmap(0, 512).compute_us(300)
-        b.task(mm, 1, start_us=5).access(8, 4).compute_us(5).yield_()
-        b.kthread(1, start_us=6).compute_us(2000)
-        other = b.mm(512)
-        b.task(other, 2, start_us=100).access(0).compute_us(100).exit()
 
     def barriers(b, profile):
         mm = b.mm(64)
