@@ -21,8 +21,9 @@ import sys
 
 from pathlib import Path
 
-from . import api, calibration, evidence, metrics, policies, profiles, workloads
+from . import api, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
+from .reports import calibration
 from .storage import Storage, StorageError
 
 # where each workload's question is asked (DESIGN §3.8 / the seeds)

@@ -4,7 +4,7 @@ change the thread reports, mean over 20 seeds."""
 
 import pytest
 
-from pytest_tlbperf import calibration
+from pytest_tlbperf.reports import calibration
 
 
 @pytest.fixture(scope="module")

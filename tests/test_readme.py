@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tlbperf import calibration, evidence
+from pytest_tlbperf import evidence
+from pytest_tlbperf.reports import calibration
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

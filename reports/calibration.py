@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 
-from . import api, workloads
+from pytest_tlbperf import api, workloads
 
 THREADS = (1, 2, 4)
 POLICIES = ("mainline_v4_20", "concurrent_flush", "async_flush")
