@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 
-from .abi import EV_CALL_DONE, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE, EV_WATCHDOG
+from .abi import EV_CALL_DONE, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE, EV_WATCHDOG, EV_WINDOW
 from .prng import STREAM_MACHINE, Stream
 
 TLB_NR_DYN_ASIDS = 6           # arch/x86/include/asm/tlbflush.h
@@ -52,6 +52,7 @@ class Core:
 
         n = self.ncpu = P.cpus
         self.core = [P.core_of(c) for c in range(n)]
+        self.llc = [P.llc_of(c) for c in range(n)]
         self.socket = [P.socket_of(c) for c in range(n)]
         c = P.costs
         self.c_syscall, self.c_access = c["syscall"], c["access"]
@@ -62,7 +63,11 @@ class Core:
         self.c_irq, self.c_flush_func, self.c_csd = (c["irq_entry"], c["flush_func"],
                                                      c["csd_ack"])
         self.c_ipi_send, self.c_atomic, self.c_mb = c["ipi_send"], c["atomic"], c["smp_mb"]
-        self.ipi_lat = [P.cycles_from_ns(ns) for ns in P.ipi_ns]
+        self.c_wakeup, self.c_pipe = c["wakeup"], c["pipe"]
+        # IPI delivery by distance level (dist(): core, LLC, socket, remote):
+        # the APIC fabric does not care about L3 domains
+        smt, socket, remote = (P.cycles_from_ns(ns) for ns in P.ipi_ns)
+        self.ipi_lat = (smt, socket, socket, remote)
         self.ipi_jitter = P.ipi_jitter
         self.xfer = P.line_transfer
         self.rng = Stream(seed, STREAM_MACHINE)
@@ -73,7 +78,7 @@ class Core:
         self.n_ipis = self.n_ipis_to_idle = self.n_ipis_to_lazy = 0
         self.n_cr3 = self.n_full_flushes = self.n_invlpg = self.n_tlb_misses = 0
         self.n_contention = self.n_idle_wakeups = self.n_ops = 0
-        self.n_faults = self.n_spec_walks = self.n_switch_mb = 0
+        self.n_faults = self.n_spec_walks = self.n_switch_mb = self.n_resched_ipis = 0
         self.ipis_received = [0] * n
         self.flush_lat = []
 
@@ -94,6 +99,13 @@ class Core:
         for i, task in enumerate(program.tasks):
             insort(self.timers[task.cpu], task.start)
             self.push(task.start, task.cpu, EV_WAKE, i, 1)
+        # a throughput workload: count from warm-up's end, stop at the window's
+        self.stop = program.warmup + program.window if program.window else -1
+        self.measuring = not program.window
+        self.snapshot = None
+        self.stopped = False
+        if program.window:
+            self.push(program.warmup, 0, EV_WINDOW)
 
     # ------------------------------------------------------------------ loop
     def push(self, t, cpu, ev, a=0, b=0):
@@ -103,8 +115,12 @@ class Core:
     def run(self):
         heap = self.heap
         pop = heapq.heappop
+        stop = self.stop
         while heap:
             t, cpu, _, ev, a, b = pop(heap)
+            if t >= stop >= 0:
+                self.stopped = True
+                break
             self.now = t
             if ev == EV_STEP:
                 if a == self.step_token[cpu]:
@@ -120,6 +136,9 @@ class Core:
                 self.ev_spec_walk(cpu, a, b)
             elif ev == EV_WATCHDOG:
                 self.ev_watchdog(cpu, a)
+            elif ev == EV_WINDOW:
+                self.snapshot = (self.counters(), list(self.ipis_received))
+                self.measuring = True
         return self.raw_result()
 
     def schedule_step(self, c, t):
@@ -144,24 +163,38 @@ class Core:
         elif self.cur[c] < 0 and self.step_at[c] < 0:
             self.schedule_step(c, end)   # back to the idle loop
 
+    def counters(self):
+        return {
+            "ipis": self.n_ipis, "ipis_to_idle": self.n_ipis_to_idle,
+            "ipis_to_lazy": self.n_ipis_to_lazy, "cr3_writes": self.n_cr3,
+            "full_flushes": self.n_full_flushes, "invlpg": self.n_invlpg,
+            "tlb_misses": self.n_tlb_misses, "atomic_contention": self.n_contention,
+            "idle_wakeups": self.n_idle_wakeups, "ops": self.n_ops,
+            "page_faults": self.n_faults, "spec_walks": self.n_spec_walks,
+            "switch_mm_barriers": self.n_switch_mb, "resched_ipis": self.n_resched_ipis,
+        }
+
     def raw_result(self):
-        done = [t for t in self.task_done if t >= 0]
-        finished = len(done) == len(self.task_done)
-        end = max(done) if finished and done else self.now
+        counters, received = self.counters(), list(self.ipis_received)
+        if self.stop >= 0:
+            # a throughput workload: what happened inside the measured window
+            if self.snapshot is not None:
+                before, received_before = self.snapshot
+                counters = {k: v - before[k] for k, v in counters.items()}
+                received = [a - b for a, b in zip(received, received_before)]
+            end, finished = self.stop, self.stopped
+        else:
+            done = [t for t in self.task_done if t >= 0]
+            finished = len(done) == len(self.task_done)
+            end = max(done) if finished and done else self.now
         return {
             "end": end,
             "finished": finished,
-            "counters": {
-                "ipis": self.n_ipis, "ipis_to_idle": self.n_ipis_to_idle,
-                "ipis_to_lazy": self.n_ipis_to_lazy, "cr3_writes": self.n_cr3,
-                "full_flushes": self.n_full_flushes, "invlpg": self.n_invlpg,
-                "tlb_misses": self.n_tlb_misses, "atomic_contention": self.n_contention,
-                "idle_wakeups": self.n_idle_wakeups, "ops": self.n_ops,
-                "page_faults": self.n_faults, "spec_walks": self.n_spec_walks,
-                "switch_mm_barriers": self.n_switch_mb,
-            },
+            "counters": counters,
+            "window": self.program.window,
+            "window_marks": self.window_marks,
             "flush_latency": list(self.flush_lat),
-            "ipis_received": list(self.ipis_received),
+            "ipis_received": received,
             "marks": [tuple(m) for m in self.task_marks],
             "task_pc": list(self.task_pc),
             "violation_counts": list(self.violation_counts),

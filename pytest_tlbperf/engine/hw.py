@@ -31,6 +31,28 @@ class Hardware:
 
     def init_hw(self):
         P, n = self.profile, self.ncpu
+        # topology as bitmaps, for the cache-line rules
+        self.n_llc = n // P.smt // P.cores_per_llc
+        self.n_socket = P.sockets
+        self.llc_cpus = [[] for _ in range(self.n_llc)]
+        for x in range(n):
+            self.llc_cpus[self.llc[x]].append(x)
+        self.mask_core = [0] * n
+        self.mask_llc = [0] * n
+        self.mask_socket = [0] * n
+        for a in range(n):
+            for b in range(n):
+                if self.core[a] == self.core[b]:
+                    self.mask_core[a] |= 1 << b
+                if self.llc[a] == self.llc[b]:
+                    self.mask_llc[a] |= 1 << b
+                if self.socket[a] == self.socket[b]:
+                    self.mask_socket[a] |= 1 << b
+        self.line_book = []            # holds booked on each line: (start, end, cpu)
+        self.line_last = []            # the holder before the first booked hold
+        self.line_holders = []         # bitmap of CPUs whose caches hold a copy
+        self.line_tail_llc = []        # per LLC domain / socket: the end of the last
+        self.line_tail_socket = []     # hold taken from there (arbitration)
         self.walk_span = 2 * P.walk_interval
         self.walk_severity = abi.SEV_HANG if P.freed_table_walk == "hang" else abi.SEV_SILENT
         self.tlb_sets = P.tlb_entries // P.tlb_ways
@@ -62,25 +84,137 @@ class Hardware:
         self.vrng = [Stream(self.seed, STREAM_VCPU + x) for x in range(n)] if self.virt else None
         self.vlast = [None] * n
 
+    # -- cache lines ------------------------------------------------------
     def dist(self, a, b):
+        """0: same core, 1: same last-level cache, 2: same socket, 3: remote."""
         if self.core[a] == self.core[b]:
             return 0
-        return 1 if self.socket[a] == self.socket[b] else 2
+        if self.llc[a] == self.llc[b]:
+            return 1
+        return 2 if self.socket[a] == self.socket[b] else 3
 
-    def atomic(self, c, line, t):
-        """A LOCK-prefixed RMW by CPU c on a contended cache line."""
-        start = max(t, self.line_free[line])
-        owner = self.line_owner[line]
-        xfer = 0 if owner == c else self.xfer[1 if owner < 0 else self.dist(owner, c)]
-        end = start + xfer + self.c_atomic
-        self.n_contention += end - t - self.c_atomic
-        self.line_owner[line] = c
-        self.line_free[line] = end
+    def new_line(self):
+        """A kernel cache line CPUs contend for; returns its id."""
+        self.line_book.append([])
+        self.line_last.append(-1)
+        self.line_holders.append(0)
+        self.line_tail_llc.append([0] * self.n_llc)
+        self.line_tail_socket.append([0] * self.n_socket)
+        return len(self.line_book) - 1
+
+    def cpu_line(self, lines, x):
+        """x's line in a per-CPU array of lines, made at its first use."""
+        line = lines[x]
+        if line < 0:
+            line = lines[x] = self.new_line()
+        return line
+
+    def farthest(self, c, holders):
+        """Distance level from c to the farthest CPU in the bitmap, -1 if none."""
+        if holders & ~self.mask_socket[c]:
+            return 3
+        if holders & ~self.mask_llc[c]:
+            return 2
+        if holders & ~self.mask_core[c]:
+            return 1
+        return 0 if holders else -1
+
+    def nearest(self, c, holders):
+        """Distance level from c to the nearest CPU in the bitmap; a line no
+        cache holds comes from memory, charged as a same-socket transfer."""
+        if holders & self.mask_core[c]:
+            return 0
+        if holders & self.mask_llc[c]:
+            return 1
+        if holders & self.mask_socket[c] or not holders:
+            return 2
+        return 3
+
+    def atomic(self, c, line, t, op=None):
+        """A LOCK-prefixed RMW (or, with op=0, a store) by CPU c at time t: it
+        needs the line exclusive, for a transfer plus `op` cycles.
+
+        The line is a timeline of holds, one holder at a time. A kernel path
+        runs ahead of the clock (it books what it does at the times it gets
+        there), so holds are booked out of order: the request takes the first
+        gap at or after t that fits it, and waits behind a hold only when it
+        overlaps one.
+
+        The transfer: on a line nobody else is using, every other copy is
+        invalidated and the farthest bounds the cost. Behind others, the
+        line comes from the *nearest* CPU that holds or waits for it when c
+        asks. That is the arbitration rule: coherence fabrics favour nearby
+        requesters, so a line contended by many moves mostly inside one core,
+        L3 or socket before it crosses (what cohort locks exploit), instead
+        of crossing on every hand-off as strict request order would make it.
+        """
+        op = self.c_atomic if op is None else op
+        book = self.line_book[line]
+        self.forget_holds(line, book)
+        i = 0
+        while i < len(book) and book[i][1] <= t:
+            i += 1
+        prev = book[i - 1][2] if i else self.line_last[line]
+        start = t
+        while True:
+            if start == t:
+                level = self.farthest(c, self.line_holders[line] & ~(1 << c))
+                if level < 0 and prev < 0:
+                    level = 2                       # first touch: from memory
+            else:
+                level = self.dist(prev, c)
+                if level > 1 and self.line_tail_llc[line][self.llc[c]] > t:
+                    level = 1
+                if level > 2 and self.line_tail_socket[line][self.socket[c]] > t:
+                    level = 2
+            end = start + (self.xfer[level] if level >= 0 else 0) + op
+            if i == len(book) or end <= book[i][0]:
+                break
+            start = max(start, book[i][1])          # overlaps a hold: wait for it
+            prev = book[i][2]
+            i += 1
+        book.insert(i, (start, end, c))
+        if i == len(book) - 1:
+            self.line_holders[line] = 1 << c        # the newest hold owns the line
+        self.n_contention += end - t - op
+        tails = self.line_tail_llc[line]
+        if tails[self.llc[c]] < end:
+            tails[self.llc[c]] = end
+        tails = self.line_tail_socket[line]
+        if tails[self.socket[c]] < end:
+            tails[self.socket[c]] = end
         return end
 
+    def forget_holds(self, line, book):
+        """Holds that ended before now can delay nothing any more."""
+        now = self.now
+        k = 0
+        while k < len(book) and book[k][1] <= now:
+            k += 1
+        if k:
+            self.line_last[line] = book[k - 1][2]
+            del book[:k]
+
     def read_line(self, c, line, t):
-        owner = self.line_owner[line]
-        return t if owner < 0 or owner == c else t + self.xfer[self.dist(owner, c)]
+        """A plain load by c: free if c holds a copy; otherwise it waits for a
+        hold in progress at t and the line comes from the nearest copy,
+        which c then shares."""
+        holders = self.line_holders[line]
+        if (holders >> c) & 1:
+            return t
+        book = self.line_book[line]
+        self.forget_holds(line, book)
+        start = t
+        for s, e, _ in book:
+            if s > t:
+                break
+            if t < e:
+                start = e
+                break
+        end = start + self.xfer[self.nearest(c, holders)]
+        self.n_contention += end - t
+        self.line_holders[line] = holders | (1 << c)
+        return end
 
     def flush_asid(self, c, asid):
         self.tlb_epoch[c][asid] += 1

@@ -31,8 +31,10 @@ class Mm:
         self.mm_ret = [[]]          # per page: newest version whose flush has returned
         self.mm_ret_at = [[]]       # ... when, and on which initiator (for traces)
         self.mm_tables = [[]]
-        self.line_owner = [-1, -1, -1]  # three contended lines per mm:
-        self.line_free = [0, 0, 0]      # mm_count, mm_cpumask, tlb_gen
+        # three contended lines per mm: mm_count, mm_cpumask, context.tlb_gen
+        self.mm_lines = [self.new_line()]
+        self.new_line()
+        self.new_line()
         self.next_ctx = 1
         # page-table pages: a pool shared by every mm, reused LIFO
         self.table_gen = []
@@ -50,7 +52,7 @@ class Mm:
 
     def mm_line(self, mm, which):
         """0: mm_count, 1: mm_cpumask, 2: context.tlb_gen."""
-        return 3 * mm + which
+        return self.mm_lines[mm] + which
 
     def exec_mm(self, tmpl):
         npages = self.program.mm_pages[tmpl]
@@ -66,8 +68,9 @@ class Mm:
         self.mm_ret.append([0] * npages)
         self.mm_ret_at.append([None] * npages)
         self.mm_tables.append([-1] * ((npages + PAGES_PER_TABLE - 1) // PAGES_PER_TABLE))
-        self.line_owner += [-1, -1, -1]
-        self.line_free += [0, 0, 0]
+        self.mm_lines.append(self.new_line())
+        self.new_line()
+        self.new_line()
         self.tmpl_mm[tmpl] = mm
         return mm
 
@@ -189,7 +192,7 @@ class Mm:
             # CPUs that may still borrow it are all of them.
             for x in range(self.ncpu):
                 if self.k_lazy_ref == abi.REF_HAZARD:
-                    t += self.xfer[self.dist(c, x)]           # read x's hazard pointer
+                    t = self.read_line(c, self.cpu_line(self.hazard_line, x), t)
                     if self.hazard[x] != mm:
                         continue
                 if x == c:

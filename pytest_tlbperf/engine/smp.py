@@ -55,7 +55,10 @@ class Smp:
     """call_single_queue and IPI delivery; mixed into Machine."""
 
     def init_smp(self):
-        self.csdq = [[] for _ in range(self.ncpu)]  # call_single_queue: requests not yet taken
+        n = self.ncpu
+        self.csdq = [[] for _ in range(n)]  # call_single_queue: requests not yet taken
+        self.csq_line = [-1] * n            # ... and the cache line of its llist head
+        self.info_line = [-1] * n           # each CPU's per-CPU flush_tlb_info
         self.calls = {}
         self.next_call = 0
 
@@ -69,7 +72,7 @@ class Smp:
             self.arm_watchdog(cid, call)
         queue = self.csdq[x]
         queue.append(cid)
-        t += self.c_atomic + self.xfer[self.dist(c, x)]      # llist_add's cmpxchg
+        t = self.atomic(c, self.cpu_line(self.csq_line, x), t)   # llist_add's cmpxchg
         if len(queue) > 1:
             return t
         t += self.c_ipi_send
@@ -96,6 +99,8 @@ class Smp:
                 # The IPI wakes an idle CPU: it pays the C-state's exit latency.
                 self.n_ipis_to_idle += 1
                 start += self.wake_from_idle(x, 1)
+            else:
+                self.idle_exit(x, now)
             if self.virt:
                 start = max(start, self.preempted_until(x, now))
         start = max(start, self.irqs_off_until[x], self.irq_busy[x])
@@ -108,9 +113,10 @@ class Smp:
         if self.is_lazy[x]:
             self.n_ipis_to_lazy += 1
         # flush_smp_call_function_queue(): take every queued request at once
+        # (llist_del_all: an xchg on the queue head the senders fight over)
         taken = self.csdq[x]
         self.csdq[x] = []
-        t = now + self.c_irq
+        t = self.atomic(x, self.cpu_line(self.csq_line, x), now + self.c_irq)
         for cid in taken:
             t = self.run_call(x, cid, self.calls[cid], t)
         self.interrupted(x, now, t)
@@ -119,6 +125,8 @@ class Smp:
         """One queued cross-call in the IPI handler on x; returns when done."""
         self.ring(x, abi.TR_IPI, call.kind, call.initiator)
         if call.kind == CALL_FLUSH:
+            # the initiator's per-CPU flush_tlb_info, written for this flush
+            t = self.read_line(x, self.cpu_line(self.info_line, call.initiator), t)
             if call.wait_ack:
                 ack = t + self.c_csd      # copy the request, unlock the csd, then flush
                 t = self.flush_tlb_func(x, call, ack)
@@ -148,7 +156,8 @@ class Smp:
         now = self.now
         mm = call.mm
         if call.kind == CALL_FLUSH:
-            self.flush_lat.append(now - call.t0)
+            if self.measuring and call.t0 >= self.program.warmup:
+                self.flush_lat.append(now - call.t0)
             ret, ret_at = self.mm_ret[mm], self.mm_ret_at[mm]
             for page, ver in call.snap:
                 if ver > ret[page]:

@@ -11,6 +11,7 @@ from bisect import insort
 from . import abi
 from .abi import EV_WAKE
 from .core import INIT_MM
+from .sched import WAKE_ENQUEUE, WAKE_TIMER
 
 
 class Task:
@@ -24,6 +25,9 @@ class Task:
         self.task_pc = [0] * len(program.tasks)
         self.task_done = [-1] * len(program.tasks)
         self.task_marks = [[-1, 0, 0] for _ in program.tasks]  # first, last, count
+        self.task_cpu = [t.cpu for t in program.tasks]          # where it last ran
+        self.task_allowed = [sum(1 << x for x in t.affinity) for t in program.tasks]  # 0: any
+        self.window_marks = 0          # iterations inside the measured window
 
     def ev_step(self, c):
         if self.hung[c]:
@@ -39,6 +43,8 @@ class Task:
         if pc >= len(ops):
             self.do_exit(c, task, now)
             return
+        if self.runq[c] and self.preempt_tick(c, task):
+            return
         code, a, b, d = ops[pc], ops[pc + 1], ops[pc + 2], ops[pc + 3]
         self.task_pc[task] = pc + 4
         self.n_ops += 1
@@ -52,7 +58,7 @@ class Task:
         elif code == abi.OP_SLEEP:
             wake = now + self.c_syscall + a
             insort(self.timers[c], wake)
-            self.push(wake, c, EV_WAKE, task, 1)
+            self.push(wake, c, EV_WAKE, task, WAKE_TIMER)
             self.schedule(c, now + self.c_syscall)
         elif code == abi.OP_YIELD:
             if self.runq[c]:
@@ -64,7 +70,8 @@ class Task:
             if a == c or not 0 <= a < self.ncpu:
                 self.schedule_step(c, now)
             else:
-                self.push(now + self.c_ctxsw, a, EV_WAKE, task, 0)
+                self.task_cpu[task] = a
+                self.push(now + self.c_ctxsw, a, EV_WAKE, task, WAKE_ENQUEUE)
                 self.schedule(c, now)
         elif code == abi.OP_MARK:
             marks = self.task_marks[task]
@@ -72,6 +79,15 @@ class Task:
                 marks[0] = now
             marks[1] = now
             marks[2] += 1
+            if self.measuring:
+                self.window_marks += 1
+            self.schedule_step(c, now)
+        elif code == abi.OP_BLOCK:
+            self.pipe_read(c, task, a, now)
+        elif code == abi.OP_WAKE:
+            self.pipe_write(c, a, now)
+        elif code == abi.OP_LOOP:
+            self.task_pc[task] = 4 * a
             self.schedule_step(c, now)
         elif code == abi.OP_MEMBARRIER:
             self.membarrier(c, task, mm, now)

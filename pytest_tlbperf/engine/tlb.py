@@ -35,6 +35,7 @@ class Tlb:
 
     def init_tlb(self):
         n = self.ncpu
+        self.lazy_line = [-1] * n      # cpu_tlbstate_shared: is_lazy, read by initiators
         self.loaded_mm = [INIT_MM] * n
         self.loaded_asid = [INIT_ASID if self.profile.pcid else 0] * n
         self.is_lazy = [0] * n
@@ -73,7 +74,11 @@ class Tlb:
     def switch_mm_irqs_off(self, c, nxt, t):
         prev = self.loaded_mm[c]
         was_lazy = self.is_lazy[c]
-        self.is_lazy[c] = 0
+        if was_lazy:
+            # cpu_tlbstate_shared.is_lazy is written only when it changes
+            # (v5.13: "Do not make is_lazy dirty for no reason")
+            self.is_lazy[c] = 0
+            t = self.atomic(c, self.cpu_line(self.lazy_line, c), t, 0)
         if prev == nxt:
             if was_lazy and nxt != INIT_MM:
                 # Leaving lazy mode on the same mm: catch up through tlb_gen.
@@ -129,6 +134,7 @@ class Tlb:
             # leave mm_cpumask: no lazy mode, no IPIs to lazy CPUs.
             return self.switch_mm_irqs_off(c, INIT_MM, t)
         self.is_lazy[c] = 1
+        t = self.atomic(c, self.cpu_line(self.lazy_line, c), t, 0)
         self.ring(c, abi.TR_LAZY, mm)
         if self.k_lazy_cpumask == abi.CPUMASK_CLEAR:
             t = self.cpumask_clear_cpu(c, mm, t)    # v4.14-rc1 (94b1b03b519b)
@@ -171,6 +177,8 @@ class Tlb:
         t0 = t
         t = self.atomic(c, self.mm_line(mm, 2), t)       # inc_mm_tlb_gen()
         self.mm_gen[mm] += 1
+        # get_flush_tlb_info(): fill this CPU's flush_tlb_info for the targets
+        t = self.atomic(c, self.cpu_line(self.info_line, c), t, 0)
         cid = self.next_call
         self.next_call += 1
         call = self.calls[cid] = Call(CALL_FLUSH, c, mm, task, cont, t0)
@@ -198,7 +206,7 @@ class Tlb:
             x = low.bit_length() - 1
             mask ^= low
             if not flush_all or self.hook is not None:
-                t += self.xfer[self.dist(c, x)]
+                t = self.read_line(c, self.cpu_line(self.lazy_line, x), t)
             lazy = self.is_lazy[x]
             send = (not lazy or self.k_flush_lazy == abi.FLUSH_LAZY_ALWAYS
                     or (freed and self.k_flush_lazy == abi.FLUSH_LAZY_FREED))
