@@ -46,6 +46,7 @@ class Core:
         self.k_idle_leave = k["idle_leave_mm"]
         self.k_ceiling = k["flush_ceiling"]
         self.k_barrier = k["switch_mm_barrier"]
+        self.k_read_gen = k["read_mm_tlb_gen"]
         self.virt = P.virt
         self.pv = bool(P.virt and P.virt["pv_tlb_flush"] and k["pv_flush"])
         self.hook = hook

@@ -141,21 +141,34 @@ class Tlb:
         return t
 
     def flush_tlb_func(self, c, call, t):
-        """Bring this CPU's TLB up to date with call.mm's tlb_gen."""
+        """Bring this CPU's TLB up to date with call.mm's tlb_gen, in the
+        order of v5.13..v6.6: a remote CPU that switched to another mm
+        returns first (so a lazy one on *another* mm is left alone), then
+        init_mm, then lazy mode, then the generations."""
         mm = self.loaded_mm[c]
+        t += self.c_flush_func
+        if self.k_read_gen == abi.READ_GEN_ALWAYS:
+            # before v6.0 the read sat in the declarations: every call pulls
+            # the (contended) tlb_gen line of whatever mm is loaded
+            t = self.read_line(c, self.mm_line(mm, 2), t)
+        if c != call.initiator and call.mm != mm:
+            return t                             # we switched away since
         if mm == INIT_MM:
-            return t + self.c_flush_func
+            return t
         if self.is_lazy[c]:
             # "We need to at least flush our paging-structure cache ... just
             # switch to init_mm."
             self.ring(c, abi.TR_LEAVE_MM, mm)
-            return self.switch_mm_irqs_off(c, INIT_MM, t + self.c_flush_func)
-        if call.mm != mm:
-            return t + self.c_flush_func        # we switched away since
+            return self.switch_mm_irqs_off(c, INIT_MM, t)
         asid = self.loaded_asid[c]
         local_gen = self.ctx_gen[c][asid]
+        if self.k_read_gen == abi.READ_GEN_WHEN_NEEDED:
+            # aa44284960d5: "checking mm_tlb_gen unnecessarily would have
+            # negative caching effects so avoid it"
+            if call.new_gen <= local_gen:
+                return t
+            t = self.read_line(c, self.mm_line(mm, 2), t)
         mm_gen = self.mm_gen[mm]
-        t += self.c_flush_func
         if local_gen >= mm_gen:
             return t                             # a concurrent flush caught us up
         if (call.npages != TLB_FLUSH_ALL and call.new_gen == local_gen + 1
