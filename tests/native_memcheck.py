@@ -9,7 +9,7 @@ bad input, which fails after different amounts of set-up -- in a child
 process under valgrind with the system allocator (PYTHONMALLOC=malloc: then
 CPython has no definitely lost blocks of its own). It fails if valgrind
 reports any definitely or indirectly lost block, or any error whose stack
-goes through _native.
+goes through _native (the sources in engine/_native/, or the built module).
 
     python tests/native_memcheck.py          # run under valgrind, check
     python tests/native_memcheck.py --child  # the scenarios alone
@@ -80,8 +80,11 @@ def main():
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "valgrind.log")
+        # --fullpath-after= names a frame's source by its whole path, so the
+        # engine's frames say engine/_native/tlb.c, not just tlb.c
         cmd = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-               "--num-callers=40", f"--log-file={log}", sys.executable, __file__, "--child"]
+               "--num-callers=40", "--fullpath-after=", f"--log-file={log}", sys.executable,
+               __file__, "--child"]
         child = subprocess.run(cmd, env={**os.environ, "PYTHONMALLOC": "malloc"})
         with open(log) as f:
             text = f.read()

@@ -153,6 +153,28 @@ def test_without_the_extension_auto_warns_once_and_native_is_unavailable(monkeyp
             tp.profiles.get("haswell-4c")), work.compile(tp.profiles.get("haswell-4c"), 0), 0)
 
 
+def test_the_c_sources_folder_is_not_taken_for_an_unbuilt_extension():
+    # In a source tree where the extension was never built, `import _native`
+    # finds the folder engine/_native/ (the C sources) as a namespace package.
+    # A child process looks for _native as if no extension module existed.
+    code = textwrap.dedent("""
+        import sys, importlib.machinery as m
+
+        class Unbuilt:
+            def find_spec(self, name, path, target=None):
+                if name == "pytest_tlbperf.engine._native":
+                    return m.FileFinder(path[0], (m.SourceFileLoader, [".py"])).find_spec(name)
+
+        sys.meta_path.insert(0, Unbuilt())
+        from pytest_tlbperf.engine import native
+        print(native.available())
+    """)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "False"
+
+
 # --- bad input from Python: TypeError / ValueError, never a crash -------------
 
 def good_args():
