@@ -153,26 +153,31 @@ def test_without_the_extension_auto_warns_once_and_native_is_unavailable(monkeyp
             tp.profiles.get("haswell-4c")), work.compile(tp.profiles.get("haswell-4c"), 0), 0)
 
 
-def test_the_c_sources_folder_is_not_taken_for_an_unbuilt_extension():
-    # In a source tree where the extension was never built, `import _native`
-    # finds the folder engine/_native/ (the C sources) as a namespace package.
-    # A child process looks for _native as if no extension module existed.
+def test_the_c_sources_folder_is_not_taken_for_an_unbuilt_extension(tmp_path):
+    # Where the extension was never built, in a source tree or an editable
+    # install, `import _native` finds the folder engine/_native/ (the C
+    # sources) as a namespace package. A child process imports the package
+    # under test as if no extension module existed.
     code = textwrap.dedent("""
         import sys, importlib.machinery as m
 
         class Unbuilt:
             def find_spec(self, name, path, target=None):
                 if name == "pytest_tlbperf.engine._native":
-                    return m.FileFinder(path[0], (m.SourceFileLoader, [".py"])).find_spec(name)
+                    finder = m.FileFinder(path[0], (m.SourceFileLoader, [".py"]))
+                    spec = finder.find_spec(name)
+                    if spec is None:        # an installed package: no sources folder
+                        raise ModuleNotFoundError(name)
+                    return spec
 
         sys.meta_path.insert(0, Unbuilt())
         from pytest_tlbperf.engine import native
         print(native.available())
     """)
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, cwd=tmp_path)
     assert child.returncode == 0, child.stderr
-    assert child.stdout.strip() == "False"
+    assert child.stdout.split() == ["False"]
 
 
 # --- bad input from Python: TypeError / ValueError, never a crash -------------
