@@ -70,10 +70,16 @@ static struct event pop(struct machine *m)
     return top;
 }
 
-void run_loop(struct machine *m)
+/* Run every event in order; 0 when none is left, -1 when the binding asked
+ * to stop (Ctrl-C) */
+int run_loop(struct machine *m)
 {
+    uint64_t events = 0;
     while (m->heap.n) {
-        struct event e = pop(m);
+        struct event e;
+        if (++events % POLL_EVERY == 0 && stop_requested(m))
+            return -1;
+        e = pop(m);
         m->now = e.t;
         switch (e.ev) {
         case EV_STEP:
@@ -99,6 +105,7 @@ void run_loop(struct machine *m)
             break;
         }
     }
+    return 0;
 }
 
 void schedule_step(struct machine *m, int c, i64 t)

@@ -52,8 +52,9 @@
  *   every path and run() raises MemoryError.
  * - Python values cross the boundary only in run(): parse_*() before the
  *   loop (bad types raise TypeError, bad values ValueError) and raw_result()
- *   after it. The loop itself runs without the GIL. Only module.c includes
- *   Python.h.
+ *   after it. The loop itself runs without the GIL, taking it only to let
+ *   Python handle signals (Ctrl-C; stop_requested()). Only module.c
+ *   includes Python.h.
  *
  * The functions one file calls in another are declared below. Small helpers
  * on the hot path are static inline here, so that the split into files costs
@@ -120,6 +121,12 @@ enum { TR_SWITCH = 1, TR_SWITCH_MM, TR_LAZY, TR_CPUMASK_CLEAR, TR_FLUSH, TR_IPI,
 #define MAX_VALUE ((i64)1 << 44)       /* any time, cost or op argument, in cycles */
 #define MAX_PAGES (((i64)1 << 31) - 1)
 #define MAX_CEILING ((i64)1 << 62)
+
+/* run_loop() asks the binding whether to stop (Ctrl-C) every POLL_EVERY
+ * events: often enough to answer within well under 100 ms even where every
+ * event is expensive (1024 CPUs), rarely enough to cost < 0.1% of the loop
+ * (tests/bench, DESIGN §7). A power of two. */
+#define POLL_EVERY ((uint64_t)1 << 12)
 
 /* ------------------------------------------------------------ containers */
 struct rec { i64 t, cpu, code, a, b; };           /* a trace record */
@@ -256,6 +263,7 @@ struct machine {
     struct evheap heap;
     uint64_t seq;
     i64 now;
+    void *py_thread;             /* module.c: the PyThreadState the loop runs without */
 
     /* scratch, owned here so that a longjmp cannot leak it */
     int32_t *targets;            /* flush_tlb_mm_range's target list */
@@ -354,7 +362,7 @@ static inline i64 scan_set(const struct machine *m, const struct hw *h, i64 base
 void *grow(struct machine *m, void *v, size_t *cap, size_t size);
 void *xcalloc(struct machine *m, size_t n, size_t size);
 void push(struct machine *m, i64 t, int cpu, int ev, i64 a, i64 b);
-void run_loop(struct machine *m);
+int run_loop(struct machine *m);
 void schedule_step(struct machine *m, int c, i64 t);
 void interrupted(struct machine *m, int c, i64 start, i64 end);
 /* hw.c */
@@ -412,6 +420,8 @@ void exit_mmap_done(struct machine *m, int c, int task, int mm, i64 t);
 i64 kvm_flush_tlb_multi(struct machine *m, int c, int slot, size_t ntargets, i64 t);
 /* task.c */
 void ev_step(struct machine *m, int c);
+/* module.c */
+int stop_requested(struct machine *m);
 /* oracle.c */
 void report(struct machine *m, int kind, i64 severity, int c, const struct rec *extra,
             size_t nextra);

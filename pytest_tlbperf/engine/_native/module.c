@@ -556,12 +556,27 @@ static int init_or_oom(struct machine *m, PyObject *args)
     return machine_init(m, args);
 }
 
+/* 0: the run finished; -1: out of memory; 1: stopped by a signal handler
+ * that raised (KeyboardInterrupt), whose exception is set */
 static int loop_or_oom(struct machine *m)
 {
     if (setjmp(m->oom))
         return -1;
-    run_loop(m);
-    return 0;
+    return run_loop(m) < 0 ? 1 : 0;
+}
+
+/* run_loop() runs without the GIL and asks this every POLL_EVERY events.
+ * Take the GIL, let Python run the handlers of the signals that arrived
+ * (SIGINT's raises KeyboardInterrupt; only the main thread runs them), and
+ * let go of it again: so Ctrl-C stops a long run, which then frees
+ * everything as any failed run does. */
+int stop_requested(struct machine *m)
+{
+    int rc;
+    PyEval_RestoreThread(m->py_thread);
+    rc = PyErr_CheckSignals();
+    m->py_thread = PyEval_SaveThread();
+    return rc < 0;
 }
 
 static PyObject *native_run(PyObject *module, PyObject *args)
@@ -573,12 +588,12 @@ static PyObject *native_run(PyObject *module, PyObject *args)
     if (!m)
         return PyErr_NoMemory();
     if (init_or_oom(m, args) == 0) {
-        Py_BEGIN_ALLOW_THREADS
+        m->py_thread = PyEval_SaveThread();     /* Py_BEGIN_ALLOW_THREADS */
         rc = loop_or_oom(m);
-        Py_END_ALLOW_THREADS
+        PyEval_RestoreThread(m->py_thread);     /* Py_END_ALLOW_THREADS */
         if (rc < 0)
             PyErr_NoMemory();
-        else
+        else if (rc == 0)
             result = raw_result(m);
     }
     machine_free(m);
@@ -588,7 +603,8 @@ static PyObject *native_run(PyObject *module, PyObject *args)
 PyDoc_STRVAR(run_doc,
 "run(profile, cstates, virt, knobs, mm_pages, tasks, seed) -> dict\n\n"
 "Machine(...).run() of engine/machine.py in C; use pytest_tlbperf.engine.native.run(),\n"
-"which flattens a Profile, Knobs and Program into these tuples of ints.");
+"which flattens a Profile, Knobs and Program into these tuples of ints. Signal\n"
+"handlers run while it does: Ctrl-C stops it with KeyboardInterrupt.");
 
 static PyMethodDef native_methods[] = {
     {"run", native_run, METH_VARARGS, run_doc},
