@@ -7,6 +7,7 @@ selection, bad input from Python, and memory that does not grow.
 Set TLBPERF_REQUIRE_NATIVE=1 (tox does) to fail instead of skip when the
 extension was not built."""
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -387,6 +388,19 @@ def test_ctrl_c_stops_a_native_run(tmp_path):
     assert "finished" not in out
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert child.returncode == -signal.SIGINT
+
+
+def test_runs_on_other_threads_are_the_same_runs():
+    """run() lets go of the GIL so that runs can go in parallel on threads;
+    only the main thread's runs take it back to handle signals."""
+    prof = tp.profiles.get("skylake-2s")
+    knobs = tp.policies.get("mainline")().knobs(prof)
+    # about 12,000 events: a dozen polls
+    program = tp.workloads.madvise_dontneed(threads=8, iterations=300).compile(prof, 1)
+    expected = native.run(prof, knobs, program, 1)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: native.run(prof, knobs, program, 1), range(4)))
+    assert runs == [expected] * 4
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm") or UNDER_ASAN,

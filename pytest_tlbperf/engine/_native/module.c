@@ -565,14 +565,21 @@ static int loop_or_oom(struct machine *m)
     return run_loop(m) < 0 ? 1 : 0;
 }
 
+/* threading.main_thread().ident, read at import: the thread that runs
+ * Python's signal handlers */
+static unsigned long main_thread_ident;
+
 /* run_loop() runs without the GIL and asks this every POLL_EVERY events.
- * Take the GIL, let Python run the handlers of the signals that arrived
- * (SIGINT's raises KeyboardInterrupt; only the main thread runs them), and
- * let go of it again: so Ctrl-C stops a long run, which then frees
- * everything as any failed run does. */
+ * On the main thread: take the GIL, let Python run the handlers of the
+ * signals that arrived (SIGINT's raises KeyboardInterrupt), and let go of it
+ * again; so Ctrl-C stops a long run, which then frees everything as any
+ * failed run does. Another thread runs no handlers, and does not wait for
+ * the GIL (up to sys.getswitchinterval()) for nothing. */
 int stop_requested(struct machine *m)
 {
     int rc;
+    if (!m->main_thread)
+        return 0;
     PyEval_RestoreThread(m->py_thread);
     rc = PyErr_CheckSignals();
     m->py_thread = PyEval_SaveThread();
@@ -588,6 +595,7 @@ static PyObject *native_run(PyObject *module, PyObject *args)
     if (!m)
         return PyErr_NoMemory();
     if (init_or_oom(m, args) == 0) {
+        m->main_thread = PyThread_get_thread_ident() == main_thread_ident;
         m->py_thread = PyEval_SaveThread();     /* Py_BEGIN_ALLOW_THREADS */
         rc = loop_or_oom(m);
         PyEval_RestoreThread(m->py_thread);     /* Py_END_ALLOW_THREADS */
@@ -679,6 +687,21 @@ static int add_abi(PyObject *module)
 
 static int native_exec(PyObject *module)
 {
+    PyObject *threading = PyImport_ImportModule("threading"), *main, *ident;
+    if (!threading)
+        return -1;
+    main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!main)
+        return -1;
+    ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (!ident)
+        return -1;
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
     return add_abi(module);
 }
 
