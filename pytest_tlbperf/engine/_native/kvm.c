@@ -1,6 +1,7 @@
 /*
  * kvm.c -- arch/x86/kernel/kvm.c: the paravirtual TLB flush of a KVM guest
- * (KVM_FEATURE_PV_TLB_FLUSH). kvm_flush_tlb_multi() sends no IPI to a
+ * (858a43aae236, "KVM: X86: use paravirtualized TLB Shootdown", v4.16;
+ * KVM_FEATURE_PV_TLB_FLUSH). kvm_flush_tlb_multi() sends no IPI to a
  * preempted vCPU but marks it (KVM_VCPU_FLUSH_TLB); the host flushes it at
  * its next VM entry (record_steal_time()), which vcpu_sync() models.
  */

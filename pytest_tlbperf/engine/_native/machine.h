@@ -394,7 +394,6 @@ i64 send_ipi(struct machine *m, int c, int x, int slot, i64 t);
 void finish_sending(struct machine *m, int c, int slot, i64 t);
 void ev_ipi(struct machine *m, int x, i64 delivered);
 void arm_watchdog(struct machine *m, int slot);
-void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid);
 void ev_call_done(struct machine *m, int c, i64 slot);
 /* sched.c */
 void schedule(struct machine *m, int c, i64 t);
@@ -425,6 +424,7 @@ void ev_step(struct machine *m, int c);
 /* module.c */
 int stop_requested(struct machine *m);
 /* oracle.c */
+void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid);
 void report(struct machine *m, int kind, i64 severity, int c, const struct rec *extra,
             size_t nextra);
 void freed_table_walk(struct machine *m, int c, i64 slot, int table);

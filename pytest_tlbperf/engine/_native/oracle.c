@@ -94,6 +94,25 @@ void freed_table_walk(struct machine *m, int c, i64 slot, int table)
     }
 }
 
+/* The CSD-lock watchdog fired: if the cross-call is still in flight, a
+ * target hung; report it with when each hung target stopped answering. */
+void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid)
+{
+    const struct call *call = &m->calls.v[slot];
+    size_t i;
+    if (!call->live || call->id != cid)
+        return;
+    m->extra.n = 0;
+    for (i = 0; i < call->targets.n; i++) {
+        int x = call->targets.v[i];
+        if (m->hung[x]) {
+            struct rec r = { m->hung_at[x], x, TR_HUNG, x, 0 };
+            PUSH(m, m->extra, r);
+        }
+    }
+    report(m, V_HANG, SEV_HANG, c, m->extra.v, m->extra.n);
+}
+
 /* The oracle: this access used a translation older than one whose flush
  * already returned to its initiator. */
 void stale_tlb(struct machine *m, int c, int mm, i64 page)

@@ -2,8 +2,8 @@
  * smp.c -- kernel/smp.c: cross-calls. A request is queued on the target's
  * call_single_queue (an IPI only if the queue was empty), the IPI handler
  * (flush_smp_call_function_queue) runs every queued request, the initiator
- * waits for the last ack (csd lock), and the CSD-lock watchdog reports a
- * target that never answers.
+ * waits for the last ack (csd lock). A request queued on a hung CPU arms
+ * the CSD-lock watchdog, which oracle.c's ev_watchdog() answers.
  */
 
 #include "machine.h"
@@ -148,23 +148,6 @@ void arm_watchdog(struct machine *m, int slot)
         call->watchdog = 1;
         push(m, call->t0 + m->watchdog, call->initiator, EV_WATCHDOG, slot, call->id);
     }
-}
-
-void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid)
-{
-    const struct call *call = &m->calls.v[slot];
-    size_t i;
-    if (!call->live || call->id != cid)
-        return;
-    m->extra.n = 0;
-    for (i = 0; i < call->targets.n; i++) {
-        int x = call->targets.v[i];
-        if (m->hung[x]) {
-            struct rec r = { m->hung_at[x], x, TR_HUNG, x, 0 };
-            PUSH(m, m->extra, r);
-        }
-    }
-    report(m, V_HANG, SEV_HANG, c, m->extra.v, m->extra.n);
 }
 
 void ev_call_done(struct machine *m, int c, i64 slot)
