@@ -6,11 +6,11 @@ everything at exit. This script covers leaks: it drives the native engine
 through its paths -- every workload, violations with traces, hung CPUs whose
 cross-calls stay in flight, vCPU preemption, membarrier, a run stopped by a
 signal (Ctrl-C), and every kind of bad input, which fails after different
-amounts of set-up -- in a child
-process under valgrind with the system allocator (PYTHONMALLOC=malloc: then
-CPython has no definitely lost blocks of its own). It fails if valgrind
-reports any definitely or indirectly lost block, or any error whose stack
-goes through _native (the sources in engine/_native/, or the built module).
+amounts of set-up -- in a child process under valgrind with the system
+allocator (PYTHONMALLOC=malloc: then CPython has no definitely lost blocks of
+its own). It fails if valgrind reports any definitely or indirectly lost
+block, or any error whose stack goes through _native (the sources in
+engine/_native/, or the built module).
 
     python tests/native_memcheck.py          # run under valgrind, check
     python tests/native_memcheck.py --child  # the scenarios alone
