@@ -104,7 +104,8 @@ def forest(findings, width=560, row=22) -> dict:
     values = [1.0]
     for f in findings:
         c = f.comparison
-        values += [v for v in ([c.ratio] + list(c.ci or ())) if v is not None and v > 0]
+        values += [v for v in ([c.ratio] + list(c.ci or ()))
+                   if v is not None and 0 < v < math.inf]
         values += [1 - f.threshold, 1 + f.threshold]
     lo, hi = min(values) / 1.05, max(values) * 1.05
     axis = Axis(lo, hi, left, right, log=True)
@@ -122,7 +123,7 @@ def forest(findings, width=560, row=22) -> dict:
             item["note"] = f"{text.change(f)}: off the log scale"
         else:
             item["note"] = "no ratio: the baseline is 0"
-        if c.ci is not None and c.ci[0] > 0:
+        if text.bounded(c.ci):
             item["x1"], item["x2"] = axis(c.ci[0]), axis(c.ci[1])
         rows.append(item)
     t = findings[0].threshold

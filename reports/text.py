@@ -9,6 +9,7 @@ interval, the Benjamini-Hochberg adjusted p, the seeds and the verdict.
 
 from __future__ import annotations
 
+import math
 import shlex
 import textwrap
 
@@ -44,7 +45,14 @@ def factor(ratio) -> str:
 
 def _as_factor(finding) -> bool:
     c = finding.comparison
-    return c.ratio is not None and max([c.ratio] + list(c.ci or ())) >= 10
+    return c.ratio is not None and max(
+        v for v in [c.ratio] + list(c.ci or ()) if math.isfinite(v)) >= 10
+
+
+def bounded(ci) -> bool:
+    """An interval with both bounds finite and positive (with too few seeds
+    the exact test rejects no ratio, and the interval is (0, inf))."""
+    return ci is not None and ci[0] > 0 and math.isfinite(ci[1])
 
 
 def change(finding) -> str:
@@ -58,6 +66,8 @@ def interval(finding) -> str:
     ci = finding.comparison.ci
     if ci is None:
         return "-"
+    if not bounded(ci):
+        return "unbounded"
     fmt = factor if _as_factor(finding) else pct
     return f"{fmt(ci[0])}..{fmt(ci[1])}"
 
