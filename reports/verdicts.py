@@ -289,8 +289,6 @@ def pairing(then_samples, now_samples) -> tuple:
     if differ:
         return common, (f"programs differ on {len(differ)} of {len(common)} common seeds "
                         f"(the workload, profile or program builder changed)")
-    if len(common) < stats.MIN_N:
-        return common, f"only {len(common)} seed(s) in common"
     return common, ""
 
 
