@@ -150,7 +150,7 @@ def test_html_report_is_self_contained_and_escaped():
     for section in ("Summary", "Violations", "Per-metric plots", "Methodology", "Reproduce"):
         assert f">{section}<" in body
     assert "2 significant regressions" not in body and "1 significant regression" in body
-    assert "A/A, paired: 0/240" in body               # the validation figures
+    assert "A/A with adaptive rounds, one- and 4-metric reports: 1/1600" in body  # validation
     assert "free_pgtables" in body
 
 
