@@ -14,7 +14,7 @@ until no inconclusive comparison can grow. Pairing is preserved because
 both sides run the same new seeds (seed i of the workload is seed i for
 every policy), and the result is deterministic because the seeds are the
 next integers after those already run, the engine is deterministic per
-seed, and the report's statistics use a fixed bootstrap seed: the same
+seed, and the report's statistics are exact (no resampling): the same
 session always ends with the same seeds in every cell, whatever the test
 order or the number of xdist workers.
 
