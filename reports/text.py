@@ -64,6 +64,8 @@ def change(finding) -> str:
 
 def interval(finding) -> str:
     ci = finding.comparison.ci
+    if finding.comparison.all_identical:
+        return f"same on {finding.comparison.n}"       # identical on n of n seeds
     if ci is None:
         return "-"
     if not bounded(ci):
@@ -133,9 +135,9 @@ def preamble(report) -> list:
               f"the same exact signed-rank test (Mann-Whitney when unpaired). p(adj): "
               f"alpha-spending across the adaptive looks, then Benjamini-Hochberg over "
               f"{n} comparisons. REGRESSION/improvement: p(adj) < {report.alpha:g} and the "
-              f"whole CI beyond {report.thresholds.describe()}; no change: CI within it "
-              f"(identical samples: once 95% sure they differ on at most "
-              f"{verdicts.MAX_DIFFERING_SHARE:.0%} of seeds).")
+              f"whole CI beyond {report.thresholds.describe()}; no change: CI within it. "
+              f"'same on n': identical on all n seeds, no change once that makes us 95% "
+              f"sure they differ on at most {verdicts.MAX_DIFFERING_SHARE:.0%} of seeds.")
     lines += textwrap.wrap(legend, WIDTH)
     lines += textwrap.wrap(report.headline(), WIDTH)
     return lines

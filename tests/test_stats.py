@@ -424,3 +424,53 @@ def test_unpaired_findings_of_identical_runs_are_no_change_without_a_test():
     assert f.design == stats.UNPAIRED and f.reference == "run 0001 (a)"
     # identical on 5 of 5 seeds: differs on up to 45% of seeds, not yet no change
     assert f.verdict == INCONCLUSIVE and "identical on all 5 seeds" in f.comparison.note
+
+
+# -- pairing across commits --------------------------------------------------------------
+def _saved(commit, values, digests):
+    cell = {"test": "t", "profile": "haswell-4c", "policy": "base", "metrics": ["madvise_ns"],
+            "seeds": [{"seed": i, "metrics": {"madvise_ns": v}, "violations": [],
+                       "program_digest": d} for i, (v, d) in enumerate(zip(values, digests))]}
+    return {"id": commit, "commit": commit, "baseline": "base", "cells": [cell]}
+
+
+def test_a_saved_run_with_the_same_programs_is_compared_paired_by_seed():
+    digests = [f"{i:016x}" for i in range(10)]
+    then = _saved("a", BASE, digests)
+    now = _saved("b", scaled(BASE, 1.10), digests)
+    (f,) = verdicts.compare_runs(now, [then])
+    assert f.design == stats.PAIRED and f.seeds == list(range(10)) and f.why == ""
+    assert f.comparison.p == pytest.approx(2 / 2 ** 10) and f.verdict == REGRESSION
+
+
+def test_a_saved_run_with_other_programs_or_no_digests_is_unpaired_and_says_why():
+    now = _saved("b", scaled(BASE, 1.10), [f"{i:016x}" for i in range(10)])
+    changed = _saved("a", BASE, [f"{i + 1:016x}" for i in range(10)])
+    (f,) = verdicts.compare_runs(now, [changed])
+    assert f.design == stats.UNPAIRED and "programs differ on 10 of 10" in f.why
+    old = _saved("a", BASE, [None] * 10)
+    (f,) = verdicts.compare_runs(now, [old])
+    assert f.design == stats.UNPAIRED and "no program digests" in f.why
+
+
+def test_format_1_runs_migrate_without_digests(tmp_path):
+    import json
+    from pytest_tlbperf.storage import Storage
+    run = _saved("v6.1-1-gabcdef1", BASE, [None] * 10)
+    for s in run["cells"][0]["seeds"]:
+        del s["program_digest"]
+    run.update(format="pytest-tlbperf-run", version=1, model_version="1")
+    path = tmp_path / "0001_old.json"
+    path.write_text(json.dumps(run))
+    loaded = Storage(tmp_path).load_file(path)
+    assert loaded["version"] == 2 and loaded["commit_sha"] is None
+    assert loaded["cells"][0]["rounds"] is None
+    assert all(s["program_digest"] is None for s in loaded["cells"][0]["seeds"])
+
+
+def test_the_text_report_says_identical_on_n_seeds():
+    from pytest_tlbperf.reports import text
+    run = {"baseline": "base", "cells": [_cell("t", "base", {"madvise_ns": BASE}),
+                                         _cell("t", "cand", {"madvise_ns": BASE})]}
+    (f,) = verdicts.compare_runs(run)
+    assert text.interval(f) == "same on 10" and f.verdict == INCONCLUSIVE
