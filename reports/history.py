@@ -177,10 +177,13 @@ class History:
 
 
 def render_text(history) -> str:
+    import textwrap
+
     from . import text
-    lines = [f"tlbperf history: {len(history.runs)} runs in git order, {len(history.series)} "
-             f"series; change points by Apache Otava (e-divisive + t-test, p < "
-             f"{MAX_PVALUE:g}, change >= {history.threshold:.0%})"]
+    lines = textwrap.wrap(
+        f"tlbperf history: {len(history.runs)} runs in git order, {len(history.series)} "
+        f"series; change points by Apache Otava (e-divisive + t-test, p < {MAX_PVALUE:g}, "
+        f"change >= {history.threshold:.0%})", text.WIDTH)
     for i, run in enumerate(history.runs):
         lines.append(f"  {i + 1:3d}  {history.commit(i):28s} run {run.get('id', '?')}")
     for run, why in history.skipped:

@@ -254,7 +254,7 @@ def trend(history, metric, width=760, height=280) -> dict:
     """Geometry of one metric's trend plot: each series as its value over
     its first value, one x step per run in git order, change points marked."""
     series = [s for s in history.series if s.metric == metric]
-    left, right, top, bottom = 56, width - 16, 16, height - 90
+    left, right, top, bottom = 56, width - 110, 16, height - 66   # room for slanted commits
     n = len(history.runs)
     x = Axis(0, max(n - 1, 1), left, right)
     rel = []
@@ -269,7 +269,10 @@ def trend(history, metric, width=760, height=280) -> dict:
     for i, (s, r) in enumerate(zip(series, rel)):
         color = PALETTE[i % len(PALETTE)]
         pts = " ".join(f"{x(k)},{y(v)}" for k, v in enumerate(r) if v is not None)
-        lines.append({"points": pts, "color": color, "label": s.label})
+        lines.append({"points": pts, "color": color, "label": s.label,
+                      "dots": [{"x": x(k), "y": y(v), "title": f"{history.commit(k)}: "
+                                f"{text.num(s.values[k])}"} for k, v in enumerate(r)
+                               if v is not None]})
         for p in s.points:
             if r[p.index] is not None:
                 marks.append({"x": x(p.index), "y": y(r[p.index]), "color": color,
