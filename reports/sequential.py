@@ -43,6 +43,9 @@ import math
 from scipy.special import ndtr, ndtri
 
 DESIGN = "Lan-DeMets alpha spending, O'Brien-Fleming type, Bonferroni split across looks"
+# the first look when a run does not record it (format-1 runs): the plugin's
+# default --tlbperf-rounds, the conservative guess for a run that had adaptive rounds
+DEFAULT_INITIAL = 5
 
 
 def next_size(n: int, max_rounds: int) -> int:

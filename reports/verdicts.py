@@ -226,9 +226,13 @@ def _unpaired(b: tuple, c: tuple):
 
 
 def _adaptive(run):
-    """(default initial seeds, max_rounds) of the run's adaptive rounds."""
+    """(default initial seeds, max_rounds) of the run's adaptive rounds; a
+    run that does not record its cells' first look (format 1) is taken to
+    have started at the default rounds."""
     opts = run.get("options") or {}
-    return opts.get("rounds"), opts.get("max_rounds")
+    max_rounds = opts.get("max_rounds")
+    return opts.get("rounds") or (sequential.DEFAULT_INITIAL if max_rounds else None), \
+        max_rounds
 
 
 def _initial(cell, default):

@@ -13,7 +13,8 @@ from pytest_tlbperf.reports import validation, verdicts
 def test_the_figures_are_for_the_default_settings():
     from pytest_tlbperf import plugin
     from pytest_tlbperf.reports import adaptive
-    assert validation.ROUNDS == plugin.DEFAULTS["rounds"]
+    from pytest_tlbperf.reports import sequential
+    assert validation.ROUNDS == plugin.DEFAULTS["rounds"] == sequential.DEFAULT_INITIAL
     assert validation.MAX_ROUNDS == plugin.DEFAULTS["max_rounds"] == adaptive.DEFAULT_MAX_ROUNDS
     assert verdicts.DEFAULT_THRESHOLD == 0.02 and verdicts.ALPHA == 0.05
     assert "5 seeds, adaptive to 20; threshold 2%, alpha 0.05" in validation.PUBLISHED["setup"]
