@@ -209,7 +209,8 @@ def rank_sum_null(weights: tuple, m: int) -> tuple:
     ways[0, 0] = 1.0
     for w in weights:
         w = int(w)
-        # take item (k-1 -> k, s - w -> s), from the top k down so each item counts once
+        # take this item (k-1 -> k, s-w -> s); the right-hand side is the state
+        # before it, so each item is taken at most once
         ways[1:, w:] += ways[:-1, :total + 1 - w].copy()
     count = ways[m]
     pmf = count / count.sum()
