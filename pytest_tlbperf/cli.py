@@ -7,9 +7,11 @@
   tlbperf matrix     every policy on the cells where the seeds make a claim
   tlbperf list       profiles, policies, workloads, metrics and saved runs
   tlbperf report     a saved run's regression report, as HTML or 80-column text
-  tlbperf compare    two saved runs (e.g. two commits), cell by cell, unpaired
+  tlbperf compare    two saved runs (e.g. two commits, `main X`, `HEAD~1 X`),
+                     cell by cell, paired by seed where the programs match
+  tlbperf history    the saved runs in git order, with change points
   tlbperf export     a saved run as pytest-benchmark or pyperf JSON
-  tlbperf validate   measure the detector's false-positive rate and power
+  tlbperf validate   measure the detector's error rates, power and coverage
 """
 
 from __future__ import annotations
@@ -177,6 +179,26 @@ def cmd_compare(args) -> int:
     return 1 if args.fail_on_regression and report.regressions() else 0
 
 
+def cmd_history(args) -> int:
+    from .reports import history
+    storage = Storage(args.storage)
+    errors = []
+    runs = storage.runs(on_error=errors.append)
+    for err in errors:
+        print(f"tlbperf: skipped unreadable saved run: {err}", file=sys.stderr)
+    if not runs:
+        raise TlbperfError(f"no saved runs in {storage.path}")
+    th = _thresholds(args)
+    hist = history.History(runs, metric=args.metric, policy=args.policy,
+                           threshold=th.default if th else history.verdicts.DEFAULT_THRESHOLD)
+    if args.output:
+        Path(args.output).write_text(history.render_html(hist), encoding="utf-8")
+        print(f"wrote {args.output}: {len(hist.changes())} change points", file=sys.stderr)
+    else:
+        sys.stdout.write(history.render_text(hist))
+    return 0
+
+
 def cmd_export(args) -> int:
     from .reports import export
     run = load_run(args.run, args.storage)
@@ -188,13 +210,19 @@ def cmd_export(args) -> int:
 
 def cmd_validate(args) -> int:
     from .reports import validation
-    figures = validation.measure(engine=args.engine, progress=(
-        lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None)
-    for line in validation.summary(figures):
+    quiet = args.quiet
+    figures = validation.measure(engine=args.engine, progress=None if quiet else (
+        lambda msg: print(f"tlbperf validate: {msg}", file=sys.stderr, flush=True)))
+    for line in validation.table(figures):
         print(line)
-    print("\nfigures (reports/validation.py PUBLISHED):")
-    print(json.dumps(figures, indent=1, sort_keys=True))
-    return 0 if figures == validation.PUBLISHED else 1
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if figures != validation.PUBLISHED:
+        print("\nthese figures differ from the ones reports print (reports/validation.py "
+              "PUBLISHED); update them with --json", file=sys.stderr)
+        return 1
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -256,22 +284,40 @@ def parser() -> argparse.ArgumentParser:
                           "stdout")
     run_args(rep)
     rep.set_defaults(func=cmd_report)
-    cmp_ = sub.add_parser("compare", help="compare two saved runs cell by cell (unpaired)")
-    cmp_.add_argument("old", metavar="A", help="the reference run (e.g. main)")
+    cmp_ = sub.add_parser("compare", help="compare two saved runs cell by cell (paired by "
+                                          "seed where the programs match)")
+    cmp_.add_argument("old", metavar="A", help="the reference run: id, name, commit prefix, "
+                                               "or a git name (main: its merge-base with "
+                                               "HEAD; HEAD~1; a tag)")
     cmp_.add_argument("new", metavar="B", help="the run judged against it")
     run_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)
+    his = sub.add_parser("history", help="saved runs in git order with change points "
+                                         "(needs the [history] extra: Apache Otava)")
+    his.add_argument("--metric", help="only this metric")
+    his.add_argument("--policy", help="only this policy")
+    his.add_argument("-o", "--output", metavar="FILE.html",
+                     help="write a self-contained HTML page with a trend plot per metric; "
+                          "default: text on stdout")
+    his.add_argument("--storage", default=".tlbperf", metavar="DIR",
+                     help="folder of saved runs (default: .tlbperf)")
+    his.add_argument("--threshold", action="append", metavar="PERCENT",
+                     help="smallest relative change flagged (default: 2)")
+    his.set_defaults(func=cmd_history)
     exp = sub.add_parser("export", help="a saved run as pytest-benchmark or pyperf JSON")
     exp.add_argument("run", metavar="RUN", help="saved run (as for report)")
     exp.add_argument("--format", required=True, choices=("pytest-benchmark", "pyperf"))
     exp.add_argument("-o", "--output", required=True, metavar="FILE")
     exp.add_argument("--storage", default=".tlbperf", metavar="DIR")
     exp.set_defaults(func=cmd_export)
-    val = sub.add_parser("validate", help="measure the detector's false-positive rate (A/A) "
-                                          "and power (injected regressions)")
-    val.add_argument("--engine", default="python", choices=api.ENGINES,
-                     help="engine (default: python, as the published figures)")
-    val.add_argument("--progress", action="store_true", help="print each trial")
+    val = sub.add_parser("validate", help="measure the detector's false-positive rate (A/A), "
+                                          "power (injected regressions) and interval "
+                                          "coverage; about 2 minutes")
+    val.add_argument("--engine", default=None, choices=api.ENGINES,
+                     help="engine (default: native when built, else python; the figures "
+                          "are the same)")
+    val.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    val.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     val.set_defaults(func=cmd_validate)
     return p
 

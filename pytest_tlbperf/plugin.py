@@ -22,7 +22,7 @@ from .fixture import (DEFAULT_METRICS, ModeledMachine, TlbperfFixture, runner_fr
                       runner_spec)
 from .metrics import METRICS
 from .session import Session
-from .storage import Storage, StorageError, git_commit
+from .storage import Storage, StorageError, git_commit, git_sha
 
 # The reports (numpy, scipy, jinja2) are imported when a --tlbperf session
 # needs them, not when pytest loads the plugin: every pytest run in an
@@ -66,8 +66,11 @@ def pytest_addoption(parser):
         "when no NAME is given)", nargs="?", const="", metavar="NAME")
     add("--tlbperf-autosave", "tlbperf_autosave", "save every run, named after the commit",
         ini_type="bool", action="store_true", default=None)
-    add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name or "
-        "commit prefix (default: the latest)", nargs="?", const="latest", metavar="RUN")
+    add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name, "
+        "commit prefix, or a git name of its commit (main or another branch: its merge-base "
+        "with HEAD; HEAD~1; a tag) (default: the latest); each cell runs the saved cell's "
+        "seeds, so the comparison is paired where the programs match", nargs="?",
+        const="latest", metavar="RUN")
     add("--tlbperf-fail-on", "tlbperf_fail_on", "what fails the run: 'violation' (default: "
         "a violation the policy does not declare, or a declared one that is lost), "
         "'regression' (a significant regression beyond the threshold, and every violation "
@@ -178,13 +181,28 @@ class TlbperfPlugin:
             raise pytest.UsageError(str(exc)) from None
         if self.rounds_override is not None and self.rounds_override < 1:
             raise pytest.UsageError("--tlbperf-rounds must be at least 1")
-        if self.compare and not self.is_worker:
+        if self.compare:
+            # workers load it too: each cell runs the saved cell's seeds
             try:
-                run = self.storage.find(self.compare, on_error=self.storage_errors.append)
+                run = self.storage.find(self.compare, on_error=self.storage_errors.append,
+                                        cwd=self.config.rootpath)
             except StorageError as exc:
                 skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors)
                 raise pytest.UsageError(f"--tlbperf-compare: {exc}{skipped}") from None
             self.reference = run
+
+    def seeds_for(self, key, rounds) -> list:
+        """The seeds cell `key` = (test, profile, policy) runs: the saved
+        run's seeds of the same cell under --tlbperf-compare (so the two
+        can be paired seed by seed), else 0 .. rounds - 1."""
+        if self.reference is not None:
+            for cell in self.reference["cells"]:
+                if (cell["test"], cell["profile"], cell["policy"]) == key:
+                    seeds = sorted({s["seed"] for s in cell["seeds"]
+                                    if isinstance(s.get("seed"), int) and s["seed"] >= 0})
+                    if seeds:
+                        return seeds
+        return list(range(rounds))
 
     # -- collection ----------------------------------------------------------
     def policy_list(self) -> list:
@@ -272,7 +290,7 @@ class TlbperfPlugin:
         self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
         self.session.options["adaptive_rounds"] = self.adaptive_log
         commit, dirty = git_commit(self.config.rootpath)
-        run = self.session.to_run(commit, dirty)
+        run = self.session.to_run(commit, dirty, git_sha(self.config.rootpath))
         self.saved = None
         if self.save is not None or self.autosave:
             self.saved = self.storage.save(run, name=self.save or None)
@@ -407,5 +425,6 @@ def tlbperf(tlb_machine, request):
               if k != "tlbperf_cell"} if hasattr(request.node, "callspec") else {}
     test = request.node.originalname + (
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else "")
-    return TlbperfFixture(tlb_machine, test, range(rounds), metrics,
+    seeds = plugin.seeds_for((test, tlb_machine.profile.name, tlb_machine.policy_name), rounds)
+    return TlbperfFixture(tlb_machine, test, seeds, metrics,
                           kwargs.get("shows", ()), plugin.session, plugin.fail_on)
