@@ -1,18 +1,28 @@
 """The metric registry (DESIGN §3.5): one place that says what each metric
-means, its unit, and which direction is better. Metrics are computed here,
-in Python, from the integer counters an engine returns, so both engines
-report the same numbers by construction."""
+means, its unit, which direction is better, and which backend gives it
+(the modeled machine, the running kernel through the host backend, or
+both: DESIGN §9). Model metrics are computed here, in Python, from the
+integer counters an engine returns, so both engines report the same
+numbers by construction; host metrics come from the runner's windows
+(pytest_tlbperf/host/forms.py)."""
 
 from __future__ import annotations
 
 
-class Metric:
-    __slots__ = ("name", "unit", "better", "description")
+BACKENDS = ("model", "host")
 
-    def __init__(self, name: str, unit: str, better: str, description: str):
+
+class Metric:
+    __slots__ = ("name", "unit", "better", "description", "backends")
+
+    def __init__(self, name: str, unit: str, better: str, description: str,
+                 backends=("model",)):
         if better not in ("lower", "higher"):
             raise ValueError(f"metric {name}: better must be 'lower' or 'higher'")
+        if not backends or set(backends) - set(BACKENDS):
+            raise ValueError(f"metric {name}: backends must be some of {BACKENDS}")
         self.name, self.unit, self.better, self.description = name, unit, better, description
+        self.backends = tuple(backends)
 
     def __repr__(self):
         return f"Metric({self.name!r}, unit={self.unit!r}, better={self.better!r})"
@@ -20,21 +30,28 @@ class Metric:
 
 METRICS = {m.name: m for m in (
     Metric("makespan_ns", "ns", "lower", "simulated time until the last task finished"),
-    Metric("ops_per_sec", "ops/s", "higher", "workload ops completed per simulated second"),
+    Metric("ops_per_sec", "ops/s", "higher", "model: workload ops completed per simulated "
+           "second; host: iterations all threads completed in a measured window / the "
+           "window (will-it-scale's figure)", ("model", "host")),
     Metric("flush_latency_ns_p50", "ns", "lower",
            "median time from flush_tlb_mm_range() entry to its return"),
     Metric("flush_latency_ns_p99", "ns", "lower",
            "99th percentile of the same (nearest rank)"),
     Metric("madvise_ns", "ns", "lower",
            "mean time of one madvise(DONTNEED)+touch iteration (seed 002); only for "
-           "workloads that mark iterations"),
-    Metric("ipis", "IPIs", "lower", "cross-call IPIs sent (flush, shootdown, membarrier)"),
+           "workloads that mark iterations (model) and madvise_dontneed (host: the window "
+           "x threads / iterations)", ("model", "host")),
+    Metric("ipis", "IPIs", "lower", "cross-call IPIs sent (flush, shootdown, membarrier); "
+           "host: function-call interrupts received (/proc/interrupts CAL), all CPUs, per "
+           "window", ("model", "host")),
     Metric("ipis_to_idle", "IPIs", "lower", "IPIs that woke a CPU halted in a C-state"),
     Metric("ipis_to_lazy", "IPIs", "lower", "IPIs handled by a CPU in lazy TLB mode"),
     Metric("cr3_writes", "writes", "lower", "CR3 loads in switch_mm_irqs_off()"),
     Metric("full_flushes", "flushes", "lower", "whole-ASID (or whole-TLB) flushes"),
     Metric("invlpg", "pages", "lower", "single-page INVLPG flushes"),
-    Metric("tlb_misses", "misses", "lower", "user accesses that missed the TLB"),
+    Metric("tlb_misses", "misses", "lower", "user accesses that missed the TLB; host: "
+           "perf dTLB-load-misses of the runner's threads, where perf_event_open and a "
+           "hardware PMU allow", ("model", "host")),
     Metric("atomic_contention_ns", "ns", "lower",
            "time atomics waited for, and pulled, contended lines (mm_count, mm_cpumask, "
            "tlb_gen)"),
@@ -42,6 +59,17 @@ METRICS = {m.name: m for m in (
     Metric("switch_mm_barrier_ns", "ns", "lower",
            "time in the explicit smp_mb() after switching to a user mm "
            "(switch_mm_barrier='explicit', seed 003's cost)"),
+    # host only: the running kernel's own counters
+    Metric("tlb_shootdowns", "flushes", "lower",
+           "host: flush_tlb_func() runs on a CPU other than the initiator (/proc/interrupts "
+           "TLB), all CPUs, per window; one CAL interrupt can carry several, and a polling "
+           "idle CPU runs them without one", ("host",)),
+    Metric("context_switches", "switches", "lower",
+           "host: the runner's voluntary + involuntary context switches per window "
+           "(getrusage)", ("host",)),
+    Metric("page_faults", "faults", "lower",
+           "host: the runner's page faults per window (perf software page-faults, else "
+           "getrusage minflt + majflt)", ("host",)),
 )}
 
 
