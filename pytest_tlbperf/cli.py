@@ -10,6 +10,9 @@
   tlbperf compare    two saved runs (e.g. two commits), cell by cell, unpaired
   tlbperf export     a saved run as pytest-benchmark or pyperf JSON
   tlbperf validate   measure the detector's false-positive rate and power
+  tlbperf host       run a workload on the running kernel; its identity
+  tlbperf profile    this machine as a profile (--from-host), or a built-in
+  tlbperf check-model  the host against the model of this machine
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from . import api, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
+from .host import commands as host_commands
 from .reports import calibration
 from .storage import Storage, StorageError
 
@@ -105,7 +109,8 @@ def cmd_list(args) -> int:
     print("workloads: " + ", ".join(workloads.BUILDERS))
     print("metrics:")
     for m in metrics.METRICS.values():
-        print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  {m.description}")
+        print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  [{'/'.join(m.backends)}] "
+              f"{m.description}")
     storage = Storage(args.storage)
     errors = []
     runs = storage.runs(on_error=errors.append)
@@ -172,8 +177,12 @@ def cmd_compare(args) -> int:
     if not findings:
         print(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} have no "
               f"cell (test, profile, policy) with a metric in common")
+        for line in host_commands.compare_lines(new, old):
+            print(line)
         return 0
     sys.stdout.write(text.render(report, violations=True, command=False))
+    for line in host_commands.compare_lines(new, old):
+        print(line)
     return 1 if args.fail_on_regression and report.regressions() else 0
 
 
@@ -273,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
                      help="engine (default: python, as the published figures)")
     val.add_argument("--progress", action="store_true", help="print each trial")
     val.set_defaults(func=cmd_validate)
+    host_commands.add_parsers(sub)
     return p
 
 
