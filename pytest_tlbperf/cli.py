@@ -158,11 +158,12 @@ def cmd_report(args) -> int:
     run, *refs = [load_run(ref, args.storage) for ref in args.runs]
     report = Report(run, refs, thresholds=_thresholds(args))
     out = args.output
+    host_lines = "".join(f"{line}\n" for line in host_commands.report_lines(run, refs))
     if out is None:
-        sys.stdout.write(text.render(report))
+        sys.stdout.write(text.render(report) + host_lines)
     else:
         kind = "text" if Path(out).suffix in (".txt", ".text") else "html"
-        content = text.render(report) if kind == "text" else html.render(report)
+        content = text.render(report) + host_lines if kind == "text" else html.render(report)
         Path(out).write_text(content, encoding="utf-8")
         print(f"wrote {out} ({kind}): {report.headline()}", file=sys.stderr)
     return 1 if args.fail_on_regression and report.regressions() else 0

@@ -69,6 +69,11 @@ def test_host_run_saved_like_a_model_run_and_compared_across_kernels(suite):
     assert [s["seed"] for s in cell["seeds"]] == [0, 1]            # a sample per window
     assert cell["metrics"] == ["madvise_ns", "ops_per_sec", "ipis"]
     assert all(s["metrics"]["madvise_ns"] > 0 for s in cell["seeds"])
+    # `tlbperf report` of a host run shows the kernel and each cell's figures
+    assert cli.main(["report", "kernel-a", "--storage", str(suite.path / ".tlbperf"),
+                     "-o", str(suite.path / "a.txt")]) == 0
+    text = (suite.path / "a.txt").read_text()
+    assert "host: Linux" in text and "madvise_ns" in text and "CPU share" in text
 
     # "kernel B": the same suite again, compared with kernel A (unpaired)
     result = suite.runpytest(*HOST, "--tlbperf-compare=kernel-a",

@@ -287,3 +287,11 @@ def compare_lines(new, old) -> list:
     """What `tlbperf compare` adds for host runs: the kernels side by side."""
     from . import report
     return report.comparison(new, old)
+
+
+def report_lines(run, references) -> list:
+    """What `tlbperf report` adds to the text of a host run: the kernel,
+    the counters it lacked, each cell's figures, the kernels compared."""
+    from . import report
+    lines = report.text(run, references)
+    return [""] + lines if lines else []

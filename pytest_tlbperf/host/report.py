@@ -62,7 +62,9 @@ def figures(run) -> list:
         samples = cell["seeds"]
         if not samples:
             continue
-        lines += ["", cut(f"{cell['test']}  {cell.get('workload', '')}")]
+        lines += ["", cut(cell["test"])]
+        lines += textwrap.wrap(cell.get("workload", ""), WIDTH, initial_indent="  ",
+                               subsequent_indent="    ")
         lines.append(f"  {'metric':18} {'median':>10} {'min':>10} {'max':>10}  windows")
         names = [m for m in METRICS if any(m in s["metrics"] for s in samples)]
         for name in names:
