@@ -197,3 +197,14 @@ def test_what_is_not_the_kernel_is_warned_about(intel, kvm):
     other = identity.differences(a, identity.collect(kvm))
     for label in ("PTI", "online CPUs", "hypervisor", "perf_event_paranoid", "SMT"):
         assert any(w.startswith(label) for w in other), label
+
+
+def test_a_saved_identity_matches_the_live_one(kvm):
+    """A saved run's JSON has its keys sorted; the flags must still read
+    the same, or every comparison would warn about them."""
+    import json
+    live = identity.collect(kvm, {"hypervisor_signature": "KVMKVMKVM"})
+    saved = json.loads(json.dumps(live, sort_keys=True))
+    assert list(saved["cpu_flags"]) != list(live["cpu_flags"])
+    assert identity.differences(saved, live) == []
+    assert identity.value(saved, "tlb_flags") == "pcid invpcid -invlpgb pge -pti"

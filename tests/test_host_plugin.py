@@ -2,8 +2,6 @@
 kernel, saved like model runs, compared across kernels (unpaired, with
 both identities side by side), and refused on bad input."""
 
-import json
-
 import pytest
 
 # as in test_plugin.py: numpy cannot be imported twice in one process

@@ -26,9 +26,6 @@ from .forms import FORMS, NoHostForm, TooFewCpus
 __all__ = ["HostConfig", "HostRun", "run", "available", "unavailable", "FORMS", "HostError",
            "HostUnavailable", "NoHostForm", "TooFewCpus", "machine_identity"]
 
-BACKENDS = ("model", "host")
-
-
 def unavailable():
     """Why the host backend cannot run here, or None."""
     return runner.unavailable()
@@ -124,14 +121,13 @@ class HostRun:
     """One workload on the host: a sample per window."""
 
     __slots__ = ("workload", "params", "count", "cpus", "partners", "samples", "counters",
-                 "interrupted", "config")
+                 "config")
 
-    def __init__(self, workload, params, count, cpus, partners, samples, counters,
-                 interrupted, config):
+    def __init__(self, workload, params, count, cpus, partners, samples, counters, config):
         self.workload, self.params, self.count = workload, params, count
         self.cpus, self.partners = cpus, partners
         self.samples, self.counters = samples, counters
-        self.interrupted, self.config = interrupted, config
+        self.config = config
 
     def values(self, metric) -> list:
         return [s["metrics"][metric] for s in self.samples if metric in s["metrics"]]
@@ -152,7 +148,7 @@ def run(workload, params=None, windows=5, config=None) -> HostRun:
     """Run `workload` (a tp.workloads Workload, or a host form's name with
     `params`) on the running kernel: a warm-up, then `windows` windows,
     each one sample. Raises NoHostForm, TooFewCpus, HostError,
-    HostUnavailable."""
+    HostUnavailable; Ctrl-C stops the runner and raises KeyboardInterrupt."""
     name = workload if isinstance(workload, str) else workload.name
     params = dict(params if params is not None else getattr(workload, "params", {}))
     f = forms.form(name)
@@ -161,12 +157,11 @@ def run(workload, params=None, windows=5, config=None) -> HostRun:
     windows = _bounded("windows", windows, "host windows")
     topo = sysfs.topology(config.root, config.cpus)
     cpus, partners = forms.place(f, count, config.cpus, topo, ordered=config.ordered)
-    runner.require()
     raw = runner.run_workload(name, cpus, partners, config.warmup_ms, config.window_ms,
                               windows, config.file_mb, config.tmpdir, config.perf)
     paranoid = procfs.perf_paranoid(config.root)
     return HostRun(name, params, count, cpus, partners, forms.samples(raw, name),
-                   forms.counters(raw, config.root, paranoid), raw["interrupted"], config)
+                   forms.counters(raw, config.root, paranoid), config)
 
 
 def machine_identity(root="/") -> dict:

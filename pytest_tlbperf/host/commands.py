@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -117,9 +116,10 @@ def window_table(run) -> list:
 
 @interruptible
 def cmd_host_run(args) -> int:
-    from . import forms, identity, machine_identity, run
+    from . import _bounded, forms, identity, machine_identity, run
     f = forms.form(args.workload)
     n = args.pairs if f.size == "pairs" else args.threads
+    _bounded("windows", args.windows, "--windows")
     if args.json:
         writable(args.json, "--json")
     config = _config(args)
@@ -182,9 +182,10 @@ def cmd_profile(args) -> int:
 @interruptible
 def cmd_check_model(args) -> int:
     from .. import policies, profiles, workloads
-    from . import checkmodel, forms, identity, machine_identity, profile
+    from . import _bounded, checkmodel, forms, identity, machine_identity, profile
     for name in args.workload or ():
         forms.form(name)
+    _bounded("windows", args.windows, "--windows")
     policies.resolve(args.policy)
     if args.json:
         writable(args.json, "--json")
@@ -203,7 +204,7 @@ def cmd_check_model(args) -> int:
                             windows=args.windows, seeds=args.seeds, policy=args.policy,
                             engine=args.engine, progress=progress)
     missing = sorted({r.workload for r in rows if r.workload not in workloads.BUILDERS})
-    head = [f"check-model: this kernel (host) against the model of this machine",
+    head = ["check-model: this kernel (host) against the model of this machine",
             f"host:  {identity.summary(ident)}; median of {args.windows} windows of "
             f"{config.window_ms} ms after {config.warmup_ms} ms",
             f"model: {where}, policy {args.policy}, median of {args.seeds} seeds"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import HostError
 from . import procfs, sysfs
 
 # (field, label) in the order a report prints them
@@ -73,7 +74,7 @@ def collect(root="/", cpuid=None) -> dict:
     idle = sysfs.cpuidle(root)
     try:
         online = sysfs.online_cpus(root)
-    except Exception:                         # noqa: BLE001 - reported as unknown
+    except HostError:                         # no sysfs: reported as unknown
         online = []
     flags = set(cpuinfo["flags"]) if cpuinfo else set()
     hypervisor = "hypervisor" in flags
@@ -136,8 +137,9 @@ def value(identity, field) -> str:
         return "/".join(str(p) for p in parts) if any(parts) else "unknown"
     if field == "tlb_flags":
         flags = identity.get("cpu_flags") or {}
-        text = " ".join(f if on else f"-{f}" for f, on in flags.items()
-                        if f not in ("hypervisor",))
+        # in procfs.TLB_FLAGS order: a saved run's dict comes back sorted
+        text = " ".join(f if flags[f] else f"-{f}" for f in procfs.TLB_FLAGS
+                        if f in flags and f != "hypervisor")
         cpuid = identity.get("cpuid") or {}
         if cpuid.get("invlpgb") and not flags.get("invlpgb"):
             text += " (CPUID has invlpgb)"
@@ -181,13 +183,19 @@ def differences(a, b) -> list:
 
 def side_by_side(a, b, label_a, label_b, width=80) -> list:
     """The two identities as a table, a '!' in front of each field that
-    differs (other than the kernel itself); long values are wrapped."""
+    differs (other than the kernel itself); long values are wrapped, and
+    a value both share is written once across both columns."""
     import textwrap
     key_w = max(len(label) for _, label in FIELDS) + 2
     col = (width - key_w - 3) // 2
     lines = [f"  {'':{key_w - 2}} {label_a[:col]:{col}} {label_b[:col]}"]
     for field, label in FIELDS:
         va, vb = value(a, field), value(b, field)
+        if va == vb and len(va) > col:
+            wrapped = textwrap.wrap(f"(both) {va}", width - key_w - 1)
+            lines.append(f"  {label:{key_w - 2}} {wrapped[0]}")
+            lines += [f"{'':{key_w}} {w}" for w in wrapped[1:]]
+            continue
         mark = "!" if va != vb and field not in KERNEL_FIELDS else " "
         wa, wb = textwrap.wrap(va, col) or ["-"], textwrap.wrap(vb, col) or ["-"]
         for i in range(max(len(wa), len(wb))):
