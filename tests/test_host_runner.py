@@ -101,17 +101,19 @@ def _runners(tag):
     return found
 
 
-def test_ctrl_c_in_tlbperf_host_run_leaves_no_runner_behind(usable):
+def test_ctrl_c_in_tlbperf_host_run_leaves_no_runner_behind(usable, tmp_path):
     """SIGINT to the Python side only (not to its runner): it stops the
     runner, says 'interrupted' without a traceback, and exits 130."""
+    # run from elsewhere: `-m` from the source tree would import the
+    # uninstalled package, whose runner a non-editable install did not build
     proc = subprocess.Popen([sys.executable, "-m", "pytest_tlbperf.cli", "host", "run",
                              "tlb_flush2", "--cpus", str(usable[0]), "--warmup-ms", "0",
-                             "--window-ms", "100", "--windows", "97"],
+                             "--window-ms", "100", "--windows", "97"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    while not _runners(b"97") and time.monotonic() < deadline:
+    while not _runners(b"97") and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _runners(b"97"), "the runner did not start"
+    assert _runners(b"97"), f"the runner did not start: {proc.communicate()[1]}"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
