@@ -13,6 +13,7 @@ not built (DESIGN §9).
 """
 
 import os
+import shlex
 import shutil
 
 from setuptools import Extension, setup
@@ -46,8 +47,11 @@ class build_ext_and_runner(build_ext):
             [RUNNER_SRC], output_dir=self.build_temp,
             extra_postargs=["-O2", "-pthread", "-std=gnu11", "-Wall"])
         out_dir = os.path.join(self.build_lib, RUNNER_DIR)
+        # distutils applies $LDFLAGS to shared objects only; an executable
+        # built with $CFLAGS such as -fsanitize=address needs them too
         self.compiler.link_executable(objects, RUNNER, output_dir=out_dir,
-                                      extra_postargs=["-pthread"])
+                                      extra_postargs=["-pthread"] +
+                                      shlex.split(os.environ.get("LDFLAGS", "")))
         if self.inplace or getattr(self, "editable_mode", False):
             shutil.copy2(os.path.join(out_dir, RUNNER), os.path.join(RUNNER_DIR, RUNNER))
 
