@@ -44,7 +44,7 @@ def test_every_value_says_where_it_came_from(tmp_path):
     text, _ = build(materialize("kvm-amd-2", tmp_path), cpuid=KVM_CPUID)
     for key, line in lines(text).items():
         if key in ("name", "description") or line.startswith(("exit_latency", "target_res",
-                                                               "tlb_flushed")):
+                                                               "tlb_flushed", "polling")):
             continue
         assert "#" in line, line
         why = line.split("#", 1)[1]
@@ -71,7 +71,8 @@ def test_the_fit_makes_the_models_one_thread_loop_this_machines(tmp_path):
     """zap_pte_cycles is what is left of the measured 1-thread loop: the
     model's 1-thread madvise_dontneed comes within 10% of it."""
     _, prof = build(materialize("kvm-amd-2", tmp_path), cpuid=KVM_CPUID)
-    r = tp.run(tp.workloads.madvise_dontneed(threads=1, iterations=50), prof, seed=1)
+    r = tp.run(tp.workloads.madvise_dontneed(threads=1, iterations=50), prof, seed=1,
+               engine="python")
     assert r.metrics["madvise_ns"] == pytest.approx(costs()["madvise_touch_ns"], rel=0.10)
 
 
@@ -119,7 +120,7 @@ def test_check_model_rows_and_missing_model_workloads(tmp_path, monkeypatch):
         ran.append((name, params))
         return FakeRun(100000.0, 0.5)
     rows = checkmodel.check(prof, config, names=["madvise_dontneed", "tlb_flush2"],
-                            windows=1, seeds=1, host_run=host_run)
+                            windows=1, seeds=1, engine="python", host_run=host_run)
     assert ran == [("madvise_dontneed", {"threads": 1}), ("madvise_dontneed", {"threads": 2}),
                    ("tlb_flush2", {"threads": 1}), ("tlb_flush2", {"threads": 2})]
     mad = [r for r in rows if r.workload == "madvise_dontneed" and r.metric == "madvise_ns"]
@@ -184,7 +185,8 @@ def test_this_machine_as_a_profile_and_the_model_checked_against_it(tmp_path, ca
     capsys.readouterr()
     assert cli.main(["check-model", "--profile", str(out), "--workload", "madvise_dontneed",
                      "--workload", "tlb_flush2", "--size", "1", "--windows", "1",
-                     "--window-ms", "50", "--warmup-ms", "0", "--seeds", "1"]) == 0
+                     "--window-ms", "50", "--warmup-ms", "0", "--seeds", "1",
+                     "--engine", "python"]) == 0
     table = capsys.readouterr().out
     assert "check-model: this kernel (host) against the model of this machine" in table
     row = next(line for line in table.splitlines()

@@ -112,8 +112,11 @@ def check(profile, config, names=None, wanted_sizes=None, windows=5, seeds=5,
                       if s.get("window", {}).get("cpu_share") is not None]
             share = statistics.median(shares) if shares else None
             for metric in METRICS.get(name, DEFAULT_METRICS):
+                note = why
+                if model is not None and metric not in model:
+                    note = f"the model's {name} gives no {metric}"
                 rows.append(Row(name, size, metric, result.median(metric), share,
-                                None if model is None else model.get(metric), why))
+                                None if model is None else model.get(metric), note))
     return rows
 
 

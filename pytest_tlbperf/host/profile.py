@@ -127,6 +127,17 @@ def build(costs, ident, topo, idle, name="this-host", root="/", when=None) -> st
         f"({len(packages)})")
     put("topology", "cpus", cpus, f"sysfs: online CPUs {sysfs.format_cpulist(online)}")
     put("topology", "smt", smt, why_smt)
+    if "cores_per_llc" in profiles._SCHEMA["topology"]:
+        per_socket = cpus // smt // sockets
+        llc = sysfs.llc_cpus(root, online[0])
+        # in the model's cores: CPUs / smt, as the topology above counts them
+        cores = len([c for c in llc or () if c in topo]) // smt
+        if cores and per_socket % cores == 0:
+            put("topology", "cores_per_llc", cores, f"sysfs: cpu{online[0]}'s last-level "
+                f"cache is shared by CPUs {sysfs.format_cpulist(llc)}")
+        else:
+            put("topology", "cores_per_llc", per_socket, "default assumption: one "
+                "last-level cache per socket (sysfs cache topology missing or uneven)")
 
     # -- TLB ------------------------------------------------------------------------
     tlb = raw["tlb"]
@@ -163,12 +174,23 @@ def build(costs, ident, topo, idle, name="this-host", root="/", when=None) -> st
             f"{costs['madvise_touch_ns']:.0f} ns, less the syscall, the page fault and one "
             f"INVLPG ({invlpg_ns} ns): fitted so the model's 1-thread loop comes close to "
             f"this machine's" + (" (clamped at 0)" if zap < 0 else ""))
+    # a pipe round trip between two threads on one CPU is, on the model
+    # (engine/sched.py pipe_read/pipe_write/try_to_wake_up): four syscalls
+    # and pipe operations, two wake-ups and two context switches
+    pipe = c.get("pipe_cycles", profiles.DEFAULT_COSTS["pipe_cycles"])
+    wakeup = c.get("wakeup_cycles", profiles.DEFAULT_COSTS["wakeup_cycles"])
+    for key, value in (("pipe_cycles", pipe), ("wakeup_cycles", wakeup)):
+        if key in profiles._SCHEMA["costs"]:
+            put("costs", key, value, f"default assumption (the model's default, "
+                f"profiles.DEFAULT_COSTS)" if key not in template.raw["costs"] else assume)
     if costs.get("pipe_round_trip_ns", -1) > 0 and costs.get("syscall_ns", -1) > 0:
-        switch = (costs["pipe_round_trip_ns"] - 4 * costs["syscall_ns"]) / 2
-        put("costs", "context_switch_cycles", cycles(max(switch, 0)),
-            f"measured: half a pipe round trip between two threads on one CPU "
-            f"({costs['pipe_round_trip_ns']:.0f} ns) less two syscalls; an upper bound (pipe "
-            f"and wake-up work included)")
+        rt = cycles(costs["pipe_round_trip_ns"])
+        switch = (rt - 4 * (cycles(costs["syscall_ns"]) + pipe) - 2 * wakeup) // 2
+        put("costs", "context_switch_cycles", max(switch, 0),
+            f"measured: a pipe round trip between two threads on one CPU, "
+            f"{costs['pipe_round_trip_ns']:.0f} ns, less 4 syscalls, 4 pipe operations and "
+            f"2 wake-ups, halved: fitted so the model's context_switch1 pair on one CPU "
+            f"comes close to this machine's" + (" (clamped at 0)" if switch < 0 else ""))
 
     # -- IPIs -----------------------------------------------------------------------------
     rt, why_rt = _ipi_round_trip(costs)
@@ -204,13 +226,18 @@ def build(costs, ident, topo, idle, name="this-host", root="/", when=None) -> st
     for i, s in enumerate(states):
         residency = max(s.residency_us, last)
         last = residency
-        raw["cstates"].append({"name": s.name, "exit_latency_us": s.latency_us,
-                               "target_residency_us": residency,
-                               "tlb_flushed": bool(DEEP.match(s.name))})
+        entry = {"name": s.name, "exit_latency_us": s.latency_us,
+                 "target_residency_us": residency, "tlb_flushed": bool(DEEP.match(s.name))}
+        if "polling" in profiles._CSTATE_SCHEMA:
+            entry["polling"] = "MWAIT" in s.desc.upper()
+        raw["cstates"].append(entry)
         notes[("cstates", i)] = (
-            f"sysfs: cpu0/cpuidle/state{s.index} ({idle['driver']}); tlb_flushed: default "
-            f"assumption from the name (intel_idle and acpi_idle flag C3 and deeper "
-            f"CPUIDLE_FLAG_TLB_FLUSHED, which sysfs does not show)")
+            f"sysfs: cpu0/cpuidle/state{s.index} ({idle['driver']}, {s.desc!r}); tlb_flushed: "
+            f"default assumption from the name (intel_idle and acpi_idle flag C3 and deeper "
+            f"CPUIDLE_FLAG_TLB_FLUSHED, which sysfs does not show)"
+            + ("; polling: from the description (MWAIT watches the thread flags: "
+               "TIF_POLLING_NRFLAG, a wake-up needs no IPI; HLT does not)"
+               if "polling" in entry else ""))
     skipped = [s.name for s in idle["states"] if s.polling or s.disabled]
 
     # -- virtualization --------------------------------------------------------------------

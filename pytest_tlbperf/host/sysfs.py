@@ -99,6 +99,24 @@ def topology(root="/", cpus=None) -> dict:
     return out
 
 
+def llc_cpus(root="/", cpu=0):
+    """The CPUs sharing `cpu`'s last-level cache: the shared_cpu_list of
+    its highest cache level (cpuN/cache/indexM), or None where sysfs has
+    no cache directory."""
+    best, shared = -1, None
+    index = 0
+    while True:
+        base = f"{CPU_DIR}/cpu{cpu}/cache/index{index}"
+        level = read(root, f"{base}/level")
+        if level is None:
+            break
+        cpus = read(root, f"{base}/shared_cpu_list")
+        if level.isdigit() and int(level) > best and cpus:
+            best, shared = int(level), parse_cpulist(cpus)
+        index += 1
+    return shared
+
+
 def smt_active(root="/"):
     """True/False from /sys/devices/system/cpu/smt/active, None if absent."""
     text = read(root, f"{CPU_DIR}/smt/active")
