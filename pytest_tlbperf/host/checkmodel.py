@@ -13,15 +13,13 @@ import statistics
 
 from .. import api, workloads
 from ..errors import TlbperfError
-from ..metrics import METRICS as REGISTRY
+from ..metrics import METRICS
 from . import forms
-
-METRICS_UNITS = {name: m.unit for name, m in REGISTRY.items()}
 
 # what is compared: metrics that mean the same per unit of work on both
 # sides (rates and per-iteration times, not counts over a window)
-METRICS = {"madvise_dontneed": ("madvise_ns", "ops_per_sec")}
-DEFAULT_METRICS = ("ops_per_sec",)
+COMPARED = {"madvise_dontneed": ("madvise_ns", "ops_per_sec")}
+DEFAULT_COMPARED = ("ops_per_sec",)
 
 
 class Row:
@@ -43,7 +41,7 @@ class Row:
         if self.host is None or not self.share:
             return self.host
         share = min(self.share, 1.0)
-        return self.host * share if METRICS_UNITS.get(self.metric) == "ns" \
+        return self.host * share if METRICS[self.metric].unit == "ns" \
             else self.host / share
 
     @property
@@ -111,7 +109,7 @@ def check(profile, config, names=None, wanted_sizes=None, windows=5, seeds=5,
             shares = [s["window"]["cpu_share"] for s in result.samples
                       if s.get("window", {}).get("cpu_share") is not None]
             share = statistics.median(shares) if shares else None
-            for metric in METRICS.get(name, DEFAULT_METRICS):
+            for metric in COMPARED.get(name, DEFAULT_COMPARED):
                 note = why
                 if model is not None and metric not in model:
                     note = f"the model's {name} gives no {metric}"

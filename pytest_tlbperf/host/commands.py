@@ -186,6 +186,9 @@ def cmd_check_model(args) -> int:
     for name in args.workload or ():
         forms.form(name)
     _bounded("windows", args.windows, "--windows")
+    for n in args.size or ():
+        if n < 1:
+            raise HostError(f"--size {n}: threads (pairs) must be at least 1")
     policies.resolve(args.policy)
     if args.json:
         writable(args.json, "--json")
