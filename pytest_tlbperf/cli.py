@@ -3,7 +3,8 @@
   tlbperf simulate   run the built-in workloads on the profiles where their
                      question matters, over several seeds, and print metrics
                      and violations (the main job until `pytest --tlbperf`)
-  tlbperf calibrate  haswell-4c's madvise(DONTNEED) table next to seed 002's
+  tlbperf calibrate  the calibration tables, model beside published: seed 002
+                     (haswell-4c), tlb_flush1 (skylake-2s), tlb_flush2 (milan-36c)
   tlbperf matrix     every policy on the cells where the seeds make a claim
   tlbperf list       profiles, policies, workloads, metrics and saved runs
   tlbperf report     a saved run's regression report, as HTML or 80-column text
@@ -41,6 +42,12 @@ HOME_PROFILES = {
     "context_switch": ["skylake-2s"],
     "exit_storm": ["skylake-2s"],
     "vm_overcommit": ["kvm-guest-16"],
+    "tlb_flush1": ["skylake-2s"],
+    "tlb_flush2": ["milan-36c"],
+    "tlb_flush3": ["skylake-2s"],
+    "context_switch1": ["skylake-2s"],
+    "hackbench": ["milan-36c"],
+    "page_reclaim": ["milan-36c", "genoa-2s"],
 }
 COLUMNS = [("flush_latency_ns_p50", "flush p50 ns"), ("flush_latency_ns_p99", "flush p99 ns"),
            ("ipis", "IPIs"), ("ipis_to_idle", "to idle"), ("ipis_to_lazy", "to lazy"),
@@ -89,11 +96,35 @@ def cmd_simulate(args) -> int:
     return 1 if failed and args.fail_on_violation else 0
 
 
+CALIBRATION_TABLES = ("seed002", "tlb_flush1", "tlb_flush2")
+
+
 def cmd_calibrate(args) -> int:
-    table = calibration.measure(seeds=args.seeds, iterations=args.iterations,
-                                engine=args.engine)
-    print(calibration.render(table, args.seeds))
-    return 0 if all(ok for *_, ok in calibration.checks(table)) else 1
+    ok = True
+    chosen = args.table or list(CALIBRATION_TABLES)
+    for i, name in enumerate(chosen):
+        print(f"[{i + 1}/{len(chosen)}] measuring the {name} table ...", file=sys.stderr,
+              flush=True)
+        if name == "seed002":
+            seeds = args.seeds or 20
+            table = calibration.measure(seeds=seeds, iterations=args.iterations,
+                                        engine=args.engine)
+            text, checks = calibration.render(table, seeds), calibration.checks(table)
+        elif name == "tlb_flush1":
+            seeds = args.seeds or 3
+            table = calibration.measure_tlb_flush1(seeds=seeds, engine=args.engine)
+            text = calibration.render_tlb_flush1(table, seeds)
+            checks = calibration.checks_tlb_flush1(table)
+        else:
+            seeds = args.seeds or 3
+            table = calibration.measure_tlb_flush2(seeds=seeds, engine=args.engine)
+            text = calibration.render_tlb_flush2(table, seeds)
+            checks = calibration.checks_tlb_flush2(table)
+        if i:
+            print()
+        print(text, flush=True)
+        ok = ok and all(c[-1] for c in checks)
+    return 0 if ok else 1
 
 
 def cmd_matrix(args) -> int:
@@ -254,8 +285,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-on-violation", action="store_true",
                    help="exit 1 when any run reports a violation")
     s.set_defaults(func=cmd_simulate)
-    cal = sub.add_parser("calibrate", help="print haswell-4c's madvise table next to seed 002's")
-    cal.add_argument("--seeds", type=int, default=20, help="seeds per cell (default: 20)")
+    cal = sub.add_parser("calibrate", help="print the calibration tables, model beside "
+                         "published: seed 002 (haswell-4c), tlb_flush1 (skylake-2s), "
+                         "tlb_flush2 (milan-36c)")
+    cal.add_argument("--table", action="append", choices=CALIBRATION_TABLES,
+                     help="only this table (repeatable; default: all three)")
+    cal.add_argument("--seeds", type=int, default=None,
+                     help="seeds per cell (default: 20 for seed002, 3 for tlb_flush1, "
+                          "3 for tlb_flush2)")
     cal.add_argument("--iterations", type=int, default=200,
                      help="madvise+touch iterations per thread (default: 200)")
     cal.add_argument("--engine", default="auto", choices=api.ENGINES)

@@ -51,6 +51,23 @@ KNOB_DOCS = {
                        "'handoff' (2021: give it an mm_count reference to drop at its next "
                        "switch; no IPI) or 'sync_ipi' (2024 RFC: synchronous calls that switch "
                        "it away)",
+    "cpumask_update": "'eager': a CPU leaves mm_cpumask when it switches away (before v6.14); "
+                      "'lazy' (v6.14, 209954cbc7d0): the bit is set if unset at switch and "
+                      "cleared by the first flush that finds the mm not loaded, with a trim "
+                      "flush about once a second (6db2526c1d69); 'lazy_untrimmed': "
+                      "209954cbc7d0 alone, where every flush IPIs the CPUs left in the mask "
+                      "(the 13% tlb_flush2 regression the trim fixed)",
+    "broadcast_flush": "remote invalidation without IPIs for mms with a global ASID: 'none', "
+                       "'invlpgb' (AMD, v6.15: INVLPGB + TLBSYNC), 'rar' (Intel Remote Action "
+                       "Request, RFC 2025); needs the profile's feature and PCID",
+    "tlbsync": "'before_return': a broadcast flush waits for TLBSYNC before it returns (as it "
+               "must); 'skip': it returns at once -- a broken policy the oracle must catch",
+    "lru_drain": "'on_zap': madvise/munmap zaps drain the per-CPU LRU add batch under the "
+                 "lruvec lock (before van Riel's 'mm: remove unnecessary calls to "
+                 "lru_add_drain'); 'batch_full': only a full batch is drained",
+    "table_free": "'after_flush': freed page tables go back once the flush returned; 'rcu': "
+                  "after an RCU grace period (MMU_GATHER_RCU_TABLE_FREE, unconditional since "
+                  "a37259732a7d, v6.15); PV-flush guests always use 'rcu'",
 }
 
 KNOB_NAMES = tuple(KNOB_DOCS)
@@ -66,6 +83,42 @@ def _check_knob(owner: str, name: str, value) -> None:
     if not any(type(value) is type(a) and value == a for a in allowed):
         choices = ", ".join(repr(v) for v in allowed)
         raise PolicyError(f"{owner}: knob {name}={value!r} is not one of {choices}")
+
+
+def pti_enabled(knobs, profile) -> bool:
+    """PTI as the kernel decides it: the knob, or 'auto' on Meltdown-affected parts."""
+    return knobs.pti is True or (knobs.pti == "auto" and profile.meltdown)
+
+
+def hardware_problem(knobs, profile):
+    """Why this machine cannot run these knobs, or None."""
+    mode = knobs.broadcast_flush
+    if mode == "invlpgb":
+        if not profile.invlpgb:
+            return "broadcast_flush='invlpgb' needs a part with INVLPGB (profile invlpgb = true)"
+        if not profile.pcid:
+            return ("broadcast_flush='invlpgb' needs PCID: global ASIDs are PCIDs, and since "
+                    "44126343d58c (\"x86/mm: Disable broadcast TLB flush when PCID is disabled\") "
+                    "the kernel turns INVLPGB off without PCID -- before it, INVLPGB with a "
+                    "non-zero PCID took a #GP")
+        if pti_enabled(knobs, profile):
+            return ("broadcast_flush='invlpgb' with PTI on: the kernel disables INVLPGB under "
+                    "PTI (94a17f2dc90b)")
+    if mode == "rar":
+        if not profile.rar:
+            return "broadcast_flush='rar' needs a part with Remote Action Request (profile rar = true)"
+        if not profile.pcid:
+            return "broadcast_flush='rar' needs PCID: RAR flushes target the global ASID's PCID"
+    return None
+
+
+def broadcast_for(profile, pti="auto") -> str:
+    """The broadcast flush today's kernel uses on this part: INVLPGB where the
+    CPU has it, PCID is on and PTI is off (44126343d58c, 94a17f2dc90b)."""
+    if profile.invlpgb and profile.pcid and not (pti is True or (pti == "auto"
+                                                                 and profile.meltdown)):
+        return "invlpgb"
+    return "none"
 
 
 class Knobs:
@@ -132,6 +185,11 @@ class Policy:
     pti = "auto"
     lazy_mm_scan = "mm_cpumask"
     lazy_mm_release = "handoff"
+    cpumask_update = "lazy"
+    broadcast_flush = "none"
+    tlbsync = "before_return"
+    lru_drain = "batch_full"
+    table_free = "rcu"
 
     #: violation kinds this policy is known to cause (a historic patch with a
     #: known bug declares it, like xfail; DESIGN §5)
@@ -182,7 +240,11 @@ class Policy:
                 raise PolicyError(f"{owner}: configure({profile.name}) returned unknown "
                                   f"knob(s) {', '.join(sorted(unknown))}")
             values.update(overrides)
-        return Knobs(owner, **values)
+        knobs = Knobs(owner, **values)
+        problem = hardware_problem(knobs, profile)
+        if problem:
+            raise PolicyError(f"{owner} on {profile.name}: {problem}")
+        return knobs
 
     def expected_violations(self, profile) -> frozenset:
         """Violation kinds expected on this profile (default: known_violations).

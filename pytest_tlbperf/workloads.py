@@ -18,7 +18,8 @@ from .errors import WorkloadError
 
 __all__ = ["Workload", "Program", "TaskSpec", "ProgramBuilder", "TaskBuilder", "custom", "madvise_dontneed", "munmap_storm",
            "kernel_build", "idle_server", "context_switch", "exit_storm", "vm_overcommit",
-           "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1", "hackbench", "BUILDERS"]
+           "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1", "hackbench",
+           "page_reclaim", "BUILDERS"]
 
 REGION = 512   # pages per page-table page (2 MiB)
 _COMPILED_MAX = 64     # compiled programs kept (oldest dropped first)
@@ -85,6 +86,13 @@ class Program:
                 if code in page_ops and not (0 <= a and b >= 0 and a + b <= pages):
                     raise WorkloadError(f"{where}: pages {a}..{a + b} outside the task's "
                                         f"{pages}-page mm")
+                if code == abi.OP_RECLAIM:
+                    d = t.ops[pc + 3]
+                    if not 0 <= d < len(self.mm_pages):
+                        raise WorkloadError(f"{where}: names mm template {d}")
+                    if not (0 <= a and b >= 0 and a + b <= self.mm_pages[d]):
+                        raise WorkloadError(f"{where}: pages {a}..{a + b} outside mm template "
+                                            f"{d}'s {self.mm_pages[d]} pages")
                 if code == abi.OP_MIGRATE and not 0 <= a < profile.cpus:
                     raise WorkloadError(f"{where}: cpu{a} does not exist on {profile.name}")
                 if code in (abi.OP_BLOCK, abi.OP_WAKE) and not 0 <= a < self.channels:
@@ -107,10 +115,14 @@ class TaskBuilder:
         self.ops += (code, a, b, c)
         return self
 
-    def access(self, page, npages=1, write=True, file=False):
+    def access(self, page, npages=1, write=True, file=False, shared=False):
         """Touch pages; a page not present faults (a file-backed mapping's
-        fault goes through the page cache and costs file_fault_cycles)."""
-        return self._op(abi.OP_ACCESS, page, npages, int(write) | (2 if file else 0))
+        fault goes through the page cache and costs file_fault_cycles). A
+        write fault allocates a folio -- anonymous, or the COW copy of a
+        private file page -- that goes onto the LRU; a shared mapping's
+        page is the page-cache folio itself."""
+        return self._op(abi.OP_ACCESS, page, npages,
+                        int(write) | (2 if file else 0) | (4 if shared else 0))
 
     def compute_us(self, us):
         return self._op(abi.OP_COMPUTE, self.b.cycles(us * 1000))
@@ -138,6 +150,11 @@ class TaskBuilder:
 
     def mark(self):
         return self._op(abi.OP_MARK)
+
+    def reclaim(self, mm, page, npages):
+        """Reclaim (kswapd, try_to_unmap with a batched flush) unmaps `npages`
+        of mm template `mm` from `page` on: one arch_tlbbatch_flush()."""
+        return self._op(abi.OP_RECLAIM, page, npages, mm)
 
     def membarrier(self):
         return self._op(abi.OP_MEMBARRIER)
@@ -562,9 +579,10 @@ def tlb_flush2(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> 
 def tlb_flush3(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> Workload:
     """will-it-scale tests/tlb_flush3.c, threads mode ("TLB flush of separated
     file shared mapping"): as tlb_flush1 on a shared file mapping (the read
-    after the madvise finds the page-cache page again). In the model it
-    differs from tlb_flush1 only by name: both charge file_fault_cycles per
-    fault."""
+    after the madvise finds the page-cache page again). It differs from
+    tlb_flush1 in the LRU: the write maps the page-cache folio instead of
+    allocating a COW copy, so nothing goes through the per-CPU LRU batch;
+    both charge file_fault_cycles per fault."""
     _positive("tlb_flush3", threads=threads, warmup_us=warmup_us, window_us=window_us)
     return Workload("tlb_flush3", _tlb_flush3,
                     {"threads": threads, "warmup_us": warmup_us, "window_us": window_us})
@@ -596,15 +614,16 @@ def _tlb_flush(b, profile, threads, warmup_us, window_us, variant):
         base = i * REGION
         top = t.here()
         file = variant != 2
+        shared = variant == 3
         for page in range(base, base + size):
-            t.access(page, write=True, file=file).madvise(page)
-            t.access(page, write=False, file=file).mark()
+            t.access(page, write=True, file=file, shared=shared).madvise(page)
+            t.access(page, write=False, file=file, shared=shared).mark()
         if variant == 2:
             t.munmap(base, size, free_tables=True)
         t.loop(top)
 
 
-def context_switch1(pairs: int = 2, warmup_us: int = 100, window_us: int = 400) -> Workload:
+def context_switch1(pairs: int = 2, warmup_us: int = 500, window_us: int = 400) -> Workload:
     """will-it-scale tests/context_switch1.c, threads mode ("Context switch
     via pipes"): `pairs` pairs of threads of one process ping-pong a byte
     over two pipes. Pair i is pinned to core i % cores as will-it-scale pins
@@ -614,7 +633,11 @@ def context_switch1(pairs: int = 2, warmup_us: int = 100, window_us: int = 400) 
     lazy switch and one return per thread per round trip, i.e. mm_count
     traffic under lazy_mm_ref="refcount" (seed 003; Desnoyers' 2024 hazptr
     RFC measured it). Each round trip counts 2 iterations, as the source
-    does. Leaves out: the pipe's data copy beyond the profile's pipe cost."""
+    does. The warm-up is longer than tlb_flush's: the idle governor starts
+    with no history and picks deep states until it has some; with a 100 us
+    warm-up that is still inside the window (4 pairs on skylake-2s: +6%
+    from a 400 to an 800 us window; with 400 us or more, under 1%). Leaves out: the
+    pipe's data copy beyond the profile's pipe cost."""
     _positive("context_switch1", pairs=pairs, warmup_us=warmup_us, window_us=window_us)
     return Workload("context_switch1", _context_switch1,
                     {"pairs": pairs, "warmup_us": warmup_us, "window_us": window_us})
@@ -680,6 +703,51 @@ def _hackbench(b, profile, groups, loops):
             s.exit()
 
 
+def page_reclaim(threads: int = 3, batches: int = 40, warmup_us: int = 50,
+                 window_us: int = 400) -> Workload:
+    """Reclaim under a multi-threaded process: `threads` threads, one per
+    core, keep touching a 2 MiB working set of their process while a kswapd
+    kernel thread on the next core unmaps 32 of its pages at a time
+    (SWAP_CLUSTER_MAX, as mm/vmscan.c's shrink_folio_list() batches
+    try_to_unmap() with TTU_BATCH_FLUSH) and flushes each batch with
+    arch_tlbbatch_flush()
+    -- IPIs to the process's CPUs, or with INVLPGB one flush of every PCID
+    and no IPI (72a920eacd8a). The threads' faults bring the pages back.
+    ops_per_sec counts the threads' sweeps; `ipis`, `flush_cpu_ns` and
+    `tlb_misses` show what each flush costs where. Leaves out: page-out
+    itself (the pages are simply unmapped) and the LRU scan that picks them."""
+    _positive("page_reclaim", threads=threads, batches=batches, warmup_us=warmup_us,
+              window_us=window_us)
+    return Workload("page_reclaim", _page_reclaim,
+                    {"threads": threads, "batches": batches, "warmup_us": warmup_us,
+                     "window_us": window_us})
+
+
+SWAP_CLUSTER_MAX = 32
+
+
+def _page_reclaim(b, profile, threads, batches, warmup_us, window_us):
+    if threads + 1 > profile.cores:
+        raise WorkloadError(f"page_reclaim: {threads} threads and kswapd need {threads + 1} "
+                            f"cores, {profile.name} has {profile.cores}")
+    b.measure(warmup_us, window_us)
+    mm = b.mm(REGION)
+    for i in range(threads):
+        cpus = _core_affinity(profile, i)
+        t = b.task(mm, cpus[0], start_us=b.rng.below(2000) / 1000, affinity=cpus)
+        top = t.here()
+        for k in range(16):
+            t.access(((i * 16 + k) * 32) % REGION, 32, write=k % 4 == 0)
+        t.mark().loop(top)
+    kswapd = b.kthread(_core_affinity(profile, threads)[0], start_us=warmup_us / 2)
+    top = kswapd.here()
+    for k in range(batches):
+        first = (k * SWAP_CLUSTER_MAX * 7) % (REGION - SWAP_CLUSTER_MAX)
+        kswapd.reclaim(mm, first, SWAP_CLUSTER_MAX).compute_us(5)
+    kswapd.loop(top)
+
+
 BUILDERS = {f.__name__: f for f in (madvise_dontneed, munmap_storm, kernel_build, idle_server,
                                     context_switch, exit_storm, vm_overcommit, tlb_flush1,
-                                    tlb_flush2, tlb_flush3, context_switch1, hackbench)}
+                                    tlb_flush2, tlb_flush3, context_switch1, hackbench,
+                                    page_reclaim)}

@@ -11,11 +11,11 @@ def test_builders_are_the_contract():
     assert set(W.BUILDERS) == {"madvise_dontneed", "munmap_storm", "kernel_build",
                                "idle_server", "context_switch", "exit_storm", "vm_overcommit",
                                "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1",
-                               "hackbench"}
+                               "hackbench", "page_reclaim"}
     for builder in W.BUILDERS.values():
-        # each says which thread or benchmark source it mirrors
+        # each says which thread, benchmark source or kernel path it mirrors
         assert any(src in builder.__doc__ for src in ("seed", "Seed", "will-it-scale",
-                                                      "hackbench.c"))
+                                                      "hackbench.c", "mm/vmscan.c"))
 
 
 @pytest.mark.parametrize("name", sorted(W.BUILDERS))

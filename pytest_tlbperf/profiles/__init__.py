@@ -23,7 +23,8 @@ __all__ = ["Profile", "CState", "names", "get", "load", "ProfileError"]
 _SCHEMA = {
     "": {"name": (str, True), "description": (str, True), "vendor": (str, True),
          "pcid": (bool, True), "clock_mhz": (int, True), "meltdown": (bool, False),
-         "invpcid": (bool, False)},
+         "invpcid": (bool, False), "invlpgb": (bool, False), "invlpgb_max_pages": (int, False),
+         "rar": (bool, False)},
     "topology": {"sockets": (int, True), "cpus": (int, True), "smt": (int, True),
                  "cores_per_llc": (int, False)},
     "tlb": {"entries": (int, True), "ways": (int, True), "psc_entries": (int, True)},
@@ -39,6 +40,8 @@ _SCHEMA = {
         "smp_mb_cycles": (int, True), "wakeup_cycles": (int, False),
         "pipe_cycles": (int, False), "file_fault_cycles": (int, False),
         "invpcid_ns": (int, False), "csd_setup_cycles": (int, False),
+        "invlpgb_ns": (int, False), "tlbsync_ns": (int, False), "rar_ns": (int, False),
+        "lru_lock_cycles": (int, False),
     },
     "ipi": {"smt_ns": (int, True), "socket_ns": (int, True), "remote_ns": (int, True),
             "jitter_ns": (int, True), "apic": (str, False)},
@@ -54,7 +57,8 @@ _CSTATE_SCHEMA = {"name": (str, True), "exit_latency_us": (int, True),
                   "target_residency_us": (int, True), "tlb_flushed": (bool, True),
                   "polling": (bool, False), "wake_latency_ns": (list, False)}
 # Optional fields and what they mean when absent: the model before they existed.
-DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600, "csd_setup_cycles": 0}
+DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600, "csd_setup_cycles": 0,
+                 "invlpgb_ns": 0, "tlbsync_ns": 0, "rar_ns": 0, "lru_lock_cycles": 0}
 _OPTIONAL_TABLES = {"virt", "memory"}
 APIC_MODES = ("cluster", "physical", "kvm_pv")
 
@@ -89,6 +93,7 @@ class Profile:
 
     __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus", "cores_per_llc",
                  "meltdown", "invpcid", "apic", "table_batch_fail_percent", "invalidate_cycles",
+                 "invlpgb", "invlpgb_max_pages", "rar",
                  "smt", "tlb_entries", "tlb_ways", "psc_entries", "costs", "ipi_ns",
                  "ipi_jitter", "line_transfer", "cstates", "walk_interval",
                  "freed_table_walk", "virt", "source", "digest", "raw")
@@ -106,6 +111,11 @@ class Profile:
         # Meltdown-affected (Intel parts without RDCL_NO): PTI on by default
         self.meltdown = raw.get("meltdown", False)
         self.invpcid = raw.get("invpcid", self.pcid)
+        # broadcast TLB invalidation: AMD INVLPGB (CPUID 8000_0008h EBX[3]; EDX[15:0]
+        # + 1 pages per instruction) and Intel Remote Action Request
+        self.invlpgb = raw.get("invlpgb", False)
+        self.invlpgb_max_pages = raw.get("invlpgb_max_pages", 8)
+        self.rar = raw.get("rar", False)
         self.apic = raw["ipi"].get("apic", "cluster")
         self.table_batch_fail_percent = raw.get("memory", {}).get("table_batch_fail_percent", 0)
         topo = raw["topology"]
@@ -332,6 +342,8 @@ def _validate(raw: dict, source: str) -> None:
             raise ProfileError(f"{source}: field cstates[{i}].'target_residency_us' must not "
                                f"be below the shallower state's")
         last_residency = c["target_residency_us"]
+    if raw.get("invlpgb_max_pages", 8) == 0:
+        raise ProfileError(f"{source}: field 'invlpgb_max_pages' must be at least 1")
     apic = raw["ipi"].get("apic", "cluster")
     if apic not in APIC_MODES:
         raise ProfileError(f"{source}: field ipi.'apic' must be one of "
