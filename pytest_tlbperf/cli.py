@@ -145,8 +145,9 @@ def cmd_calibrate(args) -> int:
 def cmd_matrix(args) -> int:
     names = args.policy or None
     _check_policies(names or [], profiles.names(), args.engine)   # before any work
-    print(evidence.table(seeds=args.seeds, engine=args.engine, names=names,
-                         progress=lambda msg: print(msg, file=sys.stderr, flush=True)))
+    print(printable_lines(evidence.table(
+        seeds=args.seeds, engine=args.engine, names=names,
+        progress=lambda msg: print(printable(msg), file=sys.stderr, flush=True))))
     return 0
 
 

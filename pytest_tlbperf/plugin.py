@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -272,9 +273,14 @@ class TlbperfPlugin:
         try:
             chosen = [profiles.get(p) for p in self.profiles or profiles.names()]
             for spec in [self.baseline] + list(self.candidates or ()):
-                policy = policies.resolve(spec)
-                for prof in chosen:
-                    policy.knobs(prof)
+                try:
+                    policy = policies.resolve(spec)
+                    for prof in chosen:
+                        policy.knobs(prof)
+                except KeyboardInterrupt:   # pytest ends silently here: say where it was
+                    sys.stderr.write(printable(f"tlbperf: interrupted while loading policy "
+                                               f"{spec}") + "\n")
+                    raise
                 if self.engine == "native" and policy.has_python_hooks():
                     raise pytest.UsageError(
                         f"--tlbperf-engine native: policy {spec} defines should_flush_cpu, "
@@ -399,9 +405,9 @@ class TlbperfPlugin:
         from .reports import adaptive
         from .reports.report import Report
         failing = {c.key for c, *_ in self.session.failures()}
+        judge, extend = self._with_progress()
         findings, self.adaptive_log = adaptive.run_rounds(
-            self._judge, self._progress_extend(), self.max_rounds, self.baseline,
-            progress=self._say)
+            judge, extend, self.max_rounds, self.baseline, progress=self._say)
         # seeds added by the adaptive rounds are judged like the tests' own
         self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
         self.session.options["adaptive_rounds"] = self.adaptive_log
@@ -429,14 +435,26 @@ class TlbperfPlugin:
     def _say(self, message: str) -> None:
         """A progress line while the session ends (adaptive rounds)."""
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(printable(message))
+        if tr is None:
+            return
+        if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
+            tr.line("")             # after the last test's dots and [100%]
+        tr.write_line(printable(message))
 
-    def _progress_extend(self, every: float = 2.0):
-        """_extend, saying every few seconds how far the adaptive rounds got:
-        they can run for many seconds after the last test's dot."""
+    def _with_progress(self, every: float = 2.0):
+        """(judge, extend) for the adaptive rounds, saying what they do: the
+        statistics of every comparison, then more seeds, can take many
+        seconds after the last test's dot. A line before each judgement,
+        and one every `every` seconds while seeds run."""
         started = last = time.monotonic()
-        cells = seeds = 0
+        cells = seeds = judged = 0
+
+        def judge():
+            nonlocal judged
+            judged += 1
+            self._say(f"tlbperf: judging the comparisons{' again' * (judged > 1)} "
+                      f"({time.monotonic() - started:.0f} s)")
+            return self._judge()
 
         def extend(key, wanted):
             nonlocal last, cells, seeds
@@ -449,7 +467,7 @@ class TlbperfPlugin:
                 self._say(f"tlbperf: adaptive rounds: {seeds} more seeds in {cells} cells "
                           f"({now - started:.0f} s)")
             return added
-        return extend
+        return judge, extend
 
     def _write(self, run):
         from .reports import export, html, text

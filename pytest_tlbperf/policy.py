@@ -21,6 +21,7 @@ import sys
 
 from .engine import abi
 from .errors import PolicyError
+from .userio import printable
 
 KNOB_DOCS = {
     "lazy_tlb": "what enter_lazy_tlb() does: 'stay' keeps CR3 and sets is_lazy; "
@@ -188,20 +189,22 @@ class Policy:
 # __init__) are the user's code running inside ours. call_policy() runs
 # them so that what goes wrong names the policy and the method instead of
 # ending the run: an exception or sys.exit() becomes a PolicyError, and a
-# call that runs more than CALL_BUDGET lines of Python is stopped.
+# call that executes more than CALL_BUDGET Python bytecode instructions is
+# stopped.
 #
-# The bound counts lines (sys.settrace), not seconds: the same policy and
-# seed stop at the same point on every machine, however loaded, and a hook
-# that decides in a few lines per call pays well under a microsecond per
-# line. A million lines is orders of magnitude beyond any real decision and
-# about a second of looping. It does not apply while another tracer (a
-# debugger, coverage) is active, and it cannot stop a C function that never
-# returns; Ctrl-C still does.
-CALL_BUDGET = 1_000_000
+# The bound counts instructions (sys.settrace with f_trace_opcodes), not
+# seconds: the same policy and seed stop at the same point on every machine,
+# however loaded. Lines would not do: `while True: pass` on one line jumps
+# back to itself without a new line event. Two million instructions are
+# orders of magnitude beyond any real decision and under a second of
+# looping; a hook of a few lines pays a few microseconds per call. The bound
+# stands aside while another tracer (a debugger, coverage) is active, and
+# cannot stop a C function that never returns; Ctrl-C still does.
+CALL_BUDGET = 2_000_000
 
 
 class _OverBudget(BaseException):
-    """Raised inside a policy's code at its line CALL_BUDGET + 1; a
+    """Raised inside a policy's code at its instruction CALL_BUDGET + 1; a
     BaseException so that `except Exception` in the policy does not eat it."""
 
 
@@ -210,15 +213,20 @@ def _bounded(fn, args):
         return fn(*args)
     left = CALL_BUDGET
 
-    def local(frame, event, arg):
+    def instruction(frame, event, arg):
         nonlocal left
-        if event == "line":
+        if event == "opcode":
             left -= 1
             if left < 0:
                 raise _OverBudget
-        return local
+        return instruction
 
-    sys.settrace(lambda frame, event, arg: local)
+    def call(frame, event, arg):         # every frame the policy's code enters
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return instruction
+
+    sys.settrace(call)
     try:
         return fn(*args)
     finally:
@@ -251,14 +259,14 @@ def describe_exception(exc, verb: bool = False) -> str:
 
 def call_policy(policy, what: str, fn, *args):
     """fn(*args), code of `policy` (a Policy instance or class), within
-    CALL_BUDGET lines; what went wrong is a PolicyError naming the policy
-    and `what` ("configure(zen1-epyc)"). Ctrl-C still interrupts."""
+    CALL_BUDGET instructions; what went wrong is a PolicyError naming the
+    policy and `what` ("configure(zen1-epyc)"). Ctrl-C still interrupts."""
     try:
         return _bounded(fn, args)
     except _OverBudget:
-        raise PolicyError(f"{_label(policy)}: {what} ran more than {CALL_BUDGET} lines of "
-                          f"Python in one call (does it loop forever?); a policy's code "
-                          f"must return in bounded time (policy.CALL_BUDGET)") from None
+        raise PolicyError(f"{_label(policy)}: {what} ran more than {CALL_BUDGET} Python "
+                          f"instructions in one call (does it loop forever?); a policy's "
+                          f"code must return in bounded time (policy.CALL_BUDGET)") from None
     except (KeyboardInterrupt, PolicyError):
         raise
     except BaseException as exc:        # SystemExit too: a policy cannot end the run
@@ -269,7 +277,8 @@ def call_policy(policy, what: str, fn, *args):
 
 def _label(policy) -> str:
     cls = policy if isinstance(policy, type) else type(policy)
-    return _class_label(cls) if cls.name is None else f"policy {cls.policy_name()}"
+    return _class_label(cls) if not isinstance(cls.name, str) else \
+        f"policy {printable(cls.policy_name())}"
 
 
 def _class_label(cls) -> str:
@@ -277,8 +286,8 @@ def _class_label(cls) -> str:
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
     if path and not cls.__module__.startswith("pytest_tlbperf."):
-        return f"policy {os.path.relpath(path) if os.path.isabs(path) else path}:" \
-               f"{cls.__qualname__}"
+        return printable(f"policy {os.path.relpath(path) if os.path.isabs(path) else path}:"
+                         f"{cls.__qualname__}")
     return f"policy {cls.__module__}.{cls.__qualname__}"
 
 

@@ -271,19 +271,24 @@ def cases() -> list:
     add(Case(g, "simulate: hook loops forever", SIM + ["--policy", "rfc.py"],
              {"rfc.py": hook_policy("while True: pass")}))
     add(Case(g, "module:Class that does not exist", SIM + ["--policy", "nomod:Rfc"]))
-    add(Case(g, "import loops forever, Ctrl-C after 3 s",
+    add(Case(g, "import loops forever, Ctrl-C 1 s into the loop",
              PYTEST + FAST[:1] + ["--tlbperf-policy", "rfc.py"],
-             {"test_suite.py": SUITE, "rfc.py": "while True:\n    pass\n"}, interrupt=3))
-    add(Case(g, "Ctrl-C during a python-engine pytest run",
+             {"test_suite.py": SUITE,
+              "rfc.py": "open('started', 'w').close()\nwhile True:\n    pass\n"},
+             interrupt=("started", 1)))
+    add(Case(g, "Ctrl-C 1 s into a python-engine pytest run",
              PYTEST + ["--tlbperf", "--tlbperf-engine", "python", "--tlbperf-rounds", "50",
                        "--tlbperf-policy", "concurrent_flush"],
              {"test_suite.py": suite_with('''
                 @pytest.mark.tlbperf(profiles=["skylake-2s"])
                 def test_build(tlbperf):
+                    open("started", "w").close()
                     tlbperf(tp.workloads.kernel_build(jobs=64))
-                ''')}, interrupt=4))
-    add(Case(g, "Ctrl-C during tlbperf simulate (python engine)",
-             TLBPERF + ["simulate", "--engine", "python", "--seeds", "50"], interrupt=3))
+                ''')}, interrupt=("started", 1)))
+    add(Case(g, "Ctrl-C 2 s into tlbperf simulate (python engine)",
+             TLBPERF + ["simulate", "--engine", "python", "--seeds", "50", "--policy", "rfc.py"],
+             {"rfc.py": policy_file("def __init__(self):\n    open('started', 'w').close()")},
+             interrupt=("started", 2)))
     # ---- 4. silently wrong ---------------------------------------------------------
     g = "4 silently wrong"
     add(Case(g, 'misspelled knob lazy_tbl = "stay"', SIM + ["--policy", "rfc.py"],
@@ -312,12 +317,17 @@ def cases() -> list:
              {".tlbperf/0001_good.json": "@GOOD",
               ".tlbperf/0002_other.json": good_run(model_version="0")},
              expect="ok", show=r"warning"))
-    add(Case(g, "policy name with a newline and an ANSI escape",
-             PYTEST + FAST[:1] + ["--tlbperf-rounds", "2", "--tlbperf-max-rounds", "2",
-                                  "--tlbperf-policy", "rfc.py"],
+    add(Case(g, "policy file whose name has an ANSI escape",
+             PYTEST + FAST[:1] + ["--tlbperf-rounds", "2", "--tlbperf-max-rounds", "2", "-v",
+                                  "--tlbperf-policy", "evil\x1b[31m.py"],
              {"test_suite.py": SUITE,
-              "rfc.py": policy_file('name = "evil\\n\\x1b[31mred"\nflush_local = '
-                                    '"before_remote"')}, expect="ok", show=r"evil"))
+              "evil\x1b[31m.py": policy_file('flush_local = "before_remote"')}, expect="ok",
+             show=r"evil\\x1b\[31m\.py +\d"))
+    add(Case(g, "policy name (name =) with a newline and an ANSI escape, in an error",
+             SIM + ["--policy", "rfc.py"],
+             {"rfc.py": policy_file('name = "evil\\n\\x1b[31mred"\n'
+                                    'def configure(self, profile):\n    return 1 / 0')},
+             show=r"evil\\n\\x1b\[31mred: configure"))
     add(Case(g, "test parameter with a newline and an ANSI escape",
              PYTEST + FAST + ["--tlbperf-text", "out.txt"],
              {"test_suite.py": suite_with('''
@@ -361,7 +371,7 @@ def cases() -> list:
              show=r"saved run"))
     add(Case(g, "6 parallel saves", [PY, "-c", PARALLEL_SAVES],
              {"test_suite.py": SUITE}, expect="ok", show=r"ids"))
-    add(Case(g, "--tlbperf-storage ../runs and --tlbperf-storage=../runs",
+    add(Case(g, "--tlbperf-storage=../runs, then --tlbperf-storage ../runs",
              [PY, "-c", STORAGE_FORMS], {"repo/test_suite.py": SUITE}, expect="ok",
              show=r"same folder|different"))
     add(Case(g, "save with an existing absolute --tlbperf-html outside the repository",
@@ -379,7 +389,8 @@ def cases() -> list:
                  ["--tlbperf-html", "nodir/r.html"], ["--tlbperf-json", "adir"],
                  ["--tlbperf-text", "/proc/version"], ["--tlbperf-compare", "nope"],
                  ["--tlbperf-baseline", "nope"]):
-        add(Case(g, "pytest " + " ".join(opts), PYTEST + ["--tlbperf"] + opts,
+        flag = [] if opts[-1].startswith("tlbperf=") else ["--tlbperf"]
+        add(Case(g, "pytest " + " ".join(flag + opts), PYTEST + flag + opts,
                  {"test_suite.py": SUITE, "adir/x": ""}))
     add(Case(g, 'marker profiles=["nope"]', PYTEST + FAST,
              {"test_suite.py": suite_with('''
@@ -455,8 +466,8 @@ STORAGE_FORMS = textwrap.dedent(f'''
     import subprocess, pathlib, os
     os.chdir("repo")
     base = {PYTEST + FAST!r} + ["--tlbperf-save"]
-    subprocess.run(base + ["--tlbperf-storage", "../runs"], check=True, capture_output=True)
     subprocess.run(base + ["--tlbperf-storage=../runs"], check=True, capture_output=True)
+    subprocess.run(base + ["--tlbperf-storage", "../runs"], check=True, capture_output=True)
     found = sorted(str(p.relative_to(pathlib.Path("..").resolve()))
                    for p in pathlib.Path("..").resolve().rglob("0*.json"))
     print("same folder" if len(found) == 2 and len({{os.path.dirname(f) for f in found}}) == 1
@@ -548,13 +559,17 @@ def run_case(case: Case, good: dict) -> dict:
         env = dict(os.environ, **(case.env or {}), PYTHONDONTWRITEBYTECODE="1",
                    COLUMNS="100")
         started = time.monotonic()
-        proc = subprocess.Popen(case.argv, cwd=case.cwd or tmp, env=env, text=True,
+        proc = subprocess.Popen(SIGINT_DEFAULT + case.argv, cwd=case.cwd or tmp, env=env,
+                                text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 errors="replace", start_new_session=True)
         try:
-            if case.interrupt:
+            if case.interrupt:          # (file the case makes when it is under way, delay)
+                marker, delay = case.interrupt
+                while not (tmp / marker).exists() and proc.poll() is None:
+                    time.sleep(0.05)
                 try:
-                    proc.wait(case.interrupt)
+                    proc.wait(delay)
                 except subprocess.TimeoutExpired:
                     os.kill(proc.pid, signal.SIGINT)
             out, _ = proc.communicate(timeout=case.timeout)
@@ -568,6 +583,13 @@ def run_case(case: Case, good: dict) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+
+# Run each case with SIGINT at its default action: a shell without job
+# control starts background commands with SIGINT ignored, and Python then
+# never installs its KeyboardInterrupt handler (the Ctrl-C cases would pass
+# or fail for the harness's sake).
+SIGINT_DEFAULT = [PY, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, "
+                  "signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])"]
 
 _BAD = re.compile(r"Traceback \(most recent call last\)|INTERNALERROR|MemoryError")
 _MESSAGE = [re.compile(p) for p in (
@@ -591,7 +613,7 @@ def first_line(out: str, show=None) -> str:
 
 def verdict(result) -> bool:
     case, out, code = result["case"], result["out"], result["code"]
-    if code == "HANG" or _BAD.search(out):
+    if code == "HANG" or _BAD.search(out) or "\x1b" in out:
         return False
     if case.expect == "ok":
         return code == 0 and (not case.show or re.search(case.show, out) is not None)
