@@ -37,6 +37,7 @@ class LazyPcid(Policy):
     idle_leave_mm = "never"
     flush_ceiling = 33
     switch_mm_barrier = "implicit"
+    read_mm_tlb_gen = "always"
     # the historic bug: reported as expected (like xfail) and must keep
     # appearing, or the oracle has lost its teeth (DESIGN §5)
     known_violations = frozenset({"freed_table_walk"})

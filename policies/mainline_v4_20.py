@@ -31,3 +31,4 @@ class MainlineV420(Policy):
     idle_leave_mm = "never"
     flush_ceiling = 33
     switch_mm_barrier = "implicit"
+    read_mm_tlb_gen = "always"

@@ -20,7 +20,9 @@ class Metric:
 
 METRICS = {m.name: m for m in (
     Metric("makespan_ns", "ns", "lower", "simulated time until the last task finished"),
-    Metric("ops_per_sec", "ops/s", "higher", "workload ops completed per simulated second"),
+    Metric("ops_per_sec", "ops/s", "higher",
+           "will-it-scale's figure: iterations all tasks completed inside the measured "
+           "window, divided by the window (throughput workloads only)"),
     Metric("flush_latency_ns_p50", "ns", "lower",
            "median time from flush_tlb_mm_range() entry to its return"),
     Metric("flush_latency_ns_p99", "ns", "lower",
@@ -36,9 +38,12 @@ METRICS = {m.name: m for m in (
     Metric("invlpg", "pages", "lower", "single-page INVLPG flushes"),
     Metric("tlb_misses", "misses", "lower", "user accesses that missed the TLB"),
     Metric("atomic_contention_ns", "ns", "lower",
-           "time atomics waited for, and pulled, contended lines (mm_count, mm_cpumask, "
-           "tlb_gen)"),
+           "time atomics and loads waited for, and pulled, shared kernel cache lines "
+           "(mm_count, mm_cpumask, tlb_gen, is_lazy, flush_tlb_info, call_single_queue, "
+           "run-queue and pipe locks)"),
     Metric("idle_wakeups", "wakeups", "lower", "exits from a C-state (timer, task or IPI)"),
+    Metric("resched_ipis", "IPIs", "lower",
+           "reschedule IPIs try_to_wake_up() sent to idle CPUs that were not polling"),
     Metric("switch_mm_barrier_ns", "ns", "lower",
            "time in the explicit smp_mb() after switching to a user mm "
            "(switch_mm_barrier='explicit', seed 003's cost)"),
@@ -61,17 +66,19 @@ def compute(raw: dict, profile) -> dict:
     makespan = ns(raw["end"])
     out = {
         "makespan_ns": makespan,
-        "ops_per_sec": (counters["ops"] * 1_000_000_000 / makespan) if makespan else 0.0,
         "flush_latency_ns_p50": ns(percentile(lat, 50)),
         "flush_latency_ns_p99": ns(percentile(lat, 99)),
     }
+    if raw["window"]:
+        # never ops / makespan: one straggler would decide that
+        out["ops_per_sec"] = raw["window_marks"] * profile.clock_mhz * 1_000_000 / raw["window"]
     spans = [(last - first, count - 1) for first, last, count in raw["marks"] if count > 1]
-    if spans:
+    if spans and not raw["window"]:
         total = sum(span for span, _ in spans)
         iterations = sum(n for _, n in spans)
         out["madvise_ns"] = ns(total // iterations)
     for name in ("ipis", "ipis_to_idle", "ipis_to_lazy", "cr3_writes", "full_flushes",
-                 "invlpg", "tlb_misses", "idle_wakeups"):
+                 "invlpg", "tlb_misses", "idle_wakeups", "resched_ipis"):
         out[name] = counters[name]
     out["atomic_contention_ns"] = ns(counters["atomic_contention"])
     out["switch_mm_barrier_ns"] = ns(counters["switch_mm_barriers"] * profile.costs["smp_mb"])

@@ -41,6 +41,9 @@ KNOB_DOCS = {
     "flush_ceiling": "tlb_single_page_flush_ceiling: above this many pages, flush the whole ASID",
     "switch_mm_barrier": "'implicit': the barrier membarrier needs after an mm switch comes from "
                          "the CR3 write / mmdrop; 'explicit': smp_mb() after every mm switch",
+    "read_mm_tlb_gen": "when flush_tlb_func() reads the contended mm->context.tlb_gen: 'always' "
+                       "(before v6.0), 'when_needed' (aa44284960d5, v6.0: only when this CPU is "
+                       "behind the flush it was sent)",
 }
 
 KNOB_NAMES = tuple(KNOB_DOCS)
@@ -117,6 +120,7 @@ class Policy:
     idle_leave_mm = "never"
     flush_ceiling = 33
     switch_mm_barrier = "implicit"
+    read_mm_tlb_gen = "when_needed"
 
     #: violation kinds this policy is known to cause (a historic patch with a
     #: known bug declares it, like xfail; DESIGN §5)

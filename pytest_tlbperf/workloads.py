@@ -19,7 +19,7 @@ from .errors import WorkloadError
 
 __all__ = ["Workload", "Program", "TaskSpec", "ProgramBuilder", "TaskBuilder", "custom", "madvise_dontneed", "munmap_storm",
            "kernel_build", "idle_server", "context_switch", "exit_storm", "vm_overcommit",
-           "BUILDERS"]
+           "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1", "hackbench", "BUILDERS"]
 
 REGION = 512   # pages per page-table page (2 MiB)
 _COMPILED_MAX = 64     # compiled programs kept (oldest dropped first)
@@ -42,37 +42,54 @@ MAX_OP_VALUE = 1 << 44     # engine/_native.c MAX_VALUE: any op argument or star
 
 class TaskSpec:
     """One task: the mm template it runs in (-1: a kernel thread), the CPU it
-    starts on, its start time in cycles and its ops (4 ints each)."""
+    starts on, its start time in cycles, its ops (4 ints each) and the CPUs
+    it may run on (`affinity`, empty: any), as sched_setaffinity() sets it."""
 
-    __slots__ = ("mm", "cpu", "start", "ops")
+    __slots__ = ("mm", "cpu", "start", "ops", "affinity")
 
-    def __init__(self, mm: int, cpu: int, start: int, ops: tuple):
+    def __init__(self, mm: int, cpu: int, start: int, ops: tuple, affinity: tuple = ()):
         self.mm, self.cpu, self.start, self.ops = mm, cpu, start, ops
+        self.affinity = affinity
 
 
 class Program:
-    """A compiled workload: mm templates (pages each) and tasks."""
+    """A compiled workload: mm templates (pages each), tasks, the number of
+    channels (pipes) its tasks block and wake on, and -- for a throughput
+    workload -- the measured window: the run stops at `warmup + window`
+    (cycles), and counters, flush latencies and iterations are taken inside
+    [warmup, warmup + window) only, as will-it-scale samples after its
+    warm-up."""
 
-    __slots__ = ("name", "mm_pages", "tasks")
+    __slots__ = ("name", "mm_pages", "tasks", "channels", "warmup", "window")
 
-    def __init__(self, name: str, mm_pages: list, tasks: list):
+    def __init__(self, name: str, mm_pages: list, tasks: list, channels: int = 0,
+                 warmup: int = 0, window: int = 0):
         self.name, self.mm_pages, self.tasks = name, mm_pages, tasks
+        self.channels, self.warmup, self.window = channels, warmup, window
 
     def digest(self) -> str:
         h = hashlib.sha256()
-        h.update(repr(self.mm_pages).encode())
+        h.update(repr((self.mm_pages, self.channels, self.warmup, self.window)).encode())
         for t in self.tasks:
-            h.update(repr((t.mm, t.cpu, t.start, t.ops)).encode())
+            h.update(repr((t.mm, t.cpu, t.start, t.ops, t.affinity)).encode())
         return h.hexdigest()[:16]
 
     def validate(self, profile) -> None:
         page_ops = (abi.OP_ACCESS, abi.OP_MADVISE, abi.OP_MUNMAP, abi.OP_MPROTECT)
+        if self.warmup < 0 or self.window < 0 or (self.warmup and not self.window):
+            raise WorkloadError(f"{self.name}: a measured window needs window > 0 "
+                                f"(warmup {self.warmup}, window {self.window} cycles)")
         for i, t in enumerate(self.tasks):
             if not 0 <= t.cpu < profile.cpus:
                 raise WorkloadError(f"{self.name}: task {i} starts on cpu{t.cpu}, but "
                                     f"{profile.name} has {profile.cpus} CPUs")
             if t.mm >= len(self.mm_pages):
                 raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
+            if any(not 0 <= c < profile.cpus for c in t.affinity) or \
+                    (t.affinity and t.cpu not in t.affinity):
+                raise WorkloadError(f"{self.name}: task {i} affinity {list(t.affinity)} must "
+                                    f"name CPUs of {profile.name} and include its start "
+                                    f"cpu{t.cpu}")
             pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
             words = (t.start,) + tuple(t.ops)
             # pages, CPUs and cycles are integers (a float page number would
@@ -95,13 +112,20 @@ class Program:
                                         f"{pages}-page mm")
                 if code == abi.OP_MIGRATE and not 0 <= a < profile.cpus:
                     raise WorkloadError(f"{where}: cpu{a} does not exist on {profile.name}")
+                if code in (abi.OP_BLOCK, abi.OP_WAKE) and not 0 <= a < self.channels:
+                    raise WorkloadError(f"{where}: channel {a} does not exist (the program "
+                                        f"has {self.channels})")
+                if code == abi.OP_LOOP and not (self.window and 0 <= a < pc // 4):
+                    raise WorkloadError(f"{where}: a loop must jump back to an earlier op and "
+                                        f"needs a measured window to end the run")
 
 
 class TaskBuilder:
     """Records one task's ops; times are given in ns/us and stored in cycles."""
 
-    def __init__(self, builder, mm, cpu, start):
+    def __init__(self, builder, mm, cpu, start, affinity=()):
         self.b, self.mm, self.cpu, self.start = builder, mm, cpu, start
+        self.affinity = tuple(affinity)
         self.ops = []
 
     def _op(self, code, a=0, b=0, c=0):
@@ -146,6 +170,23 @@ class TaskBuilder:
     def exit(self):
         return self._op(abi.OP_EXIT)
 
+    def block(self, channel):
+        """read(2) one byte from a pipe: sleep until a writer has put one there."""
+        return self._op(abi.OP_BLOCK, channel)
+
+    def wake(self, channel):
+        """write(2) one byte to a pipe, waking its first sleeping reader."""
+        return self._op(abi.OP_WAKE, channel)
+
+    def here(self) -> int:
+        """The index of the next op, for `loop`."""
+        return len(self.ops) // 4
+
+    def loop(self, to: int):
+        """Jump back to op `to` (from `here()`): the task runs until the
+        measured window ends."""
+        return self._op(abi.OP_LOOP, to)
+
 
 class ProgramBuilder:
     """What a build function gets: `mm(npages)` makes an mm template,
@@ -158,6 +199,8 @@ class ProgramBuilder:
         self.mm_pages = []
         self.tasks = []
         self._ops = []          # each task's op list, for MAX_OPS
+        self.channels = 0
+        self.warmup = self.window = 0
 
     def cycles(self, ns):
         return self.profile.cycles_from_ns(int(ns))
@@ -177,10 +220,10 @@ class ProgramBuilder:
         raise WorkloadError(f"{self.name}: more than {MAX_OPS} ops in one program, the limit "
                             f"that keeps a run's memory bounded; use smaller parameters")
 
-    def task(self, mm, cpu, start_us=0):
+    def task(self, mm, cpu, start_us=0, affinity=()):
         if sum(map(len, self._ops)) > 4 * MAX_OPS:
             self.too_many_ops()
-        t = TaskBuilder(self, mm, cpu, self.cycles(start_us * 1000))
+        t = TaskBuilder(self, mm, cpu, self.cycles(start_us * 1000), affinity)
         self.tasks.append(t)
         self._ops.append(t.ops)
         return t
@@ -188,9 +231,22 @@ class ProgramBuilder:
     def kthread(self, cpu, start_us=0):
         return self.task(-1, cpu, start_us)
 
+    def channel(self) -> int:
+        """A new pipe (or futex word) for tasks to block and wake on."""
+        self.channels += 1
+        return self.channels - 1
+
+    def measure(self, warmup_us, window_us):
+        """Make this a throughput workload: warm up for `warmup_us`, then
+        count iterations (marks) for `window_us` of simulated time."""
+        self.warmup = self.cycles(warmup_us * 1000)
+        self.window = self.cycles(window_us * 1000)
+
     def program(self):
         return Program(self.name, list(self.mm_pages),
-                       [TaskSpec(t.mm, t.cpu, t.start, tuple(t.ops)) for t in self.tasks])
+                       [TaskSpec(t.mm, t.cpu, t.start, tuple(t.ops), t.affinity)
+                        for t in self.tasks],
+                       self.channels, self.warmup, self.window)
 
 
 class Workload:
@@ -430,20 +486,25 @@ def _idle_server(b, profile, workers, requests):
                 t.munmap(own + rng.below(REGION - 64), 64, free_tables=False)
 
 
-def context_switch(cpus: int | None = None, rounds: int = 20) -> Workload:
+def context_switch(cpus: int | None = None, warmup_us: int = 100,
+                   window_us: int = 400) -> Workload:
     """Every CPU alternates a thread of one big process with a kworker (a
     lazy-TLB switch and back, each time), and every fourth CPU also runs a
     thread of a second process (a real mm switch: PCID/ASID reuse). Thread 0
-    occasionally madvises and unmaps. It measures what lazy mode saves
-    (cr3_writes: seed 000's "switching to init_mm isn't so bad" with PCID) and
-    what refcounting lazy mms costs: every lazy switch is an mmgrab/mmdrop on
-    the one shared mm_count line (seed 003's hazard pointers remove that)."""
-    _positive("context_switch", cpus=cpus, rounds=rounds)
-    return Workload("context_switch", _context_switch, {"cpus": cpus, "rounds": rounds})
+    madvises every fifth round and unmaps every tenth. It measures what lazy
+    mode saves (cr3_writes: seed 000's "switching to init_mm isn't so bad"
+    with PCID) and what refcounting lazy mms costs: every lazy switch is an
+    mmgrab/mmdrop on the one shared mm_count line (seed 003's hazard pointers
+    remove that). A throughput workload: `ops_per_sec` counts the big
+    process's rounds inside the window, after `warmup_us`."""
+    _positive("context_switch", cpus=cpus, warmup_us=warmup_us, window_us=window_us)
+    return Workload("context_switch", _context_switch,
+                    {"cpus": cpus, "warmup_us": warmup_us, "window_us": window_us})
 
 
-def _context_switch(b, profile, cpus, rounds):
+def _context_switch(b, profile, cpus, warmup_us, window_us):
     n = _cpus("context_switch", profile, cpus, profile.cpus)
+    b.measure(warmup_us, window_us)
     big = b.mm(2 * REGION)
     other = b.mm(REGION)
     rng = b.rng
@@ -451,17 +512,21 @@ def _context_switch(b, profile, cpus, rounds):
         t = b.task(big, cpu, start_us=rng.below(10))
         k = b.kthread(cpu, start_us=rng.below(10))
         o = b.task(other, cpu, start_us=rng.below(10)) if cpu % 4 == 0 else None
-        for r in range(rounds):
+        loops = [x.here() for x in (t, k, o) if x is not None]
+        for r in range(10):
             t.access(rng.below(2 * REGION - 4), 4).compute_ns(rng.between(500, 2000))
             if cpu == 0 and r % 5 == 4:
                 t.madvise(rng.below(REGION), 2)
-                if r % 10 == 9:
+                if r == 9:
                     t.munmap(REGION, REGION, free_tables=True)
-            t.yield_()
+            t.mark().yield_()
             k.compute_ns(rng.between(300, 1000)).yield_()
             if o is not None:
                 o.access(rng.below(REGION - 4), 4).compute_ns(rng.between(500, 1500))
                 o.yield_()
+        for x, start in zip((t, k, o), loops):
+            if x is not None:
+                x.loop(start)
 
 
 def exit_storm(processes: int = 24, threads: int = 4, cpus: int | None = None) -> Workload:
@@ -522,5 +587,160 @@ def _vm_overcommit(b, profile, threads, iterations):
                 t.sleep_us(rng.between(100, 500))
 
 
+# ------------------------------------------------- the benchmarks the field quotes
+
+def _core_affinity(profile, i):
+    """will-it-scale's pinning: task i to core i % cores, both SMT threads
+    (hwloc's HWLOC_OBJ_CORE cpuset)."""
+    core = i % profile.cores
+    return tuple(core + k * profile.cores for k in range(profile.smt))
+
+
+def tlb_flush1(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> Workload:
+    """will-it-scale tests/tlb_flush1.c, threads mode ("TLB flush of separated
+    file private mapping"): each of `threads` threads of one process, pinned
+    to its own core, loops over its own private file mapping: write a page
+    (a COW fault), madvise(MADV_DONTNEED) it (zap + a one-page flush that
+    IPIs every other thread's CPU), read it back (a fault) -- one iteration.
+    The benchmark of aa44284960d5, calibrated against its table on
+    skylake-2s (`tlbperf calibrate`). Leaves out: the 128 MB mapping is a
+    2 MiB one swept repeatedly, so its munmap every 32768 pages (0.2 s at one
+    thread, outside any window the model runs) never happens; the model
+    charges every fault the profile's one page-fault cost, anon or file."""
+    _positive("tlb_flush1", threads=threads, warmup_us=warmup_us, window_us=window_us)
+    return Workload("tlb_flush1", _tlb_flush1,
+                    {"threads": threads, "warmup_us": warmup_us, "window_us": window_us})
+
+
+def tlb_flush2(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> Workload:
+    """will-it-scale tests/tlb_flush2.c, threads mode ("TLB flush of anonymous
+    memory private mapping"): as tlb_flush1 on a private anonymous 1 MB
+    mapping, which every 256 pages is munmapped and mapped again. The
+    benchmark of van Riel's INVLPGB series on milan-36c."""
+    _positive("tlb_flush2", threads=threads, warmup_us=warmup_us, window_us=window_us)
+    return Workload("tlb_flush2", _tlb_flush2,
+                    {"threads": threads, "warmup_us": warmup_us, "window_us": window_us})
+
+
+def tlb_flush3(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> Workload:
+    """will-it-scale tests/tlb_flush3.c, threads mode ("TLB flush of separated
+    file shared mapping"): as tlb_flush1 on a shared file mapping (the read
+    after the madvise finds the page-cache page again). In the model it
+    differs from tlb_flush1 only by name: faults cost the same whatever
+    backs the page."""
+    _positive("tlb_flush3", threads=threads, warmup_us=warmup_us, window_us=window_us)
+    return Workload("tlb_flush3", _tlb_flush3,
+                    {"threads": threads, "warmup_us": warmup_us, "window_us": window_us})
+
+
+def _tlb_flush1(b, profile, threads, warmup_us, window_us):
+    _tlb_flush(b, profile, threads, warmup_us, window_us, 1)
+
+
+def _tlb_flush2(b, profile, threads, warmup_us, window_us):
+    _tlb_flush(b, profile, threads, warmup_us, window_us, 2)
+
+
+def _tlb_flush3(b, profile, threads, warmup_us, window_us):
+    _tlb_flush(b, profile, threads, warmup_us, window_us, 3)
+
+
+def _tlb_flush(b, profile, threads, warmup_us, window_us, variant):
+    name = f"tlb_flush{variant}"
+    if threads > profile.cores:
+        raise WorkloadError(f"{name}: {threads} threads need {threads} cores (will-it-scale "
+                            f"pins one per core), {profile.name} has {profile.cores}")
+    b.measure(warmup_us, window_us)
+    size = 256 if variant == 2 else REGION          # tlb_flush2: 1 MB; else a 2 MiB window
+    mm = b.mm(threads * REGION)
+    for i in range(threads):
+        cpus = _core_affinity(profile, i)
+        t = b.task(mm, cpus[0], start_us=b.rng.below(2000) / 1000, affinity=cpus)
+        base = i * REGION
+        top = t.here()
+        for page in range(base, base + size):
+            t.access(page, write=True).madvise(page).access(page, write=False).mark()
+        if variant == 2:
+            t.munmap(base, size, free_tables=True)
+        t.loop(top)
+
+
+def context_switch1(pairs: int = 2, warmup_us: int = 100, window_us: int = 400) -> Workload:
+    """will-it-scale tests/context_switch1.c, threads mode ("Context switch
+    via pipes"): `pairs` pairs of threads of one process ping-pong a byte
+    over two pipes. Pair i is pinned to core i % cores as will-it-scale pins
+    it (both SMT threads; the helper thread inherits the affinity), so
+    try_to_wake_up puts the partners on the two siblings and each CPU goes
+    idle -- lazily on the process's mm -- every time its thread blocks: one
+    lazy switch and one return per thread per round trip, i.e. mm_count
+    traffic under lazy_mm_ref="refcount" (seed 003; Desnoyers' 2024 hazptr
+    RFC measured it). Each round trip counts 2 iterations, as the source
+    does. Leaves out: the pipe's data copy beyond the profile's pipe cost."""
+    _positive("context_switch1", pairs=pairs, warmup_us=warmup_us, window_us=window_us)
+    return Workload("context_switch1", _context_switch1,
+                    {"pairs": pairs, "warmup_us": warmup_us, "window_us": window_us})
+
+
+def _context_switch1(b, profile, pairs, warmup_us, window_us):
+    if pairs > profile.cores:
+        raise WorkloadError(f"context_switch1: {pairs} pairs need {pairs} cores (one pair "
+                            f"per core), {profile.name} has {profile.cores}")
+    b.measure(warmup_us, window_us)
+    mm = b.mm(REGION)
+    for i in range(pairs):
+        cpus = _core_affinity(profile, i)
+        ping, pong = b.channel(), b.channel()
+        start = b.rng.below(2000) / 1000
+        main = b.task(mm, cpus[0], start_us=start, affinity=cpus)
+        child = b.task(mm, cpus[-1], start_us=start, affinity=cpus)
+        top = main.here()
+        main.wake(ping).block(pong).mark().mark().loop(top)
+        top = child.here()
+        child.block(ping).wake(pong).loop(top)
+
+
+def hackbench(groups: int = 1, loops: int = 10) -> Workload:
+    """hackbench (rt-tests hackbench.c; perf bench sched messaging), process
+    mode: each group is 20 senders and 20 receivers, separate processes; every
+    sender writes one 100-byte message to each of its group's receivers
+    `loops` times, each receiver reads 20 x loops messages. The figure is the
+    time it takes (`makespan_ns`; hackbench prints it as "Time:"). It stresses
+    wake-ups (placement, idle wake-ups, reschedule IPIs) and real mm switches
+    between processes (PCID/ASID reuse, lazy TLB on the way through idle).
+    Defaults are smaller than hackbench's 10 groups x 100 loops, so a run
+    stays quick; the parameters scale it up. Leaves out: socket buffer
+    limits (a sender never blocks) and the startup barrier's fork phase
+    (tasks start within 10 us of each other, spread over the CPUs as fork
+    balancing spreads them)."""
+    _positive("hackbench", groups=groups, loops=loops)
+    return Workload("hackbench", _hackbench, {"groups": groups, "loops": loops})
+
+
+FDS = 20    # hackbench's default senders and receivers per group
+
+
+def _hackbench(b, profile, groups, loops):
+    rng = b.rng
+    cpu = 0
+    for _ in range(groups):
+        inbox = [b.channel() for _ in range(FDS)]
+        for ch in inbox:
+            r = b.task(b.mm(16), cpu % profile.cpus, start_us=rng.below(10))
+            cpu += 1
+            r.access(0, 4)
+            for _ in range(FDS * loops):
+                r.block(ch)
+            r.exit()
+        for _ in range(FDS):
+            s = b.task(b.mm(16), cpu % profile.cpus, start_us=rng.below(10))
+            cpu += 1
+            s.access(0, 4)
+            for _ in range(loops):
+                for ch in inbox:
+                    s.wake(ch)
+            s.exit()
+
+
 BUILDERS = {f.__name__: f for f in (madvise_dontneed, munmap_storm, kernel_build, idle_server,
-                                    context_switch, exit_storm, vm_overcommit)}
+                                    context_switch, exit_storm, vm_overcommit, tlb_flush1,
+                                    tlb_flush2, tlb_flush3, context_switch1, hackbench)}

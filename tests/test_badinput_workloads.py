@@ -14,7 +14,10 @@ from pytest_tlbperf.errors import WorkloadError
      "madvise_dontneed: iterations must be an integer from 1 to 1000000, got 10000000"),
     (lambda: W.kernel_build(jobs=10**6), "kernel_build: jobs must be an integer from 1 to "
                                          "100000"),
-    (lambda: W.context_switch(rounds=10**7), "context_switch: rounds must be an integer from 1"),
+    (lambda: W.munmap_storm(iterations=10**7), "munmap_storm: iterations must be an integer "
+                                               "from 1 to 1000000"),
+    (lambda: W.context_switch(window_us=0), "context_switch: window_us must be an integer "
+                                            "from 1"),
     (lambda: W.exit_storm(processes=10**7), "exit_storm: processes must be an integer from 1"),
     (lambda: W.madvise_dontneed(threads=2.0), "threads must be an integer from 1 to 65536, "
                                               "got 2.0"),

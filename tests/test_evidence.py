@@ -53,11 +53,12 @@ def test_ipis_to_lazy_idle_cpus_cost_c_state_exits(profile):
     assert median(always, "ipis_to_idle") > 5 * median(freed, "ipis_to_idle")
     p99_freed, p99_always = median(freed, "flush_latency_ns_p99"), median(always,
                                                                            "flush_latency_ns_p99")
-    # the difference is a C-state exit: at least the shallowest state that
-    # flushes the TLB, at most the deepest exit latency of the profile
+    # the difference is a C-state exit: at least the fastest wake-up from the
+    # shallowest state that flushes the TLB, at most the slowest of the
+    # deepest state (each drawn from the state's measured wake-up range)
     prof = tp.profiles.get(profile)
-    shallow = min(prof.ns_from_cycles(c.exit_latency) for c in prof.cstates if c.tlb_flushed)
-    deepest = max(prof.ns_from_cycles(c.exit_latency) for c in prof.cstates)
+    shallow = min(prof.ns_from_cycles(c.wake_min) for c in prof.cstates if c.tlb_flushed)
+    deepest = max(prof.ns_from_cycles(c.wake_max) for c in prof.cstates)
     assert 0.9 * shallow <= p99_always - p99_freed <= deepest + 10_000
 
 
@@ -66,7 +67,9 @@ def test_dropping_lazy_mode_costs_cr3_writes_and_no_lazy_ipis():
     drop = runs(W.context_switch(), "skylake-2s", DropLazy, seeds=range(2))
     assert all(r.metrics["ipis_to_lazy"] == 0 for r in drop)
     assert all(r.metrics["ipis_to_lazy"] > 0 for r in stay)
-    assert median(drop, "cr3_writes") > 2 * median(stay, "cr3_writes")
+    # per round: context_switch is a throughput workload
+    assert (median(drop, "cr3_writes") / median(drop, "ops_per_sec")
+            > 2 * median(stay, "cr3_writes") / median(stay, "ops_per_sec"))
 
 
 def test_hazard_pointers_remove_mm_count_contention():

@@ -72,21 +72,25 @@ def test_revert_to_ipi_has_the_worst_flush_latency(workload, profile):
 
 
 def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():
-    ours = med("context_switch", "skylake-2s", "drop_lazy", "cr3_writes")
-    assert all(ours > 2 * med("context_switch", "skylake-2s", p, "cr3_writes")
-               for p in POLICIES if p != "drop_lazy")
+    """Per round: context_switch is a throughput workload, so a faster
+    policy does more rounds -- and more switches -- in the same window."""
+    def per_round(policy):
+        return (med("context_switch", "skylake-2s", policy, "cr3_writes")
+                / med("context_switch", "skylake-2s", policy, "ops_per_sec"))
+    ours = per_round("drop_lazy")
+    assert all(ours > 2 * per_round(p) for p in POLICIES if p != "drop_lazy")
     assert all(r.metrics["ipis_to_lazy"] == 0
                for r in runs("context_switch", "skylake-2s", "drop_lazy"))
 
 
 def test_hazard_lazymm_has_the_lowest_contention_and_no_use_after_free():
     """Seed 003. shootdown_lazymm, the other scheme that leaves mm_count
-    alone, ties with it; every refcounting policy is an order of magnitude
-    above."""
+    alone, ties with it (within 5%: a hazard pointer is a per-CPU line of
+    its own); every refcounting policy is an order of magnitude above."""
     ours = med("context_switch", "skylake-2s", "hazard_lazymm", "atomic_contention_ns")
     others = {p: med("context_switch", "skylake-2s", p, "atomic_contention_ns")
               for p in POLICIES if p != "hazard_lazymm"}
-    assert ours <= 1.01 * min(others.values())
+    assert ours <= 1.05 * min(others.values())
     for p in POLICIES:
         if tp.policies.get(p).lazy_mm_ref == "refcount":
             assert ours * 10 < others[p], p

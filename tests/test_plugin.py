@@ -26,7 +26,7 @@ import pytest_tlbperf as tp
 
 @pytest.mark.tlbperf(profiles=["haswell-4c"], shows=["freed_table_walk"])
 def test_exit(tlbperf):
-    tlbperf(tp.workloads.exit_storm(processes=4, cpus=8))
+    tlbperf(tp.workloads.exit_storm(processes=12, cpus=8))
 '''
 
 FAST = ["--tlbperf-policy", "concurrent_flush", "--tlbperf-rounds", "2", "-p", "no:randomly"]
@@ -123,7 +123,6 @@ class Unsafe(tp.Policy):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*lazy_mm_use_after_free (error) on cpu*",
                                  "*__mmdrop frees*",
-                                 "tlbperf: 1 inconclusive comparison kept its seeds (failed cell*",
                                  "*unsafe.py: lazy_mm_use_after_free (UNEXPECTED, 2/2 seeds)*"])
     quiet = pytester.runpytest("--tlbperf", "--tlbperf-policy", "unsafe.py",
                                "--tlbperf-rounds", "2", "--tlbperf-fail-on", "none")

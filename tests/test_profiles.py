@@ -35,7 +35,10 @@ def test_design_facts():
     assert laptop.cstates[-1].name == "C10"
     assert laptop.ns_from_cycles(laptop.cstates[-1].exit_latency) == 890_000
     assert tp.profiles.get("kvm-guest-16").virt["pv_tlb_flush"] is True
-    assert sky.distance(0, 1) == 1 and sky.distance(0, 56) == 0 and sky.distance(0, 28) == 2
+    # same core, same L3 (the whole socket on Intel), remote; on Zen a CCX is 4 cores
+    assert sky.distance(0, 56) == 0 and sky.distance(0, 1) == 1 and sky.distance(0, 28) == 3
+    zen = tp.profiles.get("zen1-epyc")
+    assert zen.distance(0, 3) == 1 and zen.distance(0, 4) == 2 and zen.distance(0, 8) == 3
 
 
 def _write(tmp_path, text):

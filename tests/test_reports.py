@@ -54,7 +54,7 @@ def test_threshold_option_and_ini(suite):
                            "--tlbperf-threshold", "madvise_ns=40")
     assert wide.ret == pytest.ExitCode.OK
     wide.stdout.fnmatch_lines(["*madvise_ns 40%; no change: CI within it.",
-                               "revert_to_ipi *+17.*no change"])
+                               "revert_to_ipi *+*no change"])
     suite.makeini("[pytest]\ntlbperf_threshold = 40\ntlbperf_fail_on = regression\n")
     assert suite.runpytest("--tlbperf", *SLOWER).ret == pytest.ExitCode.OK
     bad = suite.runpytest("--tlbperf", "--tlbperf-threshold", "nosuch=3")
@@ -236,7 +236,7 @@ import pytest_tlbperf as tp
 
 @pytest.mark.tlbperf(profiles=["zen1-epyc"], metrics=["flush_latency_ns_p99"])
 def test_munmap(tlbperf):
-    tlbperf(tp.workloads.munmap_storm())
+    tlbperf(tp.workloads.munmap_storm(threads=2))
 ''', v414='''
 import pytest_tlbperf as tp
 

@@ -195,8 +195,11 @@ def cases() -> list:
              api("tp.run(tp.workloads.madvise_dontneed(iterations=10**7), 'haswell-4c')")))
     add(Case(g, "kernel_build(jobs=10**6)",
              api("tp.run(tp.workloads.kernel_build(jobs=10**6), 'skylake-2s')")))
-    add(Case(g, "context_switch(rounds=10**6)",
-             api("tp.run(tp.workloads.context_switch(rounds=10**6), 'skylake-2s')")))
+    # context_switch(rounds=) became context_switch(warmup_us=, window_us=) on main
+    add(Case(g, "munmap_storm(iterations=10**7)",
+             api("tp.run(tp.workloads.munmap_storm(iterations=10**7), 'skylake-2s')")))
+    add(Case(g, "context_switch(window_us=10**7)",
+             api("tp.run(tp.workloads.context_switch(window_us=10**7), 'skylake-2s')")))
     add(Case(g, "exit_storm(processes=10**7)",
              api("tp.run(tp.workloads.exit_storm(processes=10**7), 'skylake-2s')")))
     add(Case(g, "madvise_dontneed(threads=2.0)",

@@ -15,12 +15,16 @@ OP_MIGRATE = 8     # a=cpu: move to another CPU (load balancing)
 OP_MARK = 9        # iteration boundary for per-iteration metrics (madvise_ns)
 OP_MEMBARRIER = 10  # membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
 OP_EXIT = 11       # do_exit(): exit_mm, and exit_mmap if this was the last user
+OP_BLOCK = 12      # a=channel: read one token (a pipe byte), sleeping until one is there
+OP_WAKE = 13       # a=channel: write one token; wake the first sleeper (try_to_wake_up)
+OP_LOOP = 14       # a=op index: jump back (a task that runs until the measured window ends)
 
 OP_NAMES = {
     OP_ACCESS: "access", OP_COMPUTE: "compute", OP_MADVISE: "madvise",
     OP_MUNMAP: "munmap", OP_MPROTECT: "mprotect", OP_SLEEP: "sleep",
     OP_YIELD: "yield", OP_MIGRATE: "migrate", OP_MARK: "mark",
-    OP_MEMBARRIER: "membarrier", OP_EXIT: "exit",
+    OP_MEMBARRIER: "membarrier", OP_EXIT: "exit", OP_BLOCK: "block", OP_WAKE: "wake",
+    OP_LOOP: "loop",
 }
 
 # --- events -------------------------------------------------------------------
@@ -30,6 +34,7 @@ EV_IPI = 3         # a cross-call IPI reaches its target; b=1 once delivered
 EV_CALL_DONE = 4   # the initiator of a cross-call has every ack it waits for
 EV_SPEC_WALK = 5   # a speculative walk through one paging-structure cache entry
 EV_WATCHDOG = 6    # an initiator has waited `watchdog` for its cross-call
+EV_WINDOW = 7      # the measured window opens: counters are taken from here on
 
 # --- cross-call kinds ---------------------------------------------------------
 CALL_FLUSH = 1       # flush_tlb_func
@@ -52,6 +57,7 @@ KNOB_VALUES = {
     "pv_flush": (False, True),
     "idle_leave_mm": ("tlb_flushed_states", "never"),
     "switch_mm_barrier": ("implicit", "explicit"),
+    "read_mm_tlb_gen": ("always", "when_needed"),
 }
 # integer knobs with their lower bound
 INT_KNOBS = {"flush_ceiling": 0}
@@ -64,6 +70,7 @@ WAIT_DONE, WAIT_ACK = 0, 1
 REF_REFCOUNT, REF_HAZARD, REF_SHOOTDOWN, REF_NONE = 0, 1, 2, 3
 IDLE_LEAVE_FLUSHED, IDLE_LEAVE_NEVER = 0, 1
 BARRIER_IMPLICIT, BARRIER_EXPLICIT = 0, 1
+READ_GEN_ALWAYS, READ_GEN_WHEN_NEEDED = 0, 1
 
 # --- violation kinds (contract names) ----------------------------------------
 V_STALE_TLB = 0
@@ -96,3 +103,6 @@ TR_ACCESS_STALE = 15  # a=page, b=mm
 TR_HUNG = 16         # a=cpu that stopped answering
 TR_PV_DEFER = 17     # a=vCPU whose flush was deferred to VM entry
 TR_EXIT = 18         # a=task, b=mm
+TR_BLOCK = 19        # a=task, b=channel: the task sleeps until a token arrives
+TR_WAKEUP = 20       # a=task woken, b=the CPU try_to_wake_up chose
+TR_RESCHED = 21      # a=target CPU: a reschedule IPI (the target was not polling)

@@ -25,7 +25,8 @@ __all__ = ["Profile", "CState", "names", "get", "load", "ProfileError"]
 _SCHEMA = {
     "": {"name": (str, True), "description": (str, True), "vendor": (str, True),
          "pcid": (bool, True), "clock_mhz": (int, True)},
-    "topology": {"sockets": (int, True), "cpus": (int, True), "smt": (int, True)},
+    "topology": {"sockets": (int, True), "cpus": (int, True), "smt": (int, True),
+                 "cores_per_llc": (int, False)},
     "tlb": {"entries": (int, True), "ways": (int, True), "psc_entries": (int, True)},
     "costs": {
         "syscall_cycles": (int, True), "access_cycles": (int, True),
@@ -36,18 +37,22 @@ _SCHEMA = {
         "context_switch_cycles": (int, True), "irq_entry_cycles": (int, True),
         "flush_func_cycles": (int, True), "csd_ack_cycles": (int, True),
         "ipi_send_cycles": (int, True), "atomic_cycles": (int, True),
-        "smp_mb_cycles": (int, True),
+        "smp_mb_cycles": (int, True), "wakeup_cycles": (int, False),
+        "pipe_cycles": (int, False),
     },
     "ipi": {"smt_ns": (int, True), "socket_ns": (int, True), "remote_ns": (int, True),
             "jitter_ns": (int, True)},
-    "cache_line": {"smt_cycles": (int, True), "socket_cycles": (int, True),
-                   "remote_cycles": (int, True)},
+    "cache_line": {"smt_cycles": (int, True), "llc_cycles": (int, False),
+                   "socket_cycles": (int, True), "remote_cycles": (int, True)},
     "speculation": {"walk_interval_ns": (int, True), "freed_table_walk": (str, True)},
     "virt": {"preempt_percent": (int, True), "preempt_us": (int, True),
              "pv_tlb_flush": (bool, True)},
 }
 _CSTATE_SCHEMA = {"name": (str, True), "exit_latency_us": (int, True),
-                  "target_residency_us": (int, True), "tlb_flushed": (bool, True)}
+                  "target_residency_us": (int, True), "tlb_flushed": (bool, True),
+                  "polling": (bool, False), "wake_latency_ns": (list, False)}
+# Optional fields and what they mean when absent: the model before they existed.
+DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600}
 _OPTIONAL_TABLES = {"virt"}
 
 # -- bounds ------------------------------------------------------------------------
@@ -116,15 +121,25 @@ def _read_only_delattr(self, name):
 
 
 class CState(metaclass=_ReadOnly):
-    """One idle state: exit latency and target residency in cycles."""
+    """One idle state, times in cycles: the driver's exit latency (the
+    worst case the governor plans with), its target residency, whether it
+    flushes the TLB, whether it is entered with TIF_POLLING_NRFLAG set (the
+    POLL loop and MWAIT states: a wake-up needs no IPI), and the range
+    measured wake-ups fall in (`wake_min`..`wake_max`, bounded by the exit
+    latency) from which each exit's cost is drawn."""
 
-    __slots__ = ("name", "exit_latency", "target_residency", "tlb_flushed")
+    __slots__ = ("name", "exit_latency", "target_residency", "tlb_flushed", "polling",
+                 "wake_min", "wake_max")
 
-    def __init__(self, name, exit_latency, target_residency, tlb_flushed):
+    def __init__(self, name, exit_latency, target_residency, tlb_flushed, polling=False,
+                 wake_min=None, wake_max=None):
         self.name = name
         self.exit_latency = exit_latency
         self.target_residency = target_residency
         self.tlb_flushed = tlb_flushed
+        self.polling = polling
+        self.wake_min = exit_latency if wake_min is None else wake_min
+        self.wake_max = exit_latency if wake_max is None else wake_max
 
     __setattr__ = _read_only_setattr
     __delattr__ = _read_only_delattr
@@ -137,7 +152,7 @@ class Profile(metaclass=_ReadOnly):
     """A validated machine profile. Time values are integer cycles. It is
     read-only: nested tables are mapping proxies and arrays tuples."""
 
-    __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus",
+    __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus", "cores_per_llc",
                  "smt", "tlb_entries", "tlb_ways", "psc_entries", "costs", "ipi_ns",
                  "ipi_jitter", "line_transfer", "cstates", "walk_interval",
                  "freed_table_walk", "virt", "source", "digest", "raw")
@@ -159,18 +174,24 @@ class Profile(metaclass=_ReadOnly):
             tlb["entries"], tlb["ways"], tlb["psc_entries"])
         # every cost in cycles, keyed without its unit suffix
         self.costs = {}
-        for key, value in raw["costs"].items():
+        for key, value in {**DEFAULT_COSTS, **raw["costs"]}.items():
             base, unit = key.rsplit("_", 1)
             self.costs[base] = self._to_cycles(value, unit)
+        self.cores_per_llc = topo.get("cores_per_llc", self.cores_per_socket)
         ipi = raw["ipi"]
         # delivery latency by distance: same core (SMT sibling), same socket, remote
         self.ipi_ns = (ipi["smt_ns"], ipi["socket_ns"], ipi["remote_ns"])
         self.ipi_jitter = self.cycles_from_ns(ipi["jitter_ns"])
         line = raw["cache_line"]
-        self.line_transfer = (line["smt_cycles"], line["socket_cycles"], line["remote_cycles"])
+        # by distance: same core, same last-level cache, same socket, remote
+        self.line_transfer = (line["smt_cycles"], line.get("llc_cycles", line["socket_cycles"]),
+                              line["socket_cycles"], line["remote_cycles"])
+        us = lambda v: self.cycles_from_ns(v * 1000)   # noqa: E731
         self.cstates = tuple(
-            CState(c["name"], self.cycles_from_ns(c["exit_latency_us"] * 1000),
-                   self.cycles_from_ns(c["target_residency_us"] * 1000), c["tlb_flushed"])
+            CState(c["name"], us(c["exit_latency_us"]), us(c["target_residency_us"]),
+                   c["tlb_flushed"], c.get("polling", False),
+                   *([self.cycles_from_ns(v) for v in c["wake_latency_ns"]]
+                     if "wake_latency_ns" in c else (None, None)))
             for c in raw.get("cstates", ()))
         spec = raw["speculation"]
         self.walk_interval = self.cycles_from_ns(spec["walk_interval_ns"])
@@ -211,14 +232,26 @@ class Profile(metaclass=_ReadOnly):
         # core, socket by socket; their SMT siblings follow.
         return cpu % self.cores
 
+    def llc_of(self, cpu: int) -> int:
+        """The last-level cache domain (a CCX on AMD, the socket on Intel)."""
+        return self.core_of(cpu) // self.cores_per_llc
+
     def socket_of(self, cpu: int) -> int:
         return self.core_of(cpu) // self.cores_per_socket
 
+    def siblings(self, cpu: int) -> tuple:
+        """The SMT siblings of cpu (itself excluded)."""
+        core = self.core_of(cpu)
+        return tuple(core + i * self.cores for i in range(self.smt) if core + i * self.cores != cpu)
+
     def distance(self, a: int, b: int) -> int:
-        """0: same core (SMT sibling or itself), 1: same socket, 2: remote."""
+        """0: same core (SMT sibling or itself), 1: same last-level cache,
+        2: same socket, 3: remote."""
         if self.core_of(a) == self.core_of(b):
             return 0
-        return 1 if self.socket_of(a) == self.socket_of(b) else 2
+        if self.llc_of(a) == self.llc_of(b):
+            return 1
+        return 2 if self.socket_of(a) == self.socket_of(b) else 3
 
     def with_changes(self, **changes) -> "Profile":
         """A copy with some raw fields changed, e.g.
@@ -308,6 +341,13 @@ def _validate(raw: dict, source: str) -> None:
             raise ProfileError(f"{source}: cstates[{i}] must be a table ([[cstates]] with "
                                f"name, exit_latency_us, ...), got {cstate!r}")
         _check_table(cstate, _CSTATE_SCHEMA, f"cstates[{i}].", source)
+        wake = cstate.get("wake_latency_ns")
+        if wake is not None and not (
+                len(wake) == 2 and all(type(v) is int for v in wake)
+                and 0 <= wake[0] <= wake[1] <= 1000 * cstate["exit_latency_us"]):
+            raise ProfileError(f"{source}: field cstates[{i}].'wake_latency_ns' must be "
+                               f"[min, max] integers with 0 <= min <= max <= the exit latency "
+                               f"({cstate['exit_latency_us']} us), got {wake!r}")
     if raw["vendor"] not in ("intel", "amd"):
         raise ProfileError(f"{source}: field 'vendor' must be 'intel' or 'amd', "
                            f"got {raw['vendor']!r}")
@@ -323,6 +363,11 @@ def _validate(raw: dict, source: str) -> None:
     if (topo["cpus"] // topo["smt"]) % topo["sockets"]:
         raise ProfileError(f"{source}: field topology.'sockets' = {topo['sockets']} does not "
                            f"divide the {topo['cpus'] // topo['smt']} cores")
+    per_socket = topo["cpus"] // topo["smt"] // topo["sockets"]
+    llc = topo.get("cores_per_llc", per_socket)
+    if llc == 0 or per_socket % llc:
+        raise ProfileError(f"{source}: field topology.'cores_per_llc' = {llc} must be positive "
+                           f"and divide the {per_socket} cores of a socket")
     tlb = raw["tlb"]
     if tlb["ways"] == 0 or tlb["entries"] == 0 or tlb["entries"] % tlb["ways"]:
         raise ProfileError(f"{source}: field tlb.'ways' = {tlb['ways']} must be positive and "
