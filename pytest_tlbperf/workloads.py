@@ -74,27 +74,42 @@ class Program:
             if t.mm >= len(self.mm_pages):
                 raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
             pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
-            words = (t.start,) + tuple(t.ops)
-            # pages, CPUs and cycles are integers (a float page number would
-            # index a list); the native engine takes none beyond 2^44
-            if set(map(type, words)) - {int} or not (
-                    -MAX_OP_VALUE <= min(words) and max(words) <= MAX_OP_VALUE):
-                bad = next(j for j, v in enumerate(words) if type(v) is not int
-                           or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
-                what = "its start" if bad == 0 else \
-                    f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(t.ops[(bad - 1) // 4 * 4], '?')})"
-                raise WorkloadError(f"{self.name}: task {i} {what}: {words[bad]!r} is not an "
-                                    f"integer within 2^44")
+            _check_words(self.name, i, t)
             for pc in range(0, len(t.ops), 4):
                 code, a, b = t.ops[pc], t.ops[pc + 1], t.ops[pc + 2]
-                where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
+                # where() only on error: built for every op, the message was
+                # most of the time validate() took
                 if code not in abi.OP_NAMES:
-                    raise WorkloadError(f"{where}: unknown op code")
+                    raise WorkloadError(f"{_where(self, i, pc)}: unknown op code")
                 if code in page_ops and not (0 <= a and b >= 0 and a + b <= pages):
-                    raise WorkloadError(f"{where}: pages {a}..{a + b} outside the task's "
-                                        f"{pages}-page mm")
+                    raise WorkloadError(f"{_where(self, i, pc)}: pages {a}..{a + b} outside "
+                                        f"the task's {pages}-page mm")
                 if code == abi.OP_MIGRATE and not 0 <= a < profile.cpus:
-                    raise WorkloadError(f"{where}: cpu{a} does not exist on {profile.name}")
+                    raise WorkloadError(f"{_where(self, i, pc)}: cpu{a} does not exist on "
+                                        f"{profile.name}")
+
+
+def _where(program, i, pc) -> str:
+    code = program.tasks[i].ops[pc]
+    return f"{program.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
+
+
+def _check_words(name, i, task) -> None:
+    """Pages, CPUs and cycles are integers (a float page number would index
+    a list), none beyond 2^44 (the native engine's MAX_VALUE). Three passes
+    in C over the ops; the Python loop finds the culprit only on error."""
+    ops = task.ops
+    if type(task.start) is int and -MAX_OP_VALUE <= task.start <= MAX_OP_VALUE and (
+            not ops or (not set(map(type, ops)) - {int}
+                        and -MAX_OP_VALUE <= min(ops) and max(ops) <= MAX_OP_VALUE)):
+        return
+    words = (task.start,) + tuple(ops)
+    bad = next(j for j, v in enumerate(words)
+               if type(v) is not int or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
+    what = "its start" if bad == 0 else \
+        f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(ops[(bad - 1) // 4 * 4], '?')})"
+    raise WorkloadError(f"{name}: task {i} {what}: {words[bad]!r} is not an integer within "
+                        f"2^44")
 
 
 class TaskBuilder:
