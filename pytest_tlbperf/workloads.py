@@ -77,35 +77,32 @@ class Program:
             _check_words(self.name, i, t)
             for pc in range(0, len(t.ops), 4):
                 code, a, b = t.ops[pc], t.ops[pc + 1], t.ops[pc + 2]
-                # where() only on error: built for every op, the message was
-                # most of the time validate() took
+                where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
                 if code not in abi.OP_NAMES:
-                    raise WorkloadError(f"{_where(self, i, pc)}: unknown op code")
+                    raise WorkloadError(f"{where}: unknown op code")
                 if code in page_ops and not (0 <= a and b >= 0 and a + b <= pages):
-                    raise WorkloadError(f"{_where(self, i, pc)}: pages {a}..{a + b} outside "
-                                        f"the task's {pages}-page mm")
+                    raise WorkloadError(f"{where}: pages {a}..{a + b} outside the task's "
+                                        f"{pages}-page mm")
                 if code == abi.OP_MIGRATE and not 0 <= a < profile.cpus:
-                    raise WorkloadError(f"{_where(self, i, pc)}: cpu{a} does not exist on "
-                                        f"{profile.name}")
-
-
-def _where(program, i, pc) -> str:
-    code = program.tasks[i].ops[pc]
-    return f"{program.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
+                    raise WorkloadError(f"{where}: cpu{a} does not exist on {profile.name}")
 
 
 def _check_words(name, i, task) -> None:
     """Pages, CPUs and cycles are integers (a float page number would index
     a list), none beyond 2^44 (the native engine's MAX_VALUE). Three passes
-    in C over the ops; the Python loop finds the culprit only on error."""
+    in C over the ops (a float makes the sum a float; a non-number makes it
+    raise); the Python loop finds the culprit only on error."""
     ops = task.ops
-    if type(task.start) is int and -MAX_OP_VALUE <= task.start <= MAX_OP_VALUE and (
-            not ops or (not set(map(type, ops)) - {int}
-                        and -MAX_OP_VALUE <= min(ops) and max(ops) <= MAX_OP_VALUE)):
+    try:
+        ints = type(sum(ops, task.start)) is int
+    except TypeError:
+        ints = False
+    if ints and (not ops or (-MAX_OP_VALUE <= min(ops) and max(ops) <= MAX_OP_VALUE)) \
+            and -MAX_OP_VALUE <= task.start <= MAX_OP_VALUE:
         return
     words = (task.start,) + tuple(ops)
     bad = next(j for j, v in enumerate(words)
-               if type(v) is not int or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
+               if not isinstance(v, int) or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
     what = "its start" if bad == 0 else \
         f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(ops[(bad - 1) // 4 * 4], '?')})"
     raise WorkloadError(f"{name}: task {i} {what}: {words[bad]!r} is not an integer within "
