@@ -185,8 +185,8 @@ def load_run(ref, storage_dir):
     try:
         return Storage(storage_dir).find(ref, on_error=skipped.append)
     except StorageError as exc:
-        raise StorageError(str(exc) + "".join(f"\n  skipped: {e}" for e in skipped)) \
-            from None
+        raise StorageError(str(exc) + "".join(f"\n  skipped: {e}" for e in skipped
+                                              if e is not exc)) from None
 
 
 def _thresholds(args):

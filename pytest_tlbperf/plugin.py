@@ -248,7 +248,8 @@ class TlbperfPlugin:
             try:
                 run = self.storage.find(self.compare, on_error=self.storage_errors.append)
             except StorageError as exc:
-                skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors)
+                skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors
+                                  if err is not exc)
                 raise pytest.UsageError(f"--tlbperf-compare: {exc}{skipped}") from None
             self.reference = run
 

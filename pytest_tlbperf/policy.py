@@ -237,14 +237,18 @@ def _bounded(fn, args):
         sys.settrace(None)
 
 
+_NOT_THE_POLICY = ("pytest_tlbperf", "importlib", "_pytest", "pluggy")
+
+
 def _where(exc) -> str:
-    """' (my_rfc.py:12)': the innermost frame outside pytest-tlbperf."""
-    ours = os.path.dirname(os.path.abspath(__file__))
+    """' (my_rfc.py:12)': the innermost frame of the policy's own code (not
+    ours, the import machinery's or pytest's)."""
     found = ""
     tb = exc.__traceback__
     while tb is not None:
         path = tb.tb_frame.f_code.co_filename
-        if not path.startswith("<") and not os.path.abspath(path).startswith(ours + os.sep):
+        module = tb.tb_frame.f_globals.get("__name__") or ""
+        if not path.startswith("<") and not module.startswith(_NOT_THE_POLICY):
             found = f" ({os.path.relpath(path) if os.path.isabs(path) else path}:" \
                     f"{tb.tb_lineno})"
         tb = tb.tb_next

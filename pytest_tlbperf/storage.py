@@ -208,14 +208,23 @@ class Storage:
             try:
                 out.append(self.load_file(path))
             except StorageError as exc:
+                exc.path = path
                 if on_error is None:
                     raise
                 on_error(exc)
         return out
 
     def find(self, ref, on_error=None) -> dict:
-        """A run by id ("0003"), name, file name, commit prefix, or "latest"."""
-        runs = self.runs(on_error)
+        """A run by id ("0003"), name, file name, commit prefix, or "latest".
+        A ref that names an unreadable file (its id or file name) raises
+        that file's error, not "no saved run"."""
+        unreadable = []
+
+        def skipped(exc):
+            unreadable.append(exc)
+            if on_error is not None:
+                on_error(exc)
+        runs = self.runs(skipped)
         if not runs:
             raise StorageError(f"no saved runs in {self.path}")
         if ref in (None, "", "latest"):
@@ -227,6 +236,9 @@ class Storage:
                    or str(run["commit"]).split("-g")[-1].startswith(ref)]
         if matches:
             return matches[-1]
+        for exc in unreadable:
+            if exc.path.name == ref or exc.path.name.startswith(f"{ref}_"):
+                raise exc
         raise StorageError(f"no saved run {ref!r} in {self.path} (ids: "
                            f"{', '.join(r['id'] for r in runs)})")
 

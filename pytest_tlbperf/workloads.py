@@ -91,17 +91,7 @@ class Program:
                                     f"name CPUs of {profile.name} and include its start "
                                     f"cpu{t.cpu}")
             pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
-            words = (t.start,) + tuple(t.ops)
-            # pages, CPUs and cycles are integers (a float page number would
-            # index a list); the native engine takes none beyond 2^44
-            if set(map(type, words)) - {int} or not (
-                    -MAX_OP_VALUE <= min(words) and max(words) <= MAX_OP_VALUE):
-                bad = next(j for j, v in enumerate(words) if type(v) is not int
-                           or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
-                what = "its start" if bad == 0 else \
-                    f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(t.ops[(bad - 1) // 4 * 4], '?')})"
-                raise WorkloadError(f"{self.name}: task {i} {what}: {words[bad]!r} is not an "
-                                    f"integer within 2^44")
+            _check_words(self.name, i, t)
             for pc in range(0, len(t.ops), 4):
                 code, a, b = t.ops[pc], t.ops[pc + 1], t.ops[pc + 2]
                 where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
@@ -118,6 +108,28 @@ class Program:
                 if code == abi.OP_LOOP and not (self.window and 0 <= a < pc // 4):
                     raise WorkloadError(f"{where}: a loop must jump back to an earlier op and "
                                         f"needs a measured window to end the run")
+
+
+def _check_words(name, i, task) -> None:
+    """Pages, CPUs and cycles are integers (a float page number would index
+    a list), none beyond 2^44 (the native engine's MAX_VALUE). Three passes
+    in C over the ops (a float makes the sum a float; a non-number makes it
+    raise); the Python loop finds the culprit only on error."""
+    ops = task.ops
+    try:
+        ints = type(sum(ops, task.start)) is int
+    except TypeError:
+        ints = False
+    if ints and (not ops or (-MAX_OP_VALUE <= min(ops) and max(ops) <= MAX_OP_VALUE)) \
+            and -MAX_OP_VALUE <= task.start <= MAX_OP_VALUE:
+        return
+    words = (task.start,) + tuple(ops)
+    bad = next(j for j, v in enumerate(words)
+               if not isinstance(v, int) or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
+    what = "its start" if bad == 0 else \
+        f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(ops[(bad - 1) // 4 * 4], '?')})"
+    raise WorkloadError(f"{name}: task {i} {what}: {words[bad]!r} is not an integer within "
+                        f"2^44")
 
 
 class TaskBuilder:

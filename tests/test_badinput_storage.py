@@ -133,9 +133,12 @@ def test_list_report_and_compare_survive_corrupt_files(store, tmp_path, capsys):
     assert "async_flush" in capsys.readouterr().out
     assert cli.main(["compare", "main", "branch", "--storage", str(store.path)]) == 0
     assert "+20.0%" in capsys.readouterr().out
-    # the bad one itself is an error naming it, exit 2
+    # the bad one itself, by path or by id, is an error naming it and the field, exit 2
     assert cli.main(["report", str(store.path / "0004_typed.json")]) == 2
     assert "0004_typed.json: cells[0].seeds[0].metrics must be" in capsys.readouterr().err
+    assert cli.main(["report", "0004", "--storage", str(store.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tlbperf: error: {store.path / '0004_typed.json'}: cells[0]")
 
 
 def test_numbering_is_numeric(tmp_path):
