@@ -10,7 +10,7 @@ from .engine.machine import Machine
 from .engine.trace import format_trace
 from .errors import EngineUnavailable, PolicyError, TlbperfError
 from .policies import resolve
-from .policy import call_policy
+from .policy import call_policy, policy_label
 from .result import Violation
 
 MODEL_VERSION = "1"
@@ -99,9 +99,9 @@ def _hook(policy):
     def hook(cpu, info):
         send = call_policy(policy, f"should_flush_cpu(cpu{cpu})", method, cpu, info)
         if type(send) is not bool:
-            raise PolicyError(f"policy {policy.policy_name()}: should_flush_cpu(cpu{cpu}) "
-                              f"returned {send!r} ({type(send).__name__}); it must return "
-                              f"True or False")
+            raise PolicyError(f"{policy_label(policy)}: should_flush_cpu(cpu{cpu}) returned "
+                              f"{send!r} ({type(send).__name__}); it must return True or "
+                              f"False")
         return send
     return hook
 

@@ -64,6 +64,15 @@ def _check_outputs(*outputs) -> None:
             raise TlbperfError(problem)
 
 
+def _write(path, content: str) -> None:
+    """Write an output; a failure (disk full, a path that changed since it
+    was checked) is an error naming the file."""
+    try:
+        Path(path).write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise TlbperfError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _check_policies(names, profile_names, engine) -> None:
     """Each policy imports, constructs and configures on the profiles the
     command runs, and can run on `engine`: one error before any work."""
@@ -112,8 +121,8 @@ def cmd_simulate(args) -> int:
             str(cell).rjust(w) if first <= i < len(row) - 1 else str(cell).ljust(w)
             for i, (cell, w) in enumerate(zip(row, widths)))))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"model_version": api.MODEL_VERSION, "results": dump}, fh, indent=1)
+        _write(args.json, json.dumps({"model_version": api.MODEL_VERSION, "results": dump},
+                                     indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if failed and args.fail_on_violation else 0
 
@@ -224,7 +233,7 @@ def cmd_report(args) -> int:
     else:
         kind = "text" if Path(out).suffix in (".txt", ".text") else "html"
         content = text.render(report) if kind == "text" else html.render(report)
-        Path(out).write_text(content, encoding="utf-8")
+        _write(out, content)
         print(f"wrote {out} ({kind}): {report.headline()}", file=sys.stderr)
     return 1 if args.fail_on_regression and report.regressions() else 0
 
@@ -249,7 +258,7 @@ def cmd_export(args) -> int:
     _check_outputs(("-o", args.output))
     run = load_run(args.run, args.storage)
     content = export.FORMATS[args.format](run)
-    Path(args.output).write_text(content, encoding="utf-8")
+    _write(args.output, content)
     print(f"wrote {args.output} ({args.format})", file=sys.stderr)
     return 0
 

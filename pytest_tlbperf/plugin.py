@@ -493,6 +493,18 @@ class TlbperfPlugin:
                 continue
             self.written.append(path)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo):
+        """Ctrl-C in the middle of the engine can land where CPython 3.11
+        records no line number: the traceback entry's tb_lineno is None
+        (Python prints "line -1"), and pytest's report of the interrupt then
+        fails with a TypeError and a raw traceback of its own. Such entries
+        say nothing anyway: drop them before pytest formats the rest."""
+        try:
+            excinfo.traceback = excinfo.traceback.filter(_has_line)
+        except Exception:       # noqa: BLE001 - another pytest: leave it as it is
+            pass
+
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter):
         if self.enabled and not self.is_worker and self.interrupted:
@@ -600,6 +612,14 @@ def tlbperf(tlb_machine, request):
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else ""))
     return TlbperfFixture(tlb_machine, test, range(rounds), metrics,
                           kwargs.get("shows", ()), plugin.session, plugin.fail_on)
+
+
+def _has_line(entry) -> bool:
+    try:
+        entry.lineno                    # tb_lineno - 1: a TypeError when it is None
+    except TypeError:
+        return False
+    return True
 
 
 # -- the marker --------------------------------------------------------------------

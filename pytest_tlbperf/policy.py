@@ -272,18 +272,19 @@ def call_policy(policy, what: str, fn, *args):
     try:
         return _bounded(fn, args)
     except _OverBudget:
-        raise PolicyError(f"{_label(policy)}: {what} ran more than {CALL_BUDGET} Python "
+        raise PolicyError(f"{policy_label(policy)}: {what} ran more than {CALL_BUDGET} Python "
                           f"instructions in one call (does it loop forever?); a policy's "
                           f"code must return in bounded time (policy.CALL_BUDGET)") from None
     except (KeyboardInterrupt, PolicyError):
         raise
     except BaseException as exc:        # SystemExit too: a policy cannot end the run
         hint = "; a profile is read-only" if "mappingproxy" in str(exc) else ""
-        raise PolicyError(f"{_label(policy)}: {what} {describe_exception(exc, verb=True)}"
+        raise PolicyError(f"{policy_label(policy)}: {what} {describe_exception(exc, verb=True)}"
                           f"{hint}") from exc
 
 
-def _label(policy) -> str:
+def policy_label(policy) -> str:
+    """'policy my_rfc.py:MyRfc' (or 'policy NAME' for a named one), escaped."""
     cls = policy if isinstance(policy, type) else type(policy)
     return _class_label(cls) if not isinstance(cls.name, str) else \
         f"policy {printable(cls.policy_name())}"

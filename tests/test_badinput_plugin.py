@@ -323,3 +323,28 @@ def test_test_paths_are_taken_as_given(pytester):
     result = pytester.runpytest("--tlbperf", "empty")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     assert "built-in suites" not in result.stdout.str()
+
+
+def test_a_traceback_entry_without_a_line_is_dropped_before_pytest_reports_ctrl_c():
+    """CPython 3.11 can record no line for the instruction Ctrl-C lands on;
+    pytest's KeyboardInterrupt report then crashed on `None - 1`."""
+    from pytest_tlbperf import plugin
+
+    class Entry:
+        def __init__(self, line):
+            self.line = line
+
+        @property
+        def lineno(self):
+            return self.line - 1            # as pytest's TracebackEntry does
+
+    class Traceback(list):
+        def filter(self, fn):
+            return Traceback(e for e in self if fn(e))
+
+    class ExcInfo:
+        traceback = Traceback([Entry(10), Entry(None), Entry(3)])
+
+    excinfo = ExcInfo()
+    plugin.TlbperfPlugin.pytest_keyboard_interrupt(None, excinfo)
+    assert [e.line for e in excinfo.traceback] == [10, 3]

@@ -80,6 +80,7 @@ CLOCK_MHZ = (100, 10_000)
 MIN_VCPU_RUN_US = 1
 MAX_FILE_BYTES = 1 << 20           # a profile is a page of TOML
 MAX_NAME = 64
+_TO_NS = {"cycles": None, "ns": 1, "us": 1000}     # unit suffix -> ns per unit
 
 
 def _frozen(value):
@@ -448,8 +449,6 @@ def _check_bounds(raw: dict, source: str) -> None:
                 f"it must be at least {MIN_VCPU_RUN_US} us, or the run never ends: raise "
                 f"preempt_us to {-(-MIN_VCPU_RUN_US * percent // (100 - percent))} or more")
 
-
-_TO_NS = {"cycles": None, "ns": 1, "us": 1000}
 
 
 def _builtin_files() -> dict:
