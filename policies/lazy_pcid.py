@@ -12,9 +12,11 @@ building e.g. perf"; seed 001: "nothing stops the problematic speculative
 load").
 
 Relative to the Policy defaults: lazy_cpumask="clear", flush_lazy_cpus="never",
-flush_local="before_remote" (concurrent flushing came in v5.10), pv_flush=False
-(KVM's PV flush came in v4.16). The same series stopped calling leave_mm() from
-idle ("x86/mm: Stop calling leave_mm() in idle code"): idle_leave_mm="never".
+flush_local="before_remote" (concurrent flushing came in v5.13),
+pv_flush=False (KVM's PV flush came with 858a43aae236, Dec 2017),
+read_mm_tlb_gen="always" (before aa44284960d5, v6.0), pti=False (PTI came in
+v4.15). The same series stopped calling leave_mm() from idle (43858b4f25cf,
+"x86/mm: Stop calling leave_mm() in idle code"): idle_leave_mm="never".
 
 Kernel functions: enter_lazy_tlb, switch_mm_irqs_off (the lazy re-entry path),
 flush_tlb_mm_range, flush_tlb_func_common.
@@ -38,6 +40,10 @@ class LazyPcid(Policy):
     flush_ceiling = 33
     switch_mm_barrier = "implicit"
     read_mm_tlb_gen = "always"
+    init_mm_asid = "dynamic"
+    pti = False
+    lazy_mm_scan = "mm_cpumask"
+    lazy_mm_release = "handoff"
     # the historic bug: reported as expected (like xfail) and must keep
     # appearing, or the oracle has lost its teeth (DESIGN §5)
     known_violations = frozenset({"freed_table_walk"})

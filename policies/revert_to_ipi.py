@@ -2,10 +2,11 @@
 
 Lutomirski, Sep 8 2017: "Revert this behavior change: continue sending IPIs
 to lazy CPUs. The problem is that this will totally wipe out the performance
-gain". What landed in v4.14 ("x86/mm: Flush more aggressively in lazy TLB
-mode", b956575bed91) is this shape: lazy CPUs stay in mm_cpumask, every flush
-IPIs them, and flush_tlb_func_common() on a lazy CPU switches it to init_mm
-("we need to at least flush our paging-structure cache").
+gain". What v4.14 shipped (b956575bed91, "x86/mm: Flush more aggressively in
+lazy TLB mode") is this shape only on parts without PCID (see v4_14): lazy
+CPUs stay in mm_cpumask, every flush IPIs them, and flush_tlb_func_common() on
+a lazy CPU switches it to init_mm ("we need to at least flush our
+paging-structure cache"). This policy applies it everywhere.
 
 Relative to lazy_pcid: lazy_cpumask="keep", flush_lazy_cpus="always".
 Kernel functions: flush_tlb_mm_range, flush_tlb_func_common, switch_mm_irqs_off.

@@ -22,11 +22,11 @@ import pytest
 from . import api, policies, profiles
 from .engine import abi, native
 from .errors import TlbperfError
-from .fixture import (DEFAULT_METRICS, ModeledMachine, TlbperfFixture, runner_from_spec,
-                      runner_spec)
+from .fixture import (DEFAULT_METRICS, HOST_POLICY, HOST_PROFILE, HostFixture, HostMachine,
+                      ModeledMachine, TlbperfFixture, runner_from_spec, runner_spec)
 from .metrics import METRICS
 from .session import Session
-from .storage import Storage, StorageError, comparability, git_commit
+from .storage import Storage, StorageError, comparability, git_commit, git_sha
 from .userio import check_output, printable, printable_lines
 
 # The reports (numpy, scipy, jinja2) are imported when a --tlbperf session
@@ -35,7 +35,9 @@ from .userio import check_output, printable, printable_lines
 
 DEFAULTS = {"baseline": "mainline", "profiles": ["skylake-2s"], "rounds": 5,
             "max_rounds": 20, "engine": "auto", "storage": ".tlbperf",
-            "fail_on": "violation"}
+            "fail_on": "violation", "backend": "model", "host_window": 1000,
+            "host_warmup": 1000}
+BACKENDS = ("model", "host")
 FORMATS = ("pytest-benchmark", "pyperf")          # reports.export.FORMATS
 # what fails the run, each level including the ones after it: 'regression'
 # fails on a significant regression *and* on any violation that fails under
@@ -72,8 +74,11 @@ def pytest_addoption(parser):
         "when no NAME is given)", nargs="?", const="", metavar="NAME")
     add("--tlbperf-autosave", "tlbperf_autosave", "save every run, named after the commit",
         ini_type="bool", action="store_true", default=None)
-    add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name or "
-        "commit prefix (default: the latest)", nargs="?", const="latest", metavar="RUN")
+    add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name, "
+        "commit prefix, or a git name of its commit (main or another branch: its merge-base "
+        "with HEAD; HEAD~1; a tag) (default: the latest); each cell runs the saved cell's "
+        "seeds, so the comparison is paired where the programs match", nargs="?",
+        const="latest", metavar="RUN")
     add("--tlbperf-fail-on", "tlbperf_fail_on", "what fails the run: 'violation' (default: "
         "a violation the policy does not declare, or a declared one that is lost), "
         "'regression' (a significant regression beyond the threshold, and every violation "
@@ -97,6 +102,16 @@ def pytest_addoption(parser):
         "pytest-benchmark=PATH (read by 'pytest-benchmark compare') or pyperf=PATH (read "
         "by 'python -m pyperf compare_to'); repeatable", ini_type="linelist",
         action="append", metavar="FORMAT=PATH")
+    add("--tlbperf-backend", "tlbperf_backend", "what the suites run on: 'model' (the "
+        "modeled machine, default) or 'host' (the running kernel: the workloads with a "
+        "host form, one sample per measured window)", choices=BACKENDS)
+    add("--tlbperf-host-cpus", "tlbperf_host_cpus", "host backend: the CPUs runs may use, "
+        "as a cpulist such as 0-3,8 (default: every online CPU this process may run on)",
+        metavar="LIST")
+    add("--tlbperf-host-window", "tlbperf_host_window", "host backend: one window in ms, "
+        "one sample (default: 1000, as will-it-scale; 1..10000)", metavar="MS")
+    add("--tlbperf-host-warmup", "tlbperf_host_warmup", "host backend: warm-up before the "
+        "first window in ms (default: 1000; 0..60000)", metavar="MS")
 
 
 def _get(config, name, default=None):
@@ -200,6 +215,9 @@ class TlbperfPlugin:
             if self.enabled else DEFAULTS["max_rounds"]
         self.threshold_specs = _get(config, "tlbperf_threshold") or []
         self.is_worker = hasattr(config, "workerinput")
+        self.backend = _get(config, "tlbperf_backend", DEFAULTS["backend"])
+        self.host_machine = None
+        self.host_notes = []
         self.reference = None
         self.storage_errors = []
         self.report = None
@@ -213,7 +231,13 @@ class TlbperfPlugin:
         self.thresholds = None
         if self.enabled:
             self._validate()
-        self.session = Session(self.baseline, self.options())
+            if self.backend not in BACKENDS:
+                raise pytest.UsageError(f"--tlbperf-backend: {self.backend!r} is not one of "
+                                        f"{', '.join(BACKENDS)}")
+            if self.backend == "host":
+                self._validate_host()
+        self.session = Session(HOST_POLICY if self.host_machine else self.baseline,
+                               self.options())
 
     def options(self) -> dict:
         args = list(self.config.invocation_params.args)
@@ -223,7 +247,9 @@ class TlbperfPlugin:
                 "fail_on": self.fail_on,
                 "thresholds": self.thresholds.to_dict() if self.thresholds else None,
                 "command": ["pytest"] + [str(a) for a in args],
-                "invocation_dir": str(self.config.invocation_params.dir)}
+                "invocation_dir": str(self.config.invocation_params.dir),
+                "backend": self.backend,
+                "host": self.host_machine.config.to_dict() if self.host_machine else None}
 
     def _validate(self):
         """Bad names fail before anything runs, with the offending name."""
@@ -244,9 +270,11 @@ class TlbperfPlugin:
                                         f"with FORMAT one of {', '.join(FORMATS)}")
         self._validate_outputs()
         self._validate_policies()
-        if self.compare and not self.is_worker:
+        if self.compare:
+            # workers load it too: each cell runs the saved cell's seeds
             try:
-                run = self.storage.find(self.compare, on_error=self.storage_errors.append)
+                run = self.storage.find(self.compare, on_error=self.storage_errors.append,
+                                        cwd=self.root)
             except StorageError as exc:
                 skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors
                                   if err is not exc)
@@ -294,6 +322,47 @@ class TlbperfPlugin:
                                     "in this installation (no C compiler when it was "
                                     "installed?); use --tlbperf-engine python or auto")
 
+    def seeds_for(self, key, rounds) -> list:
+        """The seeds cell `key` = (test, profile, policy) runs: the saved
+        run's seeds of the same cell under --tlbperf-compare (so the two
+        can be paired seed by seed), else 0 .. rounds - 1."""
+        if self.reference is not None:
+            for cell in self.reference["cells"]:
+                if (cell["test"], cell["profile"], cell["policy"]) == key:
+                    seeds = sorted({s["seed"] for s in cell["seeds"]
+                                    if isinstance(s.get("seed"), int) and s["seed"] >= 0})
+                    if seeds:
+                        return seeds
+        return list(range(rounds))
+
+    def _validate_host(self):
+        """--tlbperf-backend=host: the runner exists, the CPUs and windows
+        make sense, and nothing else runs the workloads at the same time."""
+        from . import host
+        reason = host.unavailable()
+        if reason:
+            raise pytest.UsageError(f"--tlbperf-backend=host: {reason}")
+        if self.is_worker or getattr(self.config.option, "numprocesses", None):
+            raise pytest.UsageError("--tlbperf-backend=host measures this machine: run it "
+                                    "without pytest-xdist's -n, or the workers' runs would "
+                                    "measure each other")
+        try:
+            config = host.HostConfig(
+                cpus=_get(self.config, "tlbperf_host_cpus"),
+                window_ms=_get(self.config, "tlbperf_host_window", DEFAULTS["host_window"]),
+                warmup_ms=_get(self.config, "tlbperf_host_warmup", DEFAULTS["host_warmup"]))
+        except TlbperfError as exc:
+            raise pytest.UsageError(f"--tlbperf-backend=host: {exc}") from None
+        lo, hi = host.runner.BOUNDS["windows"]
+        if self.rounds_override is not None and not lo <= self.rounds_override <= hi:
+            raise pytest.UsageError(f"--tlbperf-rounds: with the host backend a round is a "
+                                    f"window, {lo}..{hi} per test, not {self.rounds_override}")
+        self.host_machine = HostMachine(config, host.machine_identity())
+        if self.candidates or self.profiles:
+            self.host_notes.append("--tlbperf-policy and --tlbperf-profile choose modeled "
+                                   "machines; the host backend measures the running kernel "
+                                   "on this machine, so they were not used")
+
     # -- collection ----------------------------------------------------------
     def policy_list(self) -> list:
         candidates = self.candidates or [p for p in policies.names() if p != self.baseline]
@@ -302,6 +371,9 @@ class TlbperfPlugin:
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc):
         if "tlbperf_cell" not in metafunc.fixturenames:
+            return
+        if self.host_machine is not None:
+            metafunc.parametrize("tlbperf_cell", [(HOST_PROFILE, HOST_POLICY)], ids=["host"])
             return
         marker = metafunc.definition.get_closest_marker("tlbperf")
         if marker is not None and self.enabled:
@@ -413,7 +485,7 @@ class TlbperfPlugin:
         self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
         self.session.options["adaptive_rounds"] = self.adaptive_log
         commit, dirty = git_commit(self.root)
-        run = self.session.to_run(commit, dirty)
+        run = self._with_host(self.session.to_run(commit, dirty, git_sha(self.root)))
         self.report = Report(run, [self.reference] if self.reference else [], findings,
                              self.thresholds, adaptive_log=self.adaptive_log)
         self._write(run)        # the reports first: a failed save must not lose them
@@ -477,7 +549,8 @@ class TlbperfPlugin:
             outputs.append((self.json_path, lambda fh: json.dump(run, fh, indent=1,
                                                                  sort_keys=True)))
         if self.text_path:
-            outputs.append((self.text_path, lambda fh: fh.write(text.render(self.report))))
+            outputs.append((self.text_path, lambda fh: fh.write(
+                text.render(self.report) + self._host_text(run))))
         if self.html_path:
             outputs.append((self.html_path, lambda fh: fh.write(html.render(self.report))))
         for item in self.exports:
@@ -505,6 +578,20 @@ class TlbperfPlugin:
         except Exception:       # noqa: BLE001 - another pytest: leave it as it is
             pass
 
+    def _with_host(self, run) -> dict:
+        """A host run says so, and carries the kernel's identity, how it
+        measured and where each counter came from (or why it is missing)."""
+        if self.host_machine is None:
+            return run
+        m = self.host_machine
+        return dict(run, backend="host", host={
+            "identity": m.identity, "settings": m.config.to_dict(), "counters": m.counters})
+
+    def _host_text(self, run) -> str:
+        from .host import report as host_report
+        lines = host_report.text(run, [self.reference] if self.reference else [])
+        return "\n".join([""] + lines) + "\n" if lines else ""
+
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter):
         if self.enabled and not self.is_worker and self.interrupted:
@@ -519,6 +606,17 @@ class TlbperfPlugin:
         tr.section("tlbperf", sep="=")
         for line in text.render(report, violations=False, command=False).splitlines():
             tr.write_line(printable(line)[:WIDTH])
+        from .host import report as host_report
+        if self.host_machine is not None:
+            host_lines = host_report.text(report.run, [self.reference] if self.reference
+                                          else [])
+        else:       # a model run compared with a host run: say that nothing matches
+            host_lines = host_report.comparison(report.run, self.reference) \
+                if self.reference else []
+        for line in host_lines:
+            tr.write_line(printable(line)[:WIDTH], yellow=line.startswith("warning"))
+        for note in self.host_notes:
+            tr.write_line(f"tlbperf: note: {note}", yellow=True)
         if self.reference is not None:
             for warning in comparability(self.session.to_run("", False), self.reference):
                 tr.write_line(f"tlbperf: warning: {warning}", yellow=True)
@@ -590,6 +688,8 @@ def tlb_machine(tlbperf_cell, request):
     """The modeled machine of this cell: `.run(workload, seed)`, `.knobs`,
     `.profile`, `.policy`."""
     plugin = request.config._tlbperf
+    if plugin.host_machine is not None:
+        return plugin.host_machine
     profile, policy = tlbperf_cell
     try:
         return ModeledMachine(profile, policy, plugin.engine)
@@ -610,7 +710,10 @@ def tlbperf(tlb_machine, request):
               if k != "tlbperf_cell"} if hasattr(request.node, "callspec") else {}
     test = printable(request.node.originalname + (
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else ""))
-    return TlbperfFixture(tlb_machine, test, range(rounds), metrics,
+    if plugin.host_machine is not None:
+        return HostFixture(tlb_machine, test, rounds, metrics, plugin.session)
+    seeds = plugin.seeds_for((test, tlb_machine.profile.name, tlb_machine.policy_name), rounds)
+    return TlbperfFixture(tlb_machine, test, seeds, metrics,
                           kwargs.get("shows", ()), plugin.session, plugin.fail_on)
 
 

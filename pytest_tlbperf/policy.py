@@ -32,7 +32,8 @@ KNOB_DOCS = {
     "flush_local": "'before_remote': flush locally, then IPI; 'concurrent': flush locally "
                    "while the IPIs are in flight",
     "flush_wait": "'done': wait until targets flushed; 'ack': continue once targets copied "
-                  "the request (forced to 'done' when page tables are freed)",
+                  "the request, which travels inline in the csd (forced to 'done' when page "
+                  "tables are freed)",
     "lazy_mm_ref": "how a lazy CPU keeps its borrowed mm alive: 'refcount' (mmgrab/mmdrop), "
                    "'hazard_pointer', 'shootdown', or 'none' (unsafe)",
     "pv_flush": "use the KVM paravirtual TLB flush where the profile offers it",
@@ -44,6 +45,17 @@ KNOB_DOCS = {
     "read_mm_tlb_gen": "when flush_tlb_func() reads the contended mm->context.tlb_gen: 'always' "
                        "(before v6.0), 'when_needed' (aa44284960d5, v6.0: only when this CPU is "
                        "behind the flush it was sent)",
+    "init_mm_asid": "'dynamic': init_mm competes for the 6 dynamic ASIDs like any mm (what "
+                    "shipped); 'dedicated': init_mm has its own hardware ASID (seed 001's "
+                    "proposal)",
+    "pti": "page-table isolation: True, False, or 'auto' (on where the profile is "
+           "Meltdown-affected, as the kernel's default; False is nopti)",
+    "lazy_mm_scan": "which CPUs a non-refcounting teardown (hazard pointers, shootdown) looks "
+                    "at: 'mm_cpumask' or 'all_cpus' (every possible CPU)",
+    "lazy_mm_release": "what a hazard-pointer teardown does with a CPU still holding the mm: "
+                       "'handoff' (2021: give it an mm_count reference to drop at its next "
+                       "switch; no IPI) or 'sync_ipi' (2024 RFC: synchronous calls that switch "
+                       "it away)",
 }
 
 KNOB_NAMES = tuple(KNOB_DOCS)
@@ -56,7 +68,7 @@ def _check_knob(owner: str, name: str, value) -> None:
                               f">= {abi.INT_KNOBS[name]}")
         return
     allowed = abi.KNOB_VALUES[name]
-    if value not in allowed or type(value) is not type(allowed[0]):
+    if not any(type(value) is type(a) and value == a for a in allowed):
         choices = ", ".join(repr(v) for v in allowed)
         raise PolicyError(f"{owner}: knob {name}={value!r} is not one of {choices}")
 
@@ -117,10 +129,14 @@ class Policy:
     flush_wait = "done"
     lazy_mm_ref = "refcount"
     pv_flush = True
-    idle_leave_mm = "never"
+    idle_leave_mm = "tlb_flushed_states"
     flush_ceiling = 33
     switch_mm_barrier = "implicit"
     read_mm_tlb_gen = "when_needed"
+    init_mm_asid = "dynamic"
+    pti = "auto"
+    lazy_mm_scan = "mm_cpumask"
+    lazy_mm_release = "handoff"
 
     #: violation kinds this policy is known to cause (a historic patch with a
     #: known bug declares it, like xfail; DESIGN §5)

@@ -4,12 +4,13 @@
 The ASan run keeps leak detection off, because CPython itself does not free
 everything at exit. This script covers leaks: it drives the native engine
 through its paths -- every workload, violations with traces, hung CPUs whose
-cross-calls stay in flight, vCPU preemption, membarrier, and every kind of
-bad input, which fails after different amounts of set-up -- in a child
-process under valgrind with the system allocator (PYTHONMALLOC=malloc: then
-CPython has no definitely lost blocks of its own). It fails if valgrind
-reports any definitely or indirectly lost block, or any error whose stack
-goes through _native.
+cross-calls stay in flight, vCPU preemption, membarrier, a run stopped by a
+signal (Ctrl-C), and every kind of bad input, which fails after different
+amounts of set-up -- in a child process under valgrind with the system
+allocator (PYTHONMALLOC=malloc: then CPython has no definitely lost blocks of
+its own). It fails if valgrind reports any definitely or indirectly lost
+block, or any error whose stack goes through _native (the sources in
+engine/_native/, or the built module).
 
     python tests/native_memcheck.py          # run under valgrind, check
     python tests/native_memcheck.py --child  # the scenarios alone
@@ -17,6 +18,7 @@ goes through _native.
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ import tempfile
 
 def scenarios():
     import pytest_tlbperf as tp
-    from native_scenarios import hang_chain
+    from native_scenarios import hang_chain, membarrier_storm
     from pytest_tlbperf.engine import abi, native
     from pytest_tlbperf.engine import _native
 
@@ -50,6 +52,28 @@ def scenarios():
         prof = tp.profiles.get(profile)
         pol = tp.policies.get(policy) if isinstance(policy, str) else policy
         native.run(prof, pol().knobs(prof), work.compile(prof, 1), 1)
+
+    # A signal handler that raises stops the run in the middle of the loop
+    # (native.run polls for signals); it would take minutes under valgrind.
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop
+
+    prof = tp.profiles.get("skylake-2s")
+    storm = W.custom("membarrier_storm", membarrier_storm, rounds=20_000).compile(prof, 0)
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        native.run(prof, tp.Policy().knobs(prof), storm, 0)
+    except Stop:
+        pass
+    else:
+        raise AssertionError("the run was not stopped by the signal")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
     prof = tp.profiles.get("haswell-4c")
     p, cstates, virt = native.flatten_profile(prof)
@@ -80,8 +104,11 @@ def main():
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "valgrind.log")
+        # --fullpath-after= names a frame's source by its whole path, so the
+        # engine's frames say engine/_native/tlb.c, not just tlb.c
         cmd = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
-               "--num-callers=40", f"--log-file={log}", sys.executable, __file__, "--child"]
+               "--num-callers=40", "--fullpath-after=", f"--log-file={log}", sys.executable,
+               __file__, "--child"]
         child = subprocess.run(cmd, env={**os.environ, "PYTHONMALLOC": "malloc"})
         with open(log) as f:
             text = f.read()

@@ -12,3 +12,21 @@ def hang_chain(b, profile):
     b.kthread(1, start_us=6).compute_us(2000)
     other = b.mm(512)
     b.task(other, 2, start_us=100).access(0).compute_us(100).exit()
+
+
+def membarrier_storm(b, profile, rounds):
+    """Every CPU but 0 runs a thread of one mm for 100 s; the thread on CPU 0
+    calls membarrier() `rounds` times, each an IPI to every other CPU: a long
+    run (about 2 events per CPU per round) from a short program."""
+    mm = b.mm(64)
+    for cpu in range(1, profile.cpus):
+        b.task(mm, cpu).access(cpu % 64).compute_us(10**8)
+    storm = b.task(mm, 0)
+    for _ in range(rounds):
+        storm.membarrier()
+
+
+def big_machine(profile):
+    """`profile` grown to 1024 CPUs on 16 sockets, as tests/bench does."""
+    return profile.with_changes(name=f"{profile.name}-1024",
+                                topology={"cpus": 1024, "sockets": 16, "smt": 2})

@@ -33,7 +33,8 @@ def kinds(workload, profile, policy):
 def test_every_patch_has_a_policy():
     assert set(POLICIES) >= {"lazy_pcid", "revert_to_ipi", "drop_lazy", "amd_only",
                              "hazard_lazymm", "shootdown_lazymm", "mainline_v4_20",
-                             "concurrent_flush", "async_flush", "mainline"}
+                             "concurrent_flush", "async_flush", "mainline", "v4_14",
+                             "hazptr_lazymm"}
     for name in POLICIES:
         cls = tp.policies.get(name)
         module = __import__(cls.__module__, fromlist=["_"])
@@ -78,41 +79,76 @@ def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():
         return (med("context_switch", "skylake-2s", policy, "cr3_writes")
                 / med("context_switch", "skylake-2s", policy, "ops_per_sec"))
     ours = per_round("drop_lazy")
-    assert all(ours > 2 * per_round(p) for p in POLICIES if p != "drop_lazy")
+    sky = tp.profiles.get("skylake-2s")
+    lazy = [p for p in POLICIES if tp.policies.get(p)().knobs(sky).lazy_tlb == "stay"]
+    assert lazy and all(ours > 2 * per_round(p) for p in lazy)
     assert all(r.metrics["ipis_to_lazy"] == 0
                for r in runs("context_switch", "skylake-2s", "drop_lazy"))
 
 
-def test_hazard_lazymm_has_the_lowest_contention_and_no_use_after_free():
-    """Seed 003. shootdown_lazymm, the other scheme that leaves mm_count
-    alone, ties with it (within 5%: a hazard pointer is a per-CPU line of
-    its own); every refcounting policy is an order of magnitude above."""
-    ours = med("context_switch", "skylake-2s", "hazard_lazymm", "atomic_contention_ns")
-    others = {p: med("context_switch", "skylake-2s", p, "atomic_contention_ns")
-              for p in POLICIES if p != "hazard_lazymm"}
-    assert ours <= 1.05 * min(others.values())
+def test_hazard_schemes_remove_mm_count_contention():
+    """Seed 003. The schemes that leave mm_count alone (hazard_lazymm,
+    hazptr_lazymm, shootdown_lazymm) contend several times less than every
+    refcounting policy on a 112-CPU context_switch, and do more rounds."""
+    sky = tp.profiles.get("skylake-2s")
+    ours = {p: med("context_switch", "skylake-2s", p, "atomic_contention_ns")
+            for p in ("hazard_lazymm", "hazptr_lazymm", "shootdown_lazymm")}
     for p in POLICIES:
-        if tp.policies.get(p).lazy_mm_ref == "refcount":
-            assert ours * 10 < others[p], p
-    for workload in ("context_switch", "exit_storm"):
-        assert kinds(workload, "skylake-2s", "hazard_lazymm") == set()
+        if tp.policies.get(p)().knobs(sky).lazy_mm_ref == "refcount":
+            theirs = med("context_switch", "skylake-2s", p, "atomic_contention_ns")
+            assert all(v * 5 < theirs for v in ours.values()), p
+            assert (med("context_switch", "skylake-2s", "hazard_lazymm", "ops_per_sec")
+                    > med("context_switch", "skylake-2s", p, "ops_per_sec")), p
 
 
-def test_shootdown_lazymm_sends_ipis_at_mm_teardown():
-    ours = med("exit_storm", "skylake-2s", "shootdown_lazymm", "ipis")
-    assert ours > 10 * med("exit_storm", "skylake-2s", "mainline", "ipis")
-    assert kinds("exit_storm", "skylake-2s", "shootdown_lazymm") == set()
+def test_teardown_ipis_follow_each_scheme():
+    """At the last mmdrop: Lutomirski's 2021 hazard pointers hand references
+    over without an IPI; Desnoyers' 2024 RFC makes synchronous calls to every
+    CPU whose slot still holds the mm (it scans all CPUs); Piggin's shootdown
+    IPIs mm_cpumask -- which on x86 the exit flush has mostly emptied."""
+    base = med("exit_storm", "skylake-2s", "mainline", "ipis")
+    assert med("exit_storm", "skylake-2s", "hazard_lazymm", "ipis") == base
+    assert med("exit_storm", "skylake-2s", "hazptr_lazymm", "ipis") > 2 * base
+    assert med("exit_storm", "skylake-2s", "shootdown_lazymm", "ipis") <= base + 16
+
+
+@pytest.mark.parametrize("workload, profile", [("idle_server", "laptop-8c"),
+                                               ("vm_overcommit", "kvm-guest-16")])
+def test_revert_to_ipi_has_the_worst_flush_latency(workload, profile):
+    """Seed 001: deep C-states and idle/preempted vCPUs make IPI service
+    time "go through the roof"."""
+    for metric in ("flush_latency_ns_p50", "flush_latency_ns_p99"):
+        ours = med(workload, profile, "revert_to_ipi", metric)
+        assert all(ours > med(workload, profile, p, metric)
+                   for p in POLICIES if p != "revert_to_ipi")
+
+
+def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():
+    """Per round: context_switch is a throughput workload, so a faster
+    policy does more rounds -- and more switches -- in the same window."""
+    def per_round(policy):
+        return (med("context_switch", "skylake-2s", policy, "cr3_writes")
+                / med("context_switch", "skylake-2s", policy, "ops_per_sec"))
+    ours = per_round("drop_lazy")
+    sky = tp.profiles.get("skylake-2s")
+    lazy = [p for p in POLICIES if tp.policies.get(p)().knobs(sky).lazy_tlb == "stay"]
+    assert lazy and all(ours > 2 * per_round(p) for p in lazy)
+    assert all(r.metrics["ipis_to_lazy"] == 0
+               for r in runs("context_switch", "skylake-2s", "drop_lazy"))
 
 
 @pytest.mark.parametrize("workload, profile", [
     ("kernel_build", "zen1-epyc"), ("kernel_build", "skylake-2s"),
     ("idle_server", "laptop-8c"), ("vm_overcommit", "kvm-guest-16"),
     ("context_switch", "skylake-2s"), ("exit_storm", "skylake-2s")])
-def test_only_lazy_pcid_and_amd_only_break(workload, profile):
-    """Every other built-in policy, mainline included, is clean wherever
-    the matrix runs it (mainline on every workload x profile: test_workloads)."""
+def test_violations_are_only_the_declared_ones(workload, profile):
+    """Every built-in policy shows no violation but those it declares for the
+    profile (mainline none: test_workloads runs it everywhere). Declared:
+    lazy_pcid's freed-table walk (the 2017 hang), and the x86 holes of the
+    hazard-pointer (2021) and shootdown schemes, whose scans of mm_cpumask
+    miss lazy CPUs a flush or leave_mm() moved to init_mm."""
+    prof = tp.profiles.get(profile)
     for p in POLICIES:
-        if p in ("lazy_pcid", "amd_only"):
-            continue
-        assert kinds(workload, profile, p) == set(), p
+        expected = tp.policies.get(p)().expected_violations(prof)
+        assert {kind for kind, _ in kinds(workload, profile, p)} <= expected, p
 

@@ -7,10 +7,13 @@ selection, bad input from Python, and memory that does not grow.
 Set TLBPERF_REQUIRE_NATIVE=1 (tox does) to fail instead of skip when the
 extension was not built."""
 
+import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import pytest
@@ -151,6 +154,33 @@ def test_without_the_extension_auto_warns_once_and_native_is_unavailable(monkeyp
     with pytest.raises(tp.EngineUnavailable, match="not built"):
         native.run(tp.profiles.get("haswell-4c"), tp.Policy().knobs(
             tp.profiles.get("haswell-4c")), work.compile(tp.profiles.get("haswell-4c"), 0), 0)
+
+
+def test_the_c_sources_folder_is_not_taken_for_an_unbuilt_extension(tmp_path):
+    # Where the extension was never built, in a source tree or an editable
+    # install, `import _native` finds the folder engine/_native/ (the C
+    # sources) as a namespace package. A child process imports the package
+    # under test as if no extension module existed.
+    code = textwrap.dedent("""
+        import sys, importlib.machinery as m
+
+        class Unbuilt:
+            def find_spec(self, name, path, target=None):
+                if name == "pytest_tlbperf.engine._native":
+                    finder = m.FileFinder(path[0], (m.SourceFileLoader, [".py"]))
+                    spec = finder.find_spec(name)
+                    if spec is None:        # an installed package: no sources folder
+                        raise ModuleNotFoundError(name)
+                    return spec
+
+        sys.meta_path.insert(0, Unbuilt())
+        from pytest_tlbperf.engine import native
+        print(native.available())
+    """)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["False"]
 
 
 # --- bad input from Python: TypeError / ValueError, never a crash -------------
@@ -309,3 +339,107 @@ def test_out_of_memory_is_a_memory_error_and_frees_what_it_allocated(tmp_path):
     *errors, growth = out.stdout.split()
     assert errors == ["MemoryError"] * 20
     assert int(growth) < 16 << 20
+
+
+# --- Ctrl-C: the loop runs without the GIL, and still stops (issue 17) --------
+
+# A program of a few minutes on the native engine: 400,000 membarrier() calls,
+# each an IPI to 1023 CPUs. Imports native_scenarios from this folder; run
+# outside the source tree, so the installed package is imported.
+LONG_RUN = textwrap.dedent(f"""
+    import sys
+    sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+    import pytest_tlbperf as tp
+    from pytest_tlbperf.engine import native
+    from native_scenarios import big_machine, membarrier_storm
+
+    prof = big_machine(tp.profiles.get("skylake-2s"))
+    knobs = tp.Policy().knobs(prof)
+    work = tp.workloads.custom("membarrier_storm", membarrier_storm, rounds=400_000)
+    program = work.compile(prof, 0)
+""")
+
+
+def test_ctrl_c_stops_a_native_run(tmp_path):
+    """SIGINT in the middle of a run that would take minutes: run() stops
+    with KeyboardInterrupt, and the uncaught exception ends the process as
+    Ctrl-C ends any Python program (by SIGINT)."""
+    script = LONG_RUN + textwrap.dedent("""
+        print("running", flush=True)
+        native.run(prof, knobs, program, 0)
+        print("finished", flush=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        started = child.stdout.readline()
+        if started == "running\n":
+            time.sleep(0.5)
+            child.send_signal(signal.SIGINT)
+        # only a safety net: a run that ignores SIGINT goes on for minutes
+        out, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the native run ignored SIGINT: still running 60 s later")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert started == "running\n", err
+    assert "finished" not in out
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert child.returncode == -signal.SIGINT
+
+
+def test_runs_on_other_threads_are_the_same_runs():
+    """run() lets go of the GIL so that runs can go in parallel on threads;
+    only the main thread's runs take it back to handle signals."""
+    prof = tp.profiles.get("skylake-2s")
+    knobs = tp.policies.get("mainline")().knobs(prof)
+    # about 12,000 events: a dozen polls
+    program = tp.workloads.madvise_dontneed(threads=8, iterations=300).compile(prof, 1)
+    expected = native.run(prof, knobs, program, 1)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: native.run(prof, knobs, program, 1), range(4)))
+    assert runs == [expected] * 4
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm") or UNDER_ASAN,
+                    reason="needs /proc; AddressSanitizer's quarantine keeps freed memory")
+def test_a_run_stopped_by_a_signal_frees_what_it_allocated(tmp_path):
+    """A signal handler that raises stops the run with its exception, and
+    the stopped run frees its machine (about 40 MB at 1024 CPUs): thirty of
+    them do not grow the process."""
+    script = LONG_RUN + textwrap.dedent("""
+        import os, signal
+        from pytest_tlbperf.engine import _native
+
+        class Stop(Exception):
+            pass
+
+        def stop(signum, frame):
+            raise Stop
+
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+        args = (*native.flatten_profile(prof), native.flatten_knobs(knobs),
+                *native.flatten_program(program), 0)
+        signal.signal(signal.SIGALRM, stop)
+        for i in range(35):
+            if i == 5:
+                before = rss()
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            try:
+                _native.run(*args)
+            except Stop:
+                print("Stop")
+        print(rss() - before)
+    """)
+    # the timeout is only a safety net: without the poll, each run takes minutes
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    *stops, growth = out.stdout.split()
+    assert stops == ["Stop"] * 35
+    assert int(growth) < 16 << 20, f"RSS grew by {growth} bytes over 30 stopped runs"

@@ -11,7 +11,8 @@ from pytest_tlbperf.policy import KNOB_NAMES
 def test_every_design_knob_exists_with_mainline_defaults():
     assert set(KNOB_NAMES) == {"lazy_tlb", "lazy_cpumask", "flush_lazy_cpus", "flush_local",
                                "flush_wait", "lazy_mm_ref", "pv_flush", "idle_leave_mm",
-                               "flush_ceiling", "switch_mm_barrier", "read_mm_tlb_gen"}
+                               "flush_ceiling", "switch_mm_barrier", "read_mm_tlb_gen",
+                               "init_mm_asid", "pti", "lazy_mm_scan", "lazy_mm_release"}
     knobs = tp.Policy().knobs(tp.profiles.get("skylake-2s"))
     assert knobs.flush_lazy_cpus == "freed_tables" and knobs.flush_ceiling == 33
     assert knobs.read_mm_tlb_gen == "when_needed"

@@ -4,7 +4,7 @@ model version.
 """
 
 # --- workload ops: every op is four ints (code, a, b, c) -------------------
-OP_ACCESS = 1      # a=first page, b=npages, c=write: touch pages (TLB, walk, fault)
+OP_ACCESS = 1      # a=first page, b=npages, c=flags (1 write, 2 file-backed): touch pages
 OP_COMPUTE = 2     # a=cycles of user work
 OP_MADVISE = 3     # a=first page, b=npages: madvise(MADV_DONTNEED), zap + flush
 OP_MUNMAP = 4      # a=first page, b=npages, c=free page tables of whole 2M regions
@@ -35,16 +35,21 @@ EV_CALL_DONE = 4   # the initiator of a cross-call has every ack it waits for
 EV_SPEC_WALK = 5   # a speculative walk through one paging-structure cache entry
 EV_WATCHDOG = 6    # an initiator has waited `watchdog` for its cross-call
 EV_WINDOW = 7      # the measured window opens: counters are taken from here on
+EV_CSD = 8         # an IPI handler on a CPU runs the next request it took from its queue
 
 # --- cross-call kinds ---------------------------------------------------------
 CALL_FLUSH = 1       # flush_tlb_func
 CALL_UNLAZY = 2      # switch a lazy CPU off a dying mm (shootdown / hazard pointer)
 CALL_MEMBARRIER = 3  # ipi_mb
+CALL_CHECK = 4       # do_check_lazy_tlb: the hazptr RFC's second, checking call
+CALL_SYNC = 5        # tlb_remove_table_smp_sync: an empty call every CPU must take
 
 # what the initiator does when its cross-call completes
 CONT_STEP = 1        # go on with the next op
 CONT_EXIT_MMAP = 2   # exit_mmap's flush returned: free tables, mmdrop, finish exit
 CONT_EXIT_FREE = 3   # lazy users were shot down: free the mm, finish exit
+CONT_HAZPTR = 4      # hazptr teardown: retire the next CPU whose slot holds the mm
+CONT_TABLE_SYNC = 5  # tlb_remove_table_sync_one() returned: free the tables, go on
 
 # --- policy knobs as integers ------------------------------------------------
 KNOB_VALUES = {
@@ -58,6 +63,10 @@ KNOB_VALUES = {
     "idle_leave_mm": ("tlb_flushed_states", "never"),
     "switch_mm_barrier": ("implicit", "explicit"),
     "read_mm_tlb_gen": ("always", "when_needed"),
+    "init_mm_asid": ("dynamic", "dedicated"),
+    "pti": ("auto", True, False),
+    "lazy_mm_scan": ("mm_cpumask", "all_cpus"),
+    "lazy_mm_release": ("handoff", "sync_ipi"),
 }
 # integer knobs with their lower bound
 INT_KNOBS = {"flush_ceiling": 0}
@@ -71,6 +80,10 @@ REF_REFCOUNT, REF_HAZARD, REF_SHOOTDOWN, REF_NONE = 0, 1, 2, 3
 IDLE_LEAVE_FLUSHED, IDLE_LEAVE_NEVER = 0, 1
 BARRIER_IMPLICIT, BARRIER_EXPLICIT = 0, 1
 READ_GEN_ALWAYS, READ_GEN_WHEN_NEEDED = 0, 1
+INIT_ASID_DYNAMIC, INIT_ASID_DEDICATED = 0, 1
+PTI_AUTO, PTI_ON, PTI_OFF = 0, 1, 2
+SCAN_MM_CPUMASK, SCAN_ALL_CPUS = 0, 1
+RELEASE_HANDOFF, RELEASE_SYNC_IPI = 0, 1
 
 # --- violation kinds (contract names) ----------------------------------------
 V_STALE_TLB = 0

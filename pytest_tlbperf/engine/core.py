@@ -17,7 +17,9 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 
-from .abi import EV_CALL_DONE, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE, EV_WATCHDOG, EV_WINDOW
+from . import abi
+from .abi import (EV_CALL_DONE, EV_CSD, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE, EV_WATCHDOG,
+                  EV_WINDOW)
 from .prng import STREAM_MACHINE, Stream
 
 TLB_NR_DYN_ASIDS = 6           # arch/x86/include/asm/tlbflush.h
@@ -47,6 +49,13 @@ class Core:
         self.k_ceiling = k["flush_ceiling"]
         self.k_barrier = k["switch_mm_barrier"]
         self.k_read_gen = k["read_mm_tlb_gen"]
+        self.k_init_asid = k["init_mm_asid"]
+        self.k_scan = k["lazy_mm_scan"]
+        self.k_release = k["lazy_mm_release"]
+        # PTI: the knob, or on Meltdown-affected parts ('auto', the default)
+        self.pti = (k["pti"] == abi.PTI_ON
+                    or (k["pti"] == abi.PTI_AUTO and P.meltdown))
+        self.invpcid = P.invpcid
         self.virt = P.virt
         self.pv = bool(P.virt and P.virt["pv_tlb_flush"] and k["pv_flush"])
         self.hook = hook
@@ -60,17 +69,28 @@ class Core:
         self.c_walk, self.c_walk_psc = c["walk"], c["walk_psc"]
         self.c_fault, self.c_zap, self.c_pte = c["page_fault"], c["zap_pte"], c["pte_update"]
         self.c_invlpg, self.c_full_flush = c["invlpg"], c["full_flush"]
+        self.c_invpcid = c["invpcid"]
         self.c_cr3, self.c_ctxsw = c["cr3_write"], c["context_switch"]
         self.c_irq, self.c_flush_func, self.c_csd = (c["irq_entry"], c["flush_func"],
                                                      c["csd_ack"])
         self.c_ipi_send, self.c_atomic, self.c_mb = c["ipi_send"], c["atomic"], c["smp_mb"]
         self.c_wakeup, self.c_pipe = c["wakeup"], c["pipe"]
+        self.c_csd_setup = c["csd_setup"]
+        # PTI: every entry from user mode and every return to it switches CR3
+        # (SWITCH_TO_KERNEL_CR3 / SWITCH_TO_USER_CR3, NOFLUSH with PCID):
+        # syscalls, page faults and interrupts that land in user mode. Left out:
+        # without PCID those writes also drop the user TLB.
+        self.c_pti = 2 * self.c_cr3 if self.pti else 0
+        self.c_syscall += self.c_pti
+        self.c_fault += self.c_pti
+        self.c_fault_file = c["file_fault"] + self.c_pti
         # IPI delivery by distance level (dist(): core, LLC, socket, remote):
         # the APIC fabric does not care about L3 domains
         smt, socket, remote = (P.cycles_from_ns(ns) for ns in P.ipi_ns)
         self.ipi_lat = (smt, socket, socket, remote)
         self.ipi_jitter = P.ipi_jitter
         self.xfer = P.line_transfer
+        self.c_inval = P.invalidate_cycles
         self.rng = Stream(seed, STREAM_MACHINE)
         self.seed = seed
         self.program = program
@@ -80,6 +100,7 @@ class Core:
         self.n_cr3 = self.n_full_flushes = self.n_invlpg = self.n_tlb_misses = 0
         self.n_contention = self.n_idle_wakeups = self.n_ops = 0
         self.n_faults = self.n_spec_walks = self.n_switch_mb = self.n_resched_ipis = 0
+        self.n_icr_writes = self.n_invpcid = 0
         self.ipis_received = [0] * n
         self.flush_lat = []
 
@@ -137,6 +158,8 @@ class Core:
                 self.ev_spec_walk(cpu, a, b)
             elif ev == EV_WATCHDOG:
                 self.ev_watchdog(cpu, a)
+            elif ev == EV_CSD:
+                self.ev_csd(cpu)
             elif ev == EV_WINDOW:
                 self.snapshot = (self.counters(), list(self.ipis_received))
                 self.measuring = True
@@ -173,6 +196,7 @@ class Core:
             "idle_wakeups": self.n_idle_wakeups, "ops": self.n_ops,
             "page_faults": self.n_faults, "spec_walks": self.n_spec_walks,
             "switch_mm_barriers": self.n_switch_mb, "resched_ipis": self.n_resched_ipis,
+            "icr_writes": self.n_icr_writes, "invpcid": self.n_invpcid,
         }
 
     def raw_result(self):

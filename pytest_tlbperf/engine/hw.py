@@ -25,6 +25,10 @@ from .abi import EV_SPEC_WALK
 from .core import NR_HW_ASIDS, PAGES_PER_TABLE
 from .prng import STREAM_VCPU, Stream
 
+# misses a core keeps in flight (line-fill buffers: 10-12 on Intel client and
+# server cores, more on Zen); assumption, one value for every profile
+LOAD_PARALLELISM = 10
+
 
 class Hardware:
     """Cache lines, TLB, PSC, page walks, vCPU preemption; mixed into Machine."""
@@ -132,50 +136,82 @@ class Hardware:
 
     def atomic(self, c, line, t, op=None):
         """A LOCK-prefixed RMW (or, with op=0, a store) by CPU c at time t: it
-        needs the line exclusive, for a transfer plus `op` cycles.
+        needs the line exclusive, for a transfer plus `op` cycles."""
+        return self.book(c, line, t, self.c_atomic if op is None else op, True)
 
-        The line is a timeline of holds, one holder at a time. A kernel path
-        runs ahead of the clock (it books what it does at the times it gets
-        there), so holds are booked out of order: the request takes the first
-        gap at or after t that fits it, and waits behind a hold only when it
-        overlaps one.
+    def read_line(self, c, line, t):
+        """A plain load by c: free while c holds a copy at t; a miss brings
+        the line from the nearest copy and c shares it from then on."""
+        if (self.holders_at(line, t) >> c) & 1:
+            return t
+        return self.book(c, line, t, 0, False)
 
-        The transfer: on a line nobody else is using, every other copy is
-        invalidated and the farthest bounds the cost. Behind others, the
-        line comes from the *nearest* CPU that holds or waits for it when c
-        asks. That is the arbitration rule: coherence fabrics favour nearby
-        requesters, so a line contended by many moves mostly inside one core,
-        L3 or socket before it crosses (what cohort locks exploit), instead
-        of crossing on every hand-off as strict request order would make it.
-        """
-        op = self.c_atomic if op is None else op
+    def holders_at(self, line, t):
+        """Who has a copy at time t: the holders after the holds that are
+        over, then every booked hold that started by t, in order (a store
+        leaves only its CPU, a load adds its CPU)."""
         book = self.line_book[line]
         self.forget_holds(line, book)
+        state = self.line_holders[line]
+        for start, _, x, exclusive in book:
+            if start > t:
+                break
+            state = (1 << x) if exclusive else state | (1 << x)
+        return state
+
+    def book(self, c, line, t, op, exclusive):
+        """Book a miss on a line, from time t; returns when c has the line.
+
+        The line's home serves one miss at a time, so a line is a timeline of
+        holds. A kernel path runs ahead of the clock (it books what it does at
+        the times it gets there), so holds are booked out of order: the miss
+        takes the first gap at or after t that fits it, and waits behind a
+        hold only when it overlaps one. A store or RMW holds the line for the
+        transfer plus its own cycles and leaves it exclusive; a load holds it
+        for the transfer and joins the sharers.
+
+        The transfer: a store on a line nobody else is using invalidates every
+        other copy, the farthest bounding the cost; a load takes the nearest
+        copy. Behind others, the line comes from the *nearest* CPU that holds
+        or waits for it when c asks. That is the arbitration rule: coherence
+        fabrics favour nearby requesters, so a line contended by many moves
+        mostly inside one core, L3 or socket before it crosses (what cohort
+        locks exploit), instead of crossing on every hand-off as strict
+        request order would make it."""
+        holders = self.holders_at(line, t)
+        book = self.line_book[line]
         i = 0
         while i < len(book) and book[i][1] <= t:
             i += 1
         prev = book[i - 1][2] if i else self.line_last[line]
         start = t
         while True:
+            extra = 0
             if start == t:
-                level = self.farthest(c, self.line_holders[line] & ~(1 << c))
-                if level < 0 and prev < 0:
-                    level = 2                       # first touch: from memory
+                if exclusive:
+                    others = holders & ~(1 << c)
+                    level = self.farthest(c, others)
+                    if level < 0 and prev < 0:
+                        level = 2                   # first touch: from memory
+                    elif others & (others - 1):
+                        # every further copy is one more invalidation to send
+                        # and acknowledge
+                        extra = self.c_inval * (others.bit_count() - 1)
+                else:
+                    level = self.nearest(c, holders)
             else:
                 level = self.dist(prev, c)
                 if level > 1 and self.line_tail_llc[line][self.llc[c]] > t:
                     level = 1
                 if level > 2 and self.line_tail_socket[line][self.socket[c]] > t:
                     level = 2
-            end = start + (self.xfer[level] if level >= 0 else 0) + op
+            end = start + (self.xfer[level] if level >= 0 else 0) + extra + op
             if i == len(book) or end <= book[i][0]:
                 break
             start = max(start, book[i][1])          # overlaps a hold: wait for it
             prev = book[i][2]
             i += 1
-        book.insert(i, (start, end, c))
-        if i == len(book) - 1:
-            self.line_holders[line] = 1 << c        # the newest hold owns the line
+        book.insert(i, (start, end, c, exclusive))
         self.n_contention += end - t - op
         tails = self.line_tail_llc[line]
         if tails[self.llc[c]] < end:
@@ -186,35 +222,31 @@ class Hardware:
         return end
 
     def forget_holds(self, line, book):
-        """Holds that ended before now can delay nothing any more."""
+        """Holds that ended before now can delay nothing any more: fold them
+        into the line's standing state."""
         now = self.now
         k = 0
+        state = self.line_holders[line]
         while k < len(book) and book[k][1] <= now:
+            _, _, x, exclusive = book[k]
+            state = (1 << x) if exclusive else state | (1 << x)
             k += 1
         if k:
+            self.line_holders[line] = state
             self.line_last[line] = book[k - 1][2]
             del book[:k]
 
-    def read_line(self, c, line, t):
-        """A plain load by c: free if c holds a copy; otherwise it waits for a
-        hold in progress at t and the line comes from the nearest copy,
-        which c then shares."""
-        holders = self.line_holders[line]
-        if (holders >> c) & 1:
-            return t
-        book = self.line_book[line]
-        self.forget_holds(line, book)
-        start = t
-        for s, e, _ in book:
-            if s > t:
-                break
-            if t < e:
-                start = e
-                break
-        end = start + self.xfer[self.nearest(c, holders)]
-        self.n_contention += end - t
-        self.line_holders[line] = holders | (1 << c)
-        return end
+    def read_lines(self, c, lines, t):
+        """Independent loads of many lines (a scan over per-CPU slots): the
+        core keeps up to LOAD_PARALLELISM misses in flight, so the scan takes
+        its longest load or its total divided by that, whichever is more."""
+        longest = total = 0
+        for line in lines:
+            cost = self.read_line(c, line, t) - t
+            total += cost
+            if cost > longest:
+                longest = cost
+        return t + max(longest, -(-total // LOAD_PARALLELISM))
 
     def flush_asid(self, c, asid):
         self.tlb_epoch[c][asid] += 1
@@ -306,7 +338,7 @@ class Hardware:
         table = self.psc_table[c][slot]
         self.freed_table_walk(c, slot, table)
 
-    def page_walk(self, c, mm, asid, page, t):
+    def page_walk(self, c, mm, asid, page, flags, t):
         region = page // PAGES_PER_TABLE
         pkey = (asid << 32) | region
         slot = self.psc_map[c].get(pkey)
@@ -329,7 +361,7 @@ class Hardware:
             present[page] = 1
             self.mm_ver[mm][page] += 1
             self.n_faults += 1
-            t += self.c_fault
+            t += self.c_fault_file if flags & 2 else self.c_fault
         self.tlb_fill(c, (asid << 32) | page, self.mm_ver[mm][page], self.tlb_epoch[c][asid])
         return t
 

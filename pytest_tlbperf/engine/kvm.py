@@ -17,15 +17,17 @@ class Kvm:
 
     def kvm_flush_tlb_multi(self, c, cid, call, targets, t):
         """A preempted vCPU gets no IPI: the host flushes it at its next VM
-        entry (record_steal_time() sees KVM_VCPU_FLUSH_TLB)."""
+        entry (record_steal_time() sees KVM_VCPU_FLUSH_TLB); the others go
+        through native_flush_tlb_multi()'s cross-call."""
+        running = []
         for x in targets:
             resume = self.preempted_until(x, t)
             if resume:
                 self.pv_pending[x] = max(self.pv_pending[x], resume)
                 self.ring(c, abi.TR_PV_DEFER, x, call.mm)
-                continue
-            t = self.send_ipi(c, x, cid, call, t)
-        return t
+            else:
+                running.append(x)
+        return self.smp_call_function_many(c, cid, call, running, t)
 
     def vcpu_sync(self, c):
         """VM entry after a PV-deferred flush: the host flushes first."""

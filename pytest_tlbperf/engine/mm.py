@@ -9,9 +9,12 @@ back to the pool only once that flush has returned.
 
 from __future__ import annotations
 
+from collections import deque
+
 from . import abi
-from .abi import CALL_UNLAZY, CONT_EXIT_FREE, CONT_EXIT_MMAP, CONT_STEP
-from .core import INIT_ASID, INIT_MM, PAGES_PER_TABLE, TLB_FLUSH_ALL
+from .abi import (CALL_SYNC, CALL_UNLAZY, CONT_EXIT_FREE, CONT_EXIT_MMAP, CONT_HAZPTR, CONT_STEP,
+                  CONT_TABLE_SYNC)
+from .core import INIT_MM, PAGES_PER_TABLE, TLB_FLUSH_ALL
 from .smp import Call
 
 
@@ -42,6 +45,9 @@ class Mm:
         self.table_cachers = []     # bitmap of CPUs whose PSC may hold it
         self.table_frees = []       # per table, free number g: (time, cpu, mm) (traces)
         self.table_pool = []
+        self.table_fail = self.profile.table_batch_fail_percent
+        self.rcu_pending = deque()   # (queued at, tables, by): tables waiting for a grace period
+        self.qs_at = [0] * self.ncpu  # when each CPU last passed a quiescent point
         self.tmpl_mm = [-1] * len(program.mm_pages)
         # clone() takes a thread's mm_users reference before it first runs:
         # a process's mm lives until every one of its threads has exited
@@ -87,6 +93,46 @@ class Mm:
         self.mm_tables[mm][region] = table
         return table
 
+    def tlb_remove_tables(self, c, call, now):
+        """tlb_finish_mmu() freeing the gathered page-table pages once the
+        flush returned. Natively they go back at once (tlb_remove_page). A
+        guest with the PV flush uses tlb_remove_table() (its preempted vCPUs
+        got no IPI): the tables wait for an RCU grace period -- every CPU
+        that is not idle has passed a quiescent point -- unless the batch page
+        cannot be allocated (memory.table_batch_fail_percent), when
+        tlb_remove_table_sync_one() IPIs every other CPU and waits, then frees.
+        Returns True when the initiator now waits for that IPI."""
+        if not self.pv:
+            for table in call.tables:
+                self.free_table(c, table)
+            return False
+        if self.table_fail and self.rng.below(100) < self.table_fail:
+            cid = self.next_call
+            self.next_call += 1
+            sync = self.calls[cid] = Call(CALL_SYNC, c, call.mm, call.task, CONT_TABLE_SYNC,
+                                          now)
+            sync.tables, sync.then = call.tables, call.cont
+            sync.rest = call.rest
+            t = self.smp_call_function_many(c, cid, sync,
+                                            [x for x in range(self.ncpu) if x != c], now)
+            self.finish_sending(c, cid, sync, t)
+            return True
+        self.rcu_pending.append((now, call.tables, c))
+        return False
+
+    def rcu_quiescent(self, c):
+        """CPU c passed a quiescent point: free the tables whose grace period
+        is over (every CPU not idle has passed one since they were queued)."""
+        self.qs_at[c] = self.now
+        while self.rcu_pending:
+            since, tables, by = self.rcu_pending[0]
+            for x in range(self.ncpu):
+                if self.qs_at[x] < since and not self.in_idle[x]:
+                    return
+            self.rcu_pending.popleft()
+            for table in tables:
+                self.free_table(by, table)
+
     def free_table(self, c, table):
         """The flush returned: the page-table page goes back to the pool, and
         any PSC still pointing at it now points at garbage."""
@@ -116,20 +162,9 @@ class Mm:
         return self.atomic(c, self.mm_line(mm, 0), t), self.mm_count[mm] == 0
 
     def free_mm(self, c, mm):
-        """__mmdrop() freeing the mm_struct. The oracle's lazy_mm_use_after_free
-        check: no CPU may still reference it, lazily or through CR3."""
-        rec = (self.now, c, abi.TR_MM_FREE, mm, 0)
-        for x in range(self.ncpu):
-            if (self.active_mm[x] == mm and self.lazy_ref[x]) or self.loaded_mm[x] == mm:
-                self.report(abi.V_LAZY_MM_UAF, abi.SEV_ERROR, x, (rec,))
-                # The real CPU now runs on freed memory; the model drops the
-                # dangling reference so the rest of the run stays meaningful.
-                self.active_mm[x] = INIT_MM
-                self.lazy_ref[x] = 0
-                if self.loaded_mm[x] == mm:
-                    self.loaded_mm[x] = INIT_MM
-                    self.loaded_asid[x] = INIT_ASID if self.profile.pcid else 0
-                    self.is_lazy[x] = 0
+        """__mmdrop() freeing the mm_struct (the oracle checks nobody still
+        uses it)."""
+        self.oracle_mm_freed(c, mm)
         self.ring(c, abi.TR_MM_FREE, mm)
 
     def change_ptes(self, c, task, mm, code, first, npages, free_tables, t):
@@ -178,28 +213,93 @@ class Mm:
                                 CONT_EXIT_MMAP, t)
 
     def exit_mmap_done(self, c, task, mm, t):
+        """__mmput() after exit_mmap()'s flush: release what the users shared."""
+        if self.k_lazy_ref == abi.REF_HAZARD and self.k_release == abi.RELEASE_HANDOFF:
+            t = self.mm_unlazy_mm_count(c, mm, t)
         # mmput() -> mmdrop() of the reference all users shared
         t, last = self.mmdrop(c, mm, t)
         if not last:
             self.exit_done(c, task, t)
             return
-        # __mmdrop(): lazy users that hold no reference must be told first
-        if self.k_lazy_ref in (abi.REF_SHOOTDOWN, abi.REF_HAZARD):
+        self.mmdrop_free(c, task, mm, t)
+
+    def mmdrop_free(self, c, task, mm, t):
+        """__mmdrop(): the last reference is gone. Lazy users that hold no reference must
+        be told first (cleanup_lazy_tlbs())."""
+        if self.k_lazy_ref == abi.REF_SHOOTDOWN:
+            # Piggin's MMU_LAZY_TLB_SHOOTDOWN (v6.4): on_each_cpu_mask() over
+            # the CPUs that may use the mm lazily, this one included, wait=1
+            cpus = self.lazy_mm_cpus(mm)
             cid = self.next_call
             self.next_call += 1
             call = self.calls[cid] = Call(CALL_UNLAZY, c, mm, task, CONT_EXIT_FREE, self.now)
-            # x86 clears a CPU from mm_cpumask when it leaves the mm, so the
-            # CPUs that may still borrow it are all of them.
-            for x in range(self.ncpu):
-                if self.k_lazy_ref == abi.REF_HAZARD:
-                    t = self.read_line(c, self.cpu_line(self.hazard_line, x), t)
-                    if self.hazard[x] != mm:
-                        continue
-                if x == c:
-                    t = self.unlazy(c, mm, t)
-                else:
-                    t = self.send_ipi(c, x, cid, call, t)
+            t = self.smp_call_function_many(c, cid, call, [x for x in cpus if x != c], t)
+            if c in cpus:
+                t = self.unlazy(c, mm, t)        # the local call runs while the IPIs fly
             self.finish_sending(c, cid, call, t)
+            return
+        if self.k_lazy_ref == abi.REF_HAZARD and self.k_release == abi.RELEASE_SYNC_IPI:
+            # Desnoyers' 2024 RFC: hp_scan() every possible CPU's slot; each
+            # CPU that still holds the mm gets two synchronous single-CPU
+            # calls (do_shoot_lazy_tlb, do_check_lazy_tlb), one CPU at a time
+            cpus = self.lazy_mm_cpus(mm)
+            t = self.read_lines(c, [self.cpu_line(self.hazard_line, x) for x in cpus],
+                                t + self.c_mb)
+            matches = [x for x in cpus if self.hazard[x] == mm]
+            self.hazptr_retire(c, task, mm, matches, t)
             return
         self.free_mm(c, mm)
         self.exit_done(c, task, t)
+
+    def lazy_mm_cpus(self, mm):
+        """The CPUs a non-refcounting teardown looks at (lazy_mm_scan)."""
+        if self.k_scan == abi.SCAN_ALL_CPUS:
+            return range(self.ncpu)
+        mask, cpus = self.mm_mask[mm], []
+        while mask:
+            low = mask & -mask
+            cpus.append(low.bit_length() - 1)
+            mask ^= low
+        return cpus
+
+    def mm_unlazy_mm_count(self, c, mm, t):
+        """Lutomirski's 2021 hazard-pointer teardown, in __mmput(): take
+        references for every possible match, scan the CPUs (on x86
+        mm_cpumask) and hand each CPU whose hazard still holds the mm an
+        mm_count reference through its rq->drop_mm, which it drops at its
+        next context switch; give back the rest. No IPI, no wait."""
+        t = self.atomic(c, self.mm_line(mm, 0), t)          # atomic_add(drop_count)
+        cpus = self.lazy_mm_cpus(mm)
+        t = self.read_lines(c, [self.cpu_line(self.hazard_line, x) for x in cpus], t)
+        for x in cpus:
+            if self.hazard[x] != mm:
+                continue
+            t = self.atomic(c, self.cpu_line(self.drop_line, x), t)    # xchg(&rq->drop_mm)
+            old = self.drop_mm[x]
+            self.drop_mm[x] = mm
+            self.mm_count[mm] += 1
+            if old != INIT_MM:
+                # we stole the reference the target had not dropped yet
+                t, last = self.mmdrop(c, old, t)
+                if last:
+                    self.free_mm(c, old)
+        return self.atomic(c, self.mm_line(mm, 0), t)        # atomic_sub(the rest)
+
+    def hazptr_retire(self, c, task, mm, matches, t):
+        """retire_lazy_mm_hp() for the first CPU left; the calls' completion
+        continues with the next (CONT_HAZPTR), then frees the mm."""
+        while matches and matches[0] == c:
+            # smp_call_function_single() to oneself runs the functions here
+            t = self.unlazy(c, mm, t)
+            matches = matches[1:]
+        if not matches:
+            self.free_mm(c, mm)
+            self.exit_done(c, task, t)
+            return
+        x = matches[0]
+        cid = self.next_call
+        self.next_call += 1
+        call = self.calls[cid] = Call(CALL_UNLAZY, c, mm, task, CONT_HAZPTR, self.now)
+        call.rest = matches
+        t = self.smp_call_function_many(c, cid, call, [x], t)
+        self.finish_sending(c, cid, call, t)

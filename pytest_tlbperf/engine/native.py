@@ -1,6 +1,6 @@
 """The native engine's Python side: flatten a profile, a policy's knobs and a
 compiled program into tuples of ints, run `_native.run()` (engine/machine.py
-transcribed into C, see _native.c) and return exactly the raw dict
+transcribed into C, see engine/_native/) and return exactly the raw dict
 `Machine.run()` returns.
 
 The C extension is optional: `pip install` builds it where a compiler exists.
@@ -19,8 +19,12 @@ try:
     from . import _native
 except ImportError:     # built without a compiler: engine="auto" falls back to python
     _native = None
+if not hasattr(_native, "run"):
+    # Not built, in a source tree or an editable install: the import found the
+    # C sources' folder (engine/_native/) and made it a namespace package.
+    _native = None
 
-# The order _native.c's parse_profile() reads a profile in (its P_* enum).
+# The order _native/module.c's parse_profile() reads a profile in (its P_* enum).
 PROFILE_FIELDS = (
     "cpus", "cores", "cores_per_socket", "pcid", "tlb_sets", "tlb_ways", "psc_entries",
     "walk_interval", "walk_severity", "watchdog", "ipi_jitter", "ipi_smt", "ipi_socket",

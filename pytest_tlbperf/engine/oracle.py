@@ -14,7 +14,7 @@ mm freed while a CPU still had it loaded or borrowed, see mm.free_mm) and
 from __future__ import annotations
 
 from . import abi
-from .core import MAX_VIOLATIONS, RING, WATCHDOG_NS
+from .core import INIT_MM, MAX_VIOLATIONS, RING, WATCHDOG_NS
 
 
 class Oracle:
@@ -49,6 +49,20 @@ class Oracle:
         trace = sorted(dict.fromkeys(self.history(c) + list(extra)), key=lambda rec: rec[0])
         self.violations.append((kind, severity, c, self.now, tuple(trace)))
 
+    def oracle_mm_freed(self, c, mm):
+        """lazy_mm_use_after_free: no CPU may still reference a freed mm,
+        lazily (a borrowed active_mm) or through CR3."""
+        rec = (self.now, c, abi.TR_MM_FREE, mm, 0)
+        for x in range(self.ncpu):
+            if (self.active_mm[x] == mm and self.lazy_ref[x]) or self.loaded_mm[x] == mm:
+                self.report(abi.V_LAZY_MM_UAF, abi.SEV_ERROR, x, (rec,))
+                # The real CPU now runs on freed memory; the model drops the
+                # dangling reference so the rest of the run stays meaningful.
+                self.active_mm[x] = INIT_MM
+                self.lazy_ref[x] = 0
+                if self.loaded_mm[x] == mm:
+                    self.force_init_mm(x)
+
     def stale_tlb(self, c, mm, page):
         """The oracle: this access used a translation older than one whose
         flush already returned to its initiator."""
@@ -73,6 +87,8 @@ class Oracle:
             self.hung_at[c] = self.now
             self.step_token[c] += 1
             for cid in self.csdq[c]:  # requests it will never take: their initiators hang
+                self.arm_watchdog(cid, self.calls[cid])
+            for cid in self.handling[c] or ():   # ... or never finish
                 self.arm_watchdog(cid, self.calls[cid])
             self.ring(c, abi.TR_HUNG, c)
 

@@ -38,6 +38,9 @@ from .abi import CALL_MEMBARRIER, CONT_STEP, EV_WAKE
 from .core import INIT_MM
 from .smp import Call
 
+# a CPU's hold on the mm it borrows (lazy_ref)
+BORROWED, COUNTED = 1, 2
+
 # how a task reaches a CPU's run queue (EV_WAKE's b)
 WAKE_ENQUEUE, WAKE_TIMER, WAKE_POLLED, WAKE_IPI = 0, 1, 2, 3
 
@@ -52,6 +55,8 @@ class Sched:
         self.lazy_ref = [0] * n        # active_mm is borrowed by a kthread / idle
         self.hazard = [INIT_MM] * n    # per-CPU hazard pointer (lazy_mm_ref="hazard_pointer")
         self.hazard_line = [-1] * n    # ... and its cache line, read by the teardown scan
+        self.drop_mm = [INIT_MM] * n   # rq->drop_mm: a reference handed over by a teardown
+        self.drop_line = [-1] * n      # ... and its cache line
         self.irqs_off_until = [0] * n
         self.irq_busy = [0] * n        # end of the interrupt handler running now
         self.step_token = [0] * n
@@ -94,15 +99,31 @@ class Sched:
             # user -> kernel thread: borrow the mm lazily
             t = self.take_lazy_ref(c, self.active_mm[c], t)
             t = self.enter_lazy_tlb(c, t)
+        if self.drop_mm[c] != INIT_MM:
+            t = self.mmdrop_lazy(c, t)
         self.ring(c, abi.TR_SWITCH, nxt, mm)
         self.irqs_off_until[c] = t
         return t
 
-    def take_lazy_ref(self, c, mm, t):
+    def mmdrop_lazy(self, c, t):
+        """finish_task_switch(): drop the reference a hazard-pointer teardown
+        handed this CPU (2021 shape)."""
+        mm = self.drop_mm[c]
+        self.drop_mm[c] = INIT_MM
+        t = self.atomic(c, self.cpu_line(self.drop_line, c), t)     # xchg(&rq->drop_mm, NULL)
+        t, last = self.mmdrop(c, mm, t)
+        if last:
+            self.free_mm(c, mm)
+        return t
+
+    def take_lazy_ref(self, c, mm, t, counted=False):
+        """Borrow mm as active_mm (lazy_ref: 1 by the policy's scheme, 2 a
+        counted mmgrab() reference)."""
         self.active_mm[c] = mm
-        self.lazy_ref[c] = 1
-        if self.k_lazy_ref == abi.REF_REFCOUNT:
+        if counted or self.k_lazy_ref == abi.REF_REFCOUNT:
+            self.lazy_ref[c] = COUNTED
             return self.mmgrab(c, mm, t)
+        self.lazy_ref[c] = BORROWED
         if self.k_lazy_ref == abi.REF_HAZARD:
             self.hazard[c] = mm                 # a per-CPU store, no shared refcount
             t = self.atomic(c, self.cpu_line(self.hazard_line, c), t, 0)
@@ -110,8 +131,9 @@ class Sched:
 
     def drop_lazy_ref(self, c, t):
         mm = self.active_mm[c]
+        counted = self.lazy_ref[c] == COUNTED
         self.lazy_ref[c] = 0
-        if self.k_lazy_ref == abi.REF_REFCOUNT:
+        if counted:
             t, last = self.mmdrop(c, mm, t)
             if last:
                 self.free_mm(c, mm)
@@ -126,9 +148,8 @@ class Sched:
             if self.loaded_mm[x] == mm:
                 self.ring(x, abi.TR_LEAVE_MM, mm)
                 t = self.switch_mm_irqs_off(x, INIT_MM, t)
+            t = self.drop_lazy_ref(x, t)
             self.active_mm[x] = INIT_MM
-            self.lazy_ref[x] = 0
-            self.hazard[x] = INIT_MM
         return t
 
     def ev_wake(self, c, task, how):
@@ -256,9 +277,9 @@ class Sched:
         cid = self.next_call
         self.next_call += 1
         call = self.calls[cid] = Call(CALL_MEMBARRIER, c, mm, task, CONT_STEP, self.now)
-        for x in range(self.ncpu):
-            if x != c and self.cur[x] >= 0 and self.task_mm[self.cur[x]] == mm:
-                t = self.send_ipi(c, x, cid, call, t)
+        targets = [x for x in range(self.ncpu)
+                   if x != c and self.cur[x] >= 0 and self.task_mm[self.cur[x]] == mm]
+        t = self.smp_call_function_many(c, cid, call, targets, t)
         self.finish_sending(c, cid, call, t)
 
     def do_exit(self, c, task, t):
@@ -268,8 +289,11 @@ class Sched:
             return
         self.ring(c, abi.TR_EXIT, task, mm)
         # exit_mm(): the task keeps mm as its active_mm, borrowed lazily,
-        # until it schedules away for the last time.
-        t = self.take_lazy_ref(c, mm, t)
+        # until it schedules away for the last time (mmgrab_lazy_tlb(); the
+        # 2021 hazard-pointer patch changed only context_switch(), so there
+        # it is a counted mmgrab())
+        t = self.take_lazy_ref(c, mm, t, counted=self.k_lazy_ref == abi.REF_HAZARD
+                               and self.k_release == abi.RELEASE_HANDOFF)
         t = self.enter_lazy_tlb(c, t)
         self.task_mm[task] = INIT_MM
         self.mm_users[mm] -= 1

@@ -13,17 +13,16 @@ IRQs-off sections on the target delay the handler.
 
 from __future__ import annotations
 
+from collections import deque
+
 from . import abi
-from .abi import (
-    CALL_FLUSH,
-    CALL_UNLAZY,
-    CONT_EXIT_MMAP,
-    CONT_STEP,
-    EV_CALL_DONE,
-    EV_IPI,
-    EV_WATCHDOG,
-)
-from .core import TLB_FLUSH_ALL
+from .abi import (CALL_CHECK, CALL_FLUSH, CALL_MEMBARRIER, CALL_UNLAZY, CONT_EXIT_MMAP,
+                  CONT_HAZPTR, CONT_STEP, CONT_TABLE_SYNC, EV_CALL_DONE, EV_CSD, EV_IPI,
+                  EV_WATCHDOG)
+from .core import INIT_MM, TLB_FLUSH_ALL
+
+APIC_CLUSTER, APIC_PHYSICAL, APIC_KVM_PV = range(3)
+APIC_MODES = ("cluster", "physical", "kvm_pv")      # profiles.APIC_MODES, in this order
 
 
 class Call:
@@ -32,7 +31,7 @@ class Call:
 
     __slots__ = ("kind", "initiator", "mm", "start", "npages", "new_gen", "freed", "snap",
                  "tables", "cont", "task", "t0", "pending", "done_at", "local_done",
-                 "wait_ack", "watchdog", "targets")
+                 "wait_ack", "watchdog", "targets", "rest", "then")
 
     def __init__(self, kind, initiator, mm, task, cont, t0):
         self.kind, self.initiator, self.mm, self.task, self.cont = kind, initiator, mm, task, cont
@@ -49,6 +48,8 @@ class Call:
         self.wait_ack = False
         self.watchdog = False
         self.targets = 0
+        self.rest = ()             # hazptr teardown: the CPUs still to retire
+        self.then = 0              # CONT_TABLE_SYNC: the continuation after it
 
 
 class Smp:
@@ -57,30 +58,76 @@ class Smp:
     def init_smp(self):
         n = self.ncpu
         self.csdq = [[] for _ in range(n)]  # call_single_queue: requests not yet taken
+        self.handling = [None] * n          # requests an IPI handler took and runs
+        self.in_handler = [0] * n
+        self.ipi_pending = [0] * n          # an IPI arrived while the handler ran
         self.csq_line = [-1] * n            # ... and the cache line of its llist head
         self.info_line = [-1] * n           # each CPU's per-CPU flush_tlb_info
+        # per sender, per target: when the target unlocked the sender's csd
+        # (made at a sender's first cross-call)
+        self.csd_unlock = [None] * n
+        P = self.profile
+        self.apic_mode = APIC_MODES.index(P.apic)
+        self.apicid = [P.apicid(x) for x in range(n)]
         self.calls = {}
         self.next_call = 0
 
-    def send_ipi(self, c, x, cid, call, t):
-        """__smp_call_function_many(): llist_add() the request to x's
-        call_single_queue; only if the queue was empty is an IPI sent -- an
-        IPI already on its way drains every request queued behind it."""
-        call.pending += 1
-        call.targets |= 1 << x
-        if self.hung[x]:
-            self.arm_watchdog(cid, call)
-        queue = self.csdq[x]
-        queue.append(cid)
-        t = self.atomic(c, self.cpu_line(self.csq_line, x), t)   # llist_add's cmpxchg
-        if len(queue) > 1:
+    def smp_call_function_many(self, c, cid, call, targets, t):
+        """smp_call_function_many_cond(): for each target, csd_lock() the
+        per-(sender, target) csd -- waiting until the target has unlocked our
+        previous request to it -- and llist_add() it to the target's
+        call_single_queue; only a queue that was empty needs an IPI (one
+        already on its way drains everything queued behind it). Then one
+        send_call_function_ipi_mask() for all of those."""
+        newly = []
+        unlock = self.csd_unlock[c]
+        if unlock is None:
+            unlock = self.csd_unlock[c] = [0] * self.ncpu
+        for x in targets:
+            # csd_lock(): wait until x unlocked our previous request, then own
+            # the csd line x wrote last, and fill it in
+            t = max(t, unlock[x]) + self.xfer[self.dist(c, x)] + self.c_csd_setup
+            call.pending += 1
+            call.targets |= 1 << x
+            if self.hung[x]:
+                self.arm_watchdog(cid, call)
+            queue = self.csdq[x]
+            queue.append(cid)
+            t = self.atomic(c, self.cpu_line(self.csq_line, x), t)   # llist_add's cmpxchg
+            if len(queue) == 1:
+                newly.append(x)
+        return self.send_call_function_ipi_mask(c, newly, t)
+
+    def send_call_function_ipi_mask(self, c, targets, t):
+        """The IPIs, as the APIC driver sends them: x2APIC cluster mode writes
+        the ICR once per cluster of 16 APIC IDs (x2apic_send_IPI_mask), physical
+        mode once per target, and a KVM guest with PV send-IPI makes one
+        KVM_HC_SEND_IPI hypercall per window of 128 APIC IDs (kvm_send_ipi_mask).
+        Every target of one write sees its IPI after the write, plus the
+        delivery latency by distance."""
+        if not targets:
             return t
-        t += self.c_ipi_send
-        self.n_ipis += 1
-        arrival = t + self.ipi_lat[self.dist(c, x)]
-        if self.ipi_jitter:
-            arrival += self.rng.below(self.ipi_jitter)
-        self.push(arrival, x, EV_IPI, 0, 0)
+        apic = self.apic_mode
+        if apic == APIC_PHYSICAL:
+            groups = [[x] for x in targets]
+        else:
+            span = 16 if apic == APIC_CLUSTER else 128
+            groups, where = [], {}
+            for x in targets:
+                key = self.apicid[x] // span
+                if key not in where:
+                    where[key] = len(groups)
+                    groups.append([])
+                groups[where[key]].append(x)
+        for group in groups:
+            t += self.c_ipi_send
+            self.n_icr_writes += 1
+            for x in group:
+                self.n_ipis += 1
+                arrival = t + self.ipi_lat[self.dist(c, x)]
+                if self.ipi_jitter:
+                    arrival += self.rng.below(self.ipi_jitter)
+                self.push(arrival, x, EV_IPI, 0, 0)
         return t
 
     def finish_sending(self, c, cid, call, t):
@@ -103,6 +150,9 @@ class Smp:
                 self.idle_exit(x, now)
             if self.virt:
                 start = max(start, self.preempted_until(x, now))
+        if self.in_handler[x]:
+            self.ipi_pending[x] = 1      # the APIC raises it again when the handler returns
+            return
         start = max(start, self.irqs_off_until[x], self.irq_busy[x])
         if start > now:
             self.irq_busy[x] = max(self.irq_busy[x], start)
@@ -116,17 +166,45 @@ class Smp:
         # (llist_del_all: an xchg on the queue head the senders fight over)
         taken = self.csdq[x]
         self.csdq[x] = []
-        t = self.atomic(x, self.cpu_line(self.csq_line, x), now + self.c_irq)
-        for cid in taken:
-            t = self.run_call(x, cid, self.calls[cid], t)
+        t = now + self.c_irq
+        task = self.cur[x]
+        if task >= 0 and self.task_mm[task] != INIT_MM:
+            t += self.c_pti                      # the interrupt landed in user mode
+        t = self.atomic(x, self.cpu_line(self.csq_line, x), t)
         self.interrupted(x, now, t)
+        if taken:
+            # each request runs as its own event, so what the others do to
+            # the lines it touches in the meantime is seen
+            self.in_handler[x] = 1
+            self.handling[x] = deque(taken)
+            self.push(t, x, EV_CSD)
+
+    def ev_csd(self, x):
+        """The IPI handler on x runs the next request it took."""
+        if self.hung[x]:
+            return
+        now = self.now
+        queue = self.handling[x]
+        cid = queue.popleft()
+        t = self.run_call(x, cid, self.calls[cid], now)
+        self.interrupted(x, now, t)
+        if queue:
+            self.push(t, x, EV_CSD)
+            return
+        self.in_handler[x] = 0
+        if self.ipi_pending[x]:
+            self.ipi_pending[x] = 0
+            self.push(t, x, EV_IPI, 0, 1)
 
     def run_call(self, x, cid, call, t):
         """One queued cross-call in the IPI handler on x; returns when done."""
         self.ring(x, abi.TR_IPI, call.kind, call.initiator)
+        t += self.xfer[self.dist(x, call.initiator)]    # load the csd the initiator wrote
         if call.kind == CALL_FLUSH:
-            # the initiator's per-CPU flush_tlb_info, written for this flush
-            t = self.read_line(x, self.cpu_line(self.info_line, call.initiator), t)
+            if self.k_flush_wait != abi.WAIT_ACK:
+                # the initiator's per-CPU flush_tlb_info, written for this
+                # flush (the async RFC sends it inline in the csd instead)
+                t = self.read_line(x, self.cpu_line(self.info_line, call.initiator), t)
             if call.wait_ack:
                 ack = t + self.c_csd      # copy the request, unlock the csd, then flush
                 t = self.flush_tlb_func(x, call, ack)
@@ -136,10 +214,16 @@ class Smp:
         elif call.kind == CALL_UNLAZY:
             t = self.unlazy(x, call.mm, t) + self.c_csd
             ack = t
-        else:  # CALL_MEMBARRIER: ipi_mb()
+        elif call.kind == CALL_MEMBARRIER:           # ipi_mb()
             t += self.c_mb + self.c_csd
             ack = t
-        arrival = ack + self.xfer[self.dist(x, call.initiator)]
+        else:    # CALL_CHECK, CALL_SYNC: a function that only has to have run
+            t += self.c_csd
+            ack = t
+        # csd_unlock(): the store takes the line from the spinning initiator,
+        # whose next load brings it back: two transfers until it sees it
+        arrival = ack + 2 * self.xfer[self.dist(x, call.initiator)]
+        self.csd_unlock[call.initiator][x] = arrival
         call.done_at = max(call.done_at, arrival)
         call.pending -= 1
         if call.pending == 0:
@@ -163,12 +247,33 @@ class Smp:
                 if ver > ret[page]:
                     ret[page] = ver
                     ret_at[page] = (now, c)
-            for table in call.tables:
-                self.free_table(c, table)
+            if call.tables and self.tlb_remove_tables(c, call, now):
+                return                   # tlb_remove_table_sync_one() first
+        self.call_continue(c, call, now)
+
+    def call_continue(self, c, call, now):
+        """What the initiator does once its cross-call has completed."""
+        mm = call.mm
         if call.cont == CONT_STEP:
             self.schedule_step(c, now)
         elif call.cont == CONT_EXIT_MMAP:
             self.exit_mmap_done(c, call.task, mm, now)
+        elif call.cont == CONT_HAZPTR:
+            if call.kind == CALL_UNLAZY:         # then do_check_lazy_tlb, same CPU
+                cid = self.next_call
+                self.next_call += 1
+                check = self.calls[cid] = Call(CALL_CHECK, c, mm, call.task, CONT_HAZPTR, now)
+                check.rest = call.rest
+                self.finish_sending(c, cid, check,
+                                    self.smp_call_function_many(c, cid, check, call.rest[:1],
+                                                                now))
+            else:
+                self.hazptr_retire(c, call.task, mm, call.rest[1:], now)
+        elif call.cont == CONT_TABLE_SYNC:
+            for table in call.tables:
+                self.free_table(c, table)
+            call.cont = call.then
+            self.call_continue(c, call, now)
         else:  # CONT_EXIT_FREE
             self.free_mm(c, mm)
             self.exit_done(c, call.task, now)

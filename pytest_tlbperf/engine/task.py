@@ -33,6 +33,8 @@ class Task:
         if self.hung[c]:
             return
         self.vcpu_sync(c)
+        if self.rcu_pending:
+            self.rcu_quiescent(c)
         task = self.cur[c]
         if task < 0:
             self.idle_loop(c)
@@ -50,7 +52,7 @@ class Task:
         self.n_ops += 1
         mm = self.task_mm[task]
         if code == abi.OP_ACCESS:
-            self.schedule_step(c, self.access(c, mm, a, b, now))
+            self.schedule_step(c, self.access(c, mm, a, b, d, now))
         elif code == abi.OP_COMPUTE:
             self.schedule_step(c, now + a)
         elif code == abi.OP_MADVISE or code == abi.OP_MUNMAP or code == abi.OP_MPROTECT:
@@ -97,7 +99,8 @@ class Task:
         else:
             raise RuntimeError(f"unknown op {code} in task {task}")
 
-    def access(self, c, mm, first, npages, t):
+    def access(self, c, mm, first, npages, flags, t):
+        """User loads/stores of pages (flags: 1 write, 2 file-backed mapping)."""
         if mm == INIT_MM:
             return t
         asid = self.loaded_asid[c]
@@ -113,5 +116,5 @@ class Task:
                 t += self.c_access
                 continue
             self.n_tlb_misses += 1
-            t = self.page_walk(c, mm, asid, page, t)
+            t = self.page_walk(c, mm, asid, page, flags, t)
         return t

@@ -37,11 +37,20 @@ class Tlb:
         n = self.ncpu
         self.lazy_line = [-1] * n      # cpu_tlbstate_shared: is_lazy, read by initiators
         self.loaded_mm = [INIT_MM] * n
-        self.loaded_asid = [INIT_ASID if self.profile.pcid else 0] * n
         self.is_lazy = [0] * n
         self.ctx_id = [[-1] * NR_HW_ASIDS for _ in range(n)]
         self.ctx_gen = [[0] * NR_HW_ASIDS for _ in range(n)]
-        self.next_asid = [0] * n
+        self.dedicated = self.k_init_asid == abi.INIT_ASID_DEDICATED or not self.profile.pcid
+        if self.dedicated:
+            self.loaded_asid = [INIT_ASID if self.profile.pcid else 0] * n
+            self.next_asid = [0] * n
+        else:
+            # boot: init_mm loaded in ASID 0 (cpu_tlbstate = { .next_asid = 1 })
+            self.loaded_asid = [0] * n
+            self.next_asid = [1] * n
+            for c in range(n):
+                self.ctx_id[c][0] = INIT_MM
+                self.ctx_gen[c][0] = 1
 
     def cpumask_set_cpu(self, c, mm, t):
         t = self.atomic(c, self.mm_line(mm, 1), t)
@@ -57,8 +66,8 @@ class Tlb:
     def choose_new_asid(self, c, mm, next_tlb_gen):
         if not self.profile.pcid:
             return 0, True
-        if mm == INIT_MM:
-            return INIT_ASID, False
+        if mm == INIT_MM and self.dedicated:
+            return INIT_ASID, False          # seed 001: "give init_mm its own dedicated ASID"
         ids = self.ctx_id[c]
         ctx = self.mm_ctx[mm]
         for asid in range(TLB_NR_DYN_ASIDS):
@@ -118,6 +127,18 @@ class Tlb:
         if not need_flush:
             self.arm_walks(c)
         return t
+
+    def force_init_mm(self, x):
+        """Put CPU x on init_mm at no cost (the oracle's recovery after a
+        use-after-free, so the rest of the run stays meaningful)."""
+        self.loaded_mm[x] = INIT_MM
+        self.is_lazy[x] = 0
+        asid, need_flush = self.choose_new_asid(x, INIT_MM, self.mm_gen[INIT_MM])
+        if need_flush:
+            self.flush_asid(x, asid)
+            self.ctx_id[x][asid] = self.mm_ctx[INIT_MM]
+            self.ctx_gen[x][asid] = self.mm_gen[INIT_MM]
+        self.loaded_asid[x] = asid
 
     def leave_mm(self, c, t):
         if self.loaded_mm[c] == INIT_MM:
@@ -180,10 +201,26 @@ class Tlb:
             self.psc_epoch[c][asid] += 1
             self.n_invlpg += call.npages
             self.ctx_gen[c][asid] = call.new_gen
-            return t + self.c_invlpg * call.npages
+            t += self.c_invlpg * call.npages
+            if self.pti:
+                t = self.flush_user_asid(c, asid, call.npages, t)
+            return t
         self.flush_asid(c, asid)
         self.n_full_flushes += 1
         self.ctx_gen[c][asid] = mm_gen
+        return t + self.c_full_flush
+
+    def flush_user_asid(self, c, asid, npages, t):
+        """PTI: INVLPG flushed the kernel PCID; the user PCID holds the same
+        pages (native_flush_tlb_one_user()). With INVPCID, flush each page
+        there too -- the double invalidation; without it, invalidate_user_asid()
+        marks the user PCID and the next return to user reloads CR3 without
+        NOFLUSH, dropping every user entry (charged here, when it is marked)."""
+        if self.invpcid:
+            self.n_invpcid += npages
+            return t + self.c_invpcid * npages
+        self.flush_asid(c, asid)
+        self.n_full_flushes += 1
         return t + self.c_full_flush
 
     def flush_tlb_mm_range(self, c, mm, start, npages, freed, snap, tables, task, cont, t):
@@ -191,7 +228,9 @@ class Tlb:
         t = self.atomic(c, self.mm_line(mm, 2), t)       # inc_mm_tlb_gen()
         self.mm_gen[mm] += 1
         # get_flush_tlb_info(): fill this CPU's flush_tlb_info for the targets
-        t = self.atomic(c, self.cpu_line(self.info_line, c), t, 0)
+        # (the async RFC's "inline messages" copy it into each csd instead)
+        if self.k_flush_wait != abi.WAIT_ACK:
+            t = self.atomic(c, self.cpu_line(self.info_line, c), t, 0)
         cid = self.next_call
         self.next_call += 1
         call = self.calls[cid] = Call(CALL_FLUSH, c, mm, task, cont, t0)
@@ -245,6 +284,4 @@ class Tlb:
         goes through kvm_flush_tlb_multi() instead (pv_ops.mmu.flush_tlb_multi)."""
         if self.pv:
             return self.kvm_flush_tlb_multi(c, cid, call, targets, t)
-        for x in targets:
-            t = self.send_ipi(c, x, cid, call, t)
-        return t
+        return self.smp_call_function_many(c, cid, call, targets, t)

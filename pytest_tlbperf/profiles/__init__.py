@@ -24,7 +24,8 @@ __all__ = ["Profile", "CState", "names", "get", "load", "ProfileError"]
 # typo in a user's profile cannot silently fall back to a default.
 _SCHEMA = {
     "": {"name": (str, True), "description": (str, True), "vendor": (str, True),
-         "pcid": (bool, True), "clock_mhz": (int, True)},
+         "pcid": (bool, True), "clock_mhz": (int, True), "meltdown": (bool, False),
+         "invpcid": (bool, False)},
     "topology": {"sockets": (int, True), "cpus": (int, True), "smt": (int, True),
                  "cores_per_llc": (int, False)},
     "tlb": {"entries": (int, True), "ways": (int, True), "psc_entries": (int, True)},
@@ -38,22 +39,26 @@ _SCHEMA = {
         "flush_func_cycles": (int, True), "csd_ack_cycles": (int, True),
         "ipi_send_cycles": (int, True), "atomic_cycles": (int, True),
         "smp_mb_cycles": (int, True), "wakeup_cycles": (int, False),
-        "pipe_cycles": (int, False),
+        "pipe_cycles": (int, False), "file_fault_cycles": (int, False),
+        "invpcid_ns": (int, False), "csd_setup_cycles": (int, False),
     },
     "ipi": {"smt_ns": (int, True), "socket_ns": (int, True), "remote_ns": (int, True),
-            "jitter_ns": (int, True)},
+            "jitter_ns": (int, True), "apic": (str, False)},
     "cache_line": {"smt_cycles": (int, True), "llc_cycles": (int, False),
-                   "socket_cycles": (int, True), "remote_cycles": (int, True)},
+                   "socket_cycles": (int, True), "remote_cycles": (int, True),
+                   "invalidate_cycles": (int, False)},
     "speculation": {"walk_interval_ns": (int, True), "freed_table_walk": (str, True)},
     "virt": {"preempt_percent": (int, True), "preempt_us": (int, True),
              "pv_tlb_flush": (bool, True)},
+    "memory": {"table_batch_fail_percent": (int, False)},
 }
 _CSTATE_SCHEMA = {"name": (str, True), "exit_latency_us": (int, True),
                   "target_residency_us": (int, True), "tlb_flushed": (bool, True),
                   "polling": (bool, False), "wake_latency_ns": (list, False)}
 # Optional fields and what they mean when absent: the model before they existed.
-DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600}
-_OPTIONAL_TABLES = {"virt"}
+DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600, "csd_setup_cycles": 0}
+_OPTIONAL_TABLES = {"virt", "memory"}
+APIC_MODES = ("cluster", "physical", "kvm_pv")
 
 # -- bounds ------------------------------------------------------------------------
 # The native engine's input limits (MAX_CPUS, MAX_VALUE and the 2^20 bound on
@@ -154,6 +159,7 @@ class Profile(metaclass=_ReadOnly):
     read-only: nested tables are mapping proxies and arrays tuples."""
 
     __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus", "cores_per_llc",
+                 "meltdown", "invpcid", "apic", "table_batch_fail_percent", "invalidate_cycles",
                  "smt", "tlb_entries", "tlb_ways", "psc_entries", "costs", "ipi_ns",
                  "ipi_jitter", "line_transfer", "cstates", "walk_interval",
                  "freed_table_walk", "virt", "source", "digest", "raw")
@@ -168,6 +174,11 @@ class Profile(metaclass=_ReadOnly):
         self.vendor = raw["vendor"]
         self.pcid = raw["pcid"]
         self.clock_mhz = raw["clock_mhz"]
+        # Meltdown-affected (Intel parts without RDCL_NO): PTI on by default
+        self.meltdown = raw.get("meltdown", False)
+        self.invpcid = raw.get("invpcid", self.pcid)
+        self.apic = raw["ipi"].get("apic", "cluster")
+        self.table_batch_fail_percent = raw.get("memory", {}).get("table_batch_fail_percent", 0)
         topo = raw["topology"]
         self.sockets, self.cpus, self.smt = topo["sockets"], topo["cpus"], topo["smt"]
         tlb = raw["tlb"]
@@ -175,7 +186,9 @@ class Profile(metaclass=_ReadOnly):
             tlb["entries"], tlb["ways"], tlb["psc_entries"])
         # every cost in cycles, keyed without its unit suffix
         self.costs = {}
-        for key, value in {**DEFAULT_COSTS, **raw["costs"]}.items():
+        defaults = dict(DEFAULT_COSTS, file_fault_cycles=raw["costs"]["page_fault_cycles"],
+                        invpcid_ns=raw["costs"]["invlpg_ns"])
+        for key, value in {**defaults, **raw["costs"]}.items():
             base, unit = key.rsplit("_", 1)
             self.costs[base] = self._to_cycles(value, unit)
         self.cores_per_llc = topo.get("cores_per_llc", self.cores_per_socket)
@@ -187,6 +200,8 @@ class Profile(metaclass=_ReadOnly):
         # by distance: same core, same last-level cache, same socket, remote
         self.line_transfer = (line["smt_cycles"], line.get("llc_cycles", line["socket_cycles"]),
                               line["socket_cycles"], line["remote_cycles"])
+        # a store to a line shared by k others pays this for each beyond the first
+        self.invalidate_cycles = line.get("invalidate_cycles", 0)
         us = lambda v: self.cycles_from_ns(v * 1000)   # noqa: E731
         self.cstates = tuple(
             CState(c["name"], us(c["exit_latency_us"]), us(c["target_residency_us"]),
@@ -244,6 +259,16 @@ class Profile(metaclass=_ReadOnly):
         """The SMT siblings of cpu (itself excluded)."""
         core = self.core_of(cpu)
         return tuple(core + i * self.cores for i in range(self.smt) if core + i * self.cores != cpu)
+
+    def apicid(self, cpu: int) -> int:
+        """The x2APIC ID Linux would see: socket, core and thread fields, each
+        rounded up to a power of two (so IDs have gaps on odd core counts)."""
+        core = self.core_of(cpu)
+        thread = cpu // self.cores
+        thread_bits = (self.smt - 1).bit_length()
+        core_bits = (self.cores_per_socket - 1).bit_length()
+        return (((core // self.cores_per_socket) << (core_bits + thread_bits))
+                | ((core % self.cores_per_socket) << thread_bits) | thread)
 
     def distance(self, a: int, b: int) -> int:
         """0: same core (SMT sibling or itself), 1: same last-level cache,
@@ -386,6 +411,17 @@ def _validate(raw: dict, source: str) -> None:
             raise ProfileError(f"{source}: field cstates[{i}].'target_residency_us' must not "
                                f"be below the shallower state's")
         last_residency = c["target_residency_us"]
+    apic = raw["ipi"].get("apic", "cluster")
+    if apic not in APIC_MODES:
+        raise ProfileError(f"{source}: field ipi.'apic' must be one of "
+                           f"{', '.join(APIC_MODES)}, got {apic!r}")
+    if apic == "kvm_pv" and "virt" not in raw:
+        raise ProfileError(f"{source}: field ipi.'apic' = 'kvm_pv' (KVM's PV send-IPI) needs "
+                           f"a [virt] table: only a KVM guest has it")
+    fail = raw.get("memory", {}).get("table_batch_fail_percent", 0)
+    if fail > 100:
+        raise ProfileError(f"{source}: field memory.'table_batch_fail_percent' must be at "
+                           f"most 100, got {fail}")
     virt = raw.get("virt")
     if virt is not None and virt["preempt_percent"] > 95:
         raise ProfileError(f"{source}: field virt.'preempt_percent' must be at most 95")

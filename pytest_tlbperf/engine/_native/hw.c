@@ -1,0 +1,281 @@
+/*
+ * hw.c -- the hardware the kernel drives: coherent cache lines (LOCK-prefixed
+ * RMWs and their transfers), each CPU's TLB and paging-structure cache (Intel
+ * SDM Vol. 3, 4.10), the MMU's page walk, the speculative walks a stale PSC
+ * entry can start (the 2017 AMD hang), and the host preempting a guest's
+ * vCPUs. Models no kernel file: this is what arch/x86/mm/tlb.c programs.
+ */
+
+#include "machine.h"
+
+/* A LOCK-prefixed RMW by CPU c on a contended cache line (mm_line(mm, which)). */
+i64 atomic(struct machine *m, int c, int mm, int which, i64 t)
+{
+    struct mm *M = &m->mms.v[mm];
+    i64 start = max64(t, M->line_free[which]);
+    int owner = M->line_owner[which];
+    i64 xfer = owner == c ? 0 : m->xfer[owner < 0 ? 1 : dist(m, owner, c)];
+    i64 end = start + xfer + m->c_atomic;
+    m->n_contention += end - t - m->c_atomic;
+    M->line_owner[which] = c;
+    M->line_free[which] = end;
+    return end;
+}
+
+i64 read_line(const struct machine *m, int c, int mm, int which, i64 t)
+{
+    int owner = m->mms.v[mm].line_owner[which];
+    return owner < 0 || owner == c ? t : t + m->xfer[dist(m, owner, c)];
+}
+
+void flush_asid(struct machine *m, int c, int asid)
+{
+    m->tlb_epoch[c * NR_HW_ASIDS + asid] += 1;
+    m->psc_epoch[c * NR_HW_ASIDS + asid] += 1;
+}
+
+void flush_everything(struct machine *m, int c)
+{
+    int asid;
+    for (asid = 0; asid < NR_HW_ASIDS; asid++)
+        flush_asid(m, c, asid);
+}
+
+/* CPU c's TLB and PSC, allocated at its first fill: every key -1 (empty) */
+static struct hw *hw_of(struct machine *m, int c)
+{
+    struct hw *h = m->hw[c];
+    size_t ntlb = (size_t)(m->tlb_sets * m->tlb_ways), npsc = (size_t)m->psc_n, i;
+    i64 *p;
+    if (h)
+        return h;
+    h = xcalloc(m, 1, sizeof *h + (3 * ntlb + (size_t)m->tlb_sets + 7 * npsc) * sizeof(i64));
+    p = (i64 *)(h + 1);
+    h->tlb_key = p, p += ntlb;
+    h->tlb_ver = p, p += ntlb;
+    h->tlb_ep = p, p += ntlb;
+    h->tlb_rr = p, p += m->tlb_sets;
+    h->psc_key = p, p += npsc;
+    h->psc_table = p, p += npsc;
+    h->psc_gen = p, p += npsc;
+    h->psc_ep = p, p += npsc;
+    h->psc_serial = p, p += npsc;
+    h->psc_mm = p, p += npsc;
+    h->psc_at = p;
+    for (i = 0; i < ntlb; i++)
+        h->tlb_key[i] = -1;
+    for (i = 0; i < npsc; i++)
+        h->psc_key[i] = -1;
+    m->hw[c] = h;
+    return h;
+}
+
+/* tlb_lookup() is static inline in machine.h: access_pages() calls it for every page. */
+
+static void tlb_fill(struct machine *m, int c, i64 key, i64 ver, i64 epoch)
+{
+    struct hw *h = hw_of(m, c);
+    i64 s = tlb_set(m, key), base = s * m->tlb_ways, slot = scan_set(m, h, base, key);
+    if (slot < 0) {                            /* not in the set: round-robin victim */
+        slot = base + h->tlb_rr[s];
+        if (++h->tlb_rr[s] == m->tlb_ways)
+            h->tlb_rr[s] = 0;
+        h->tlb_key[slot] = key;                /* evicts the old key, if any */
+    }
+    h->tlb_ver[slot] = ver;
+    h->tlb_ep[slot] = epoch;
+}
+
+void invlpg(struct machine *m, int c, int asid, i64 page)
+{
+    i64 slot = tlb_lookup(m, c, ((i64)asid << 32) | page);
+    if (slot >= 0)
+        m->hw[c]->tlb_key[slot] = -1;
+}
+
+/* psc_map[c].get(key): a scan of every slot */
+static i64 psc_lookup(const struct machine *m, int c, i64 key)
+{
+    const struct hw *h = m->hw[c];
+    i64 slot;
+    if (!h)
+        return -1;
+    for (slot = 0; slot < m->psc_n; slot++)
+        if (h->psc_key[slot] == key)
+            return slot;
+    return -1;
+}
+
+static void psc_fill(struct machine *m, int c, i64 key, int table)
+{
+    struct hw *h = hw_of(m, c);
+    i64 slot = psc_lookup(m, c, key);
+    struct table *T = &m->tables.v[table];
+    if (slot < 0) {
+        slot = h->psc_rr;
+        h->psc_rr = slot + 1 == m->psc_n ? 0 : slot + 1;
+        h->psc_key[slot] = key;
+    }
+    h->psc_table[slot] = table;
+    h->psc_gen[slot] = T->gen;
+    h->psc_ep[slot] = m->psc_epoch[c * NR_HW_ASIDS + (key >> 32)];
+    m->serial += 1;
+    h->psc_serial[slot] = m->serial;
+    h->psc_mm[slot] = T->mm;
+    h->psc_at[slot] = m->now;
+    set_bit(T->cachers, c);
+    ring(m, c, TR_PSC_FILL, table, T->mm);
+}
+
+/* Does this PSC entry, in the ASID CR3 holds now, point at a freed table? */
+int psc_stale(const struct machine *m, int c, i64 slot)
+{
+    const struct hw *h = m->hw[c];
+    i64 key = h->psc_key[slot], asid;
+    if (key < 0)
+        return 0;
+    asid = key >> 32;
+    return asid == m->loaded_asid[c]
+        && h->psc_ep[slot] == m->psc_epoch[c * NR_HW_ASIDS + asid]
+        && h->psc_gen[slot] != m->tables.v[h->psc_table[slot]].gen;
+}
+
+void arm_walk(struct machine *m, int c, i64 slot)
+{
+    i64 delay = 1 + below(&m->rng, m->walk_span);
+    push(m, m->now + delay, c, EV_SPEC_WALK, slot, m->hw[c]->psc_serial[slot]);
+}
+
+/* CPU c executes with CR3 on its loaded ASID: every stale PSC entry of that
+ * ASID is a speculative walk waiting to happen. */
+void arm_walks(struct machine *m, int c)
+{
+    i64 slot;
+    if (!m->hw[c])
+        return;
+    for (slot = 0; slot < m->psc_n; slot++)
+        if (psc_stale(m, c, slot))
+            arm_walk(m, c, slot);
+}
+
+/* c's preemption windows, generated up to time t; those that ended before
+ * now are dropped. */
+static struct windeque *vcpu_windows_until(struct machine *m, int c, i64 t)
+{
+    struct windeque *win = &m->vwin[c];
+    i64 dur = m->v_preempt, gap, start;
+    uint64_t *rng = &m->vrng[c];
+    while (win->n && win->v[win->head].end <= m->now) {
+        win->head++;
+        win->n--;
+    }
+    gap = dur * (100 - m->v_preempt_percent) / max64(m->v_preempt_percent, 1);
+    if (!m->vlast_set[c]) {
+        /* start in a random phase: a vCPU may begin preempted */
+        struct win w;
+        start = below(rng, gap + dur) - dur;
+        w.start = start, w.end = start + dur;
+        DEQUE_APPEND(m, *win, w);
+        m->vlast[c] = start + dur;
+        m->vlast_set[c] = 1;
+    }
+    while (m->vlast[c] <= t) {
+        struct win w;
+        w.start = m->vlast[c] + between(rng, gap / 2, gap + gap / 2);
+        w.end = w.start + between(rng, dur / 2, dur + dur / 2);
+        DEQUE_APPEND(m, *win, w);
+        m->vlast[c] = w.end;
+    }
+    return win;
+}
+
+/* If vCPU c is descheduled by the host at time t, when it runs again. */
+i64 preempted_until(struct machine *m, int c, i64 t)
+{
+    struct windeque *win;
+    size_t i;
+    if (!m->virt || m->v_preempt_percent == 0)
+        return 0;
+    win = vcpu_windows_until(m, c, t);
+    for (i = 0; i < win->n; i++) {
+        const struct win *w = &win->v[win->head + i];
+        if (w->start > t)
+            break;
+        if (t < w->end)
+            return w->end;
+    }
+    return 0;
+}
+
+/* Work from start to end on vCPU c finishes later by every preemption
+ * window that falls inside it. */
+i64 stretch(struct machine *m, int c, i64 start, i64 end)
+{
+    struct windeque *win;
+    size_t i;
+    if (m->v_preempt_percent == 0)
+        return end;
+    win = vcpu_windows_until(m, c, end);
+    for (i = 0; i < win->n; i++) {
+        i64 ws = win->v[win->head + i].start, we = win->v[win->head + i].end;
+        if (ws >= end)
+            break;
+        if (we > start) {
+            end += we - max64(ws, start);
+            vcpu_windows_until(m, c, end);
+        }
+    }
+    return end;
+}
+
+void ev_spec_walk(struct machine *m, int c, i64 slot, i64 serial)
+{
+    if (m->hung[c] || m->hw[c]->psc_serial[slot] != serial)
+        return;
+    vcpu_sync(m, c);
+    if (m->cstate[c] >= 0)
+        return;         /* halted: walks resume (re-armed) at wake-up */
+    if (m->virt) {
+        i64 resume = preempted_until(m, c, m->now);
+        if (resume) {
+            push(m, resume + 1 + below(&m->rng, m->walk_span), c, EV_SPEC_WALK, slot, serial);
+            return;
+        }
+    }
+    if (!psc_stale(m, c, slot))
+        return;
+    m->n_spec_walks += 1;
+    freed_table_walk(m, c, slot, (int)m->hw[c]->psc_table[slot]);
+}
+
+i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 t)
+{
+    i64 region = page / PAGES_PER_TABLE, pkey = ((i64)asid << 32) | region;
+    i64 slot = psc_lookup(m, c, pkey);
+    int hit = slot >= 0 && m->hw[c]->psc_ep[slot] == m->psc_epoch[c * NR_HW_ASIDS + asid];
+    struct page *pg;
+    if (hit && m->hw[c]->psc_gen[slot] != m->tables.v[m->hw[c]->psc_table[slot]].gen) {
+        freed_table_walk(m, c, slot, (int)m->hw[c]->psc_table[slot]);
+        hit = 0;
+        if (m->hung[c])
+            return t;
+    }
+    if (hit) {
+        t += m->c_walk_psc;
+    } else {
+        int table = m->mms.v[mm].tables[region];
+        t += m->c_walk;
+        if (table < 0)
+            table = alloc_table(m, mm, region);
+        psc_fill(m, c, pkey, table);
+    }
+    pg = page_of(m, &m->mms.v[mm], page);
+    if (!pg->present) {
+        pg->present = 1;
+        pg->ver += 1;
+        m->n_faults += 1;
+        t += m->c_fault;
+    }
+    tlb_fill(m, c, ((i64)asid << 32) | page, pg->ver, m->tlb_epoch[c * NR_HW_ASIDS + asid]);
+    return t;
+}

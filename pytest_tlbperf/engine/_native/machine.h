@@ -1,0 +1,479 @@
+/*
+ * machine.h -- the native engine of pytest-tlbperf (DESIGN §3.7): what every
+ * file of it shares.
+ *
+ * pytest_tlbperf/engine/machine.py is the definition of the model. The files
+ * of this folder are its transcription into C99: the same functions under
+ * the same (kernel) names, with the same arithmetic, so that a reviewer can
+ * hold the two side by side. They are laid out by the kernel file each part
+ * models, like the Python engine (DESIGN §2):
+ *
+ *   core.c    the event core: containers, the event heap, the run loop
+ *   hw.c      the hardware: cache lines, TLB, paging-structure cache, the
+ *             MMU's page walk, speculative walks, vCPU preemption by the host
+ *   tlb.c     arch/x86/mm/tlb.c
+ *   smp.c     kernel/smp.c: cross-calls, call_single_queue, the IPI handler
+ *   sched.c   kernel/sched/core.c, kernel/exit.c, kernel/sched/membarrier.c
+ *   idle.c    kernel/sched/idle.c and the cpuidle governor
+ *   mm.c      mm/ and kernel/fork.c: mm_struct, page tables, PTE changes
+ *   kvm.c     arch/x86/kernel/kvm.c: the paravirtual TLB flush
+ *   task.c    the workload: the interpreter of a task's ops
+ *   oracle.c  the correctness oracle and its trace rings
+ *   module.c  the CPython binding: run(), its input checks and its result
+ *
+ * Anything that differs from machine.py is a bug here, and
+ * tests/test_native_differential.py exists to find it.
+ *
+ * Where the C differs structurally from the Python, and why:
+ * - Python dicts become scans. The TLB map `key -> slot` is a scan of the
+ *   key's set (key -1 = empty way); the PSC map a scan of the psc_entries
+ *   slots. A key lives in at most one slot, so a scan finds what the dict
+ *   held.
+ * - Integer bitmaps (mm_cpumask, the CPUs caching a page-table page) are
+ *   arrays of uint64_t words, walked lowest CPU first as `mask & -mask` is.
+ * - A CPU's TLB and paging-structure cache are allocated at its first fill
+ *   (hw_of); until then they are empty, which is what a lookup finds. So a
+ *   1024-CPU machine costs what the CPUs that run something cost. Likewise
+ *   an mm's per-page state (mm_present, mm_ver, mm_ret, mm_ret_at) lives in
+ *   blocks of BLOCK pages allocated at the first fault in them: a page of a
+ *   missing block is not present, at version 0, as machine.py starts it.
+ *   mm_ret_at[page] is an index into a log of flush returns.
+ * - Scans machine.py makes over every CPU for the ones that run or
+ *   reference an mm (free_mm, membarrier) walk m->ran instead, the bitmap of
+ *   CPUs that ever switched to a task, in the same ascending order: a CPU
+ *   that never did has no task and only init_mm, and matches nothing.
+ * - `calls` holds only the cross-calls in flight, in slots reused through a
+ *   free list; a watchdog event names its slot and the call's id, so one for
+ *   a call that has completed finds another id (machine.py: calls.get(cid)
+ *   is None).
+ * - Every allocation goes through grow()/xcalloc(), which longjmp() back to
+ *   run() on failure. Everything allocated is reachable
+ *   from `struct machine` at all times, so machine_free() releases it on
+ *   every path and run() raises MemoryError.
+ * - Python values cross the boundary only in run(): parse_*() before the
+ *   loop (bad types raise TypeError, bad values ValueError) and raw_result()
+ *   after it. The loop itself runs without the GIL, taking it only to let
+ *   Python handle signals (Ctrl-C; stop_requested()). Only module.c
+ *   includes Python.h.
+ *
+ * The functions one file calls in another are declared below. Small helpers
+ * on the hot path are static inline here, so that the split into files costs
+ * no speed.
+ */
+
+#ifndef TLBPERF_MACHINE_H
+#define TLBPERF_MACHINE_H
+
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Nothing the engine files share leaves the shared object: only
+ * PyInit__native (module.c) is exported. So the names cannot collide with a
+ * symbol of the interpreter or another extension, and the compiler may
+ * inline across them as freely as across static functions. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
+typedef int64_t i64;
+
+/* --- engine/abi.py ------------------------------------------------------- */
+enum { OP_ACCESS = 1, OP_COMPUTE, OP_MADVISE, OP_MUNMAP, OP_MPROTECT, OP_SLEEP, OP_YIELD,
+       OP_MIGRATE, OP_MARK, OP_MEMBARRIER, OP_EXIT };
+enum { EV_STEP = 1, EV_WAKE, EV_IPI, EV_CALL_DONE, EV_SPEC_WALK, EV_WATCHDOG };
+enum { CALL_FLUSH = 1, CALL_UNLAZY, CALL_MEMBARRIER };
+enum { CONT_STEP = 1, CONT_EXIT_MMAP, CONT_EXIT_FREE };
+enum { LAZY_STAY, LAZY_SWITCH_TO_INIT };
+enum { CPUMASK_KEEP, CPUMASK_CLEAR };
+enum { FLUSH_LAZY_NEVER, FLUSH_LAZY_FREED, FLUSH_LAZY_ALWAYS };
+enum { LOCAL_BEFORE_REMOTE, LOCAL_CONCURRENT };
+enum { WAIT_DONE, WAIT_ACK };
+enum { REF_REFCOUNT, REF_HAZARD, REF_SHOOTDOWN, REF_NONE };
+enum { IDLE_LEAVE_FLUSHED, IDLE_LEAVE_NEVER };
+enum { BARRIER_IMPLICIT, BARRIER_EXPLICIT };
+enum { V_STALE_TLB, V_FREED_TABLE_WALK, V_LAZY_MM_UAF, V_HANG, V_MEMBARRIER_ORDER, N_VKINDS };
+enum { SEV_ERROR, SEV_SILENT, SEV_HANG };
+enum { TR_SWITCH = 1, TR_SWITCH_MM, TR_LAZY, TR_CPUMASK_CLEAR, TR_FLUSH, TR_IPI, TR_IDLE,
+       TR_WAKE, TR_PSC_FILL, TR_TABLE_FREE, TR_SKIP, TR_MM_FREE, TR_LEAVE_MM, TR_WALK,
+       TR_ACCESS_STALE, TR_HUNG, TR_PV_DEFER, TR_EXIT };
+
+/* --- engine/prng.py ------------------------------------------------------ */
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define STREAM_MACHINE 2
+#define STREAM_VCPU 0x100
+
+/* --- engine/machine.py --------------------------------------------------- */
+#define TLB_NR_DYN_ASIDS 6
+#define INIT_ASID TLB_NR_DYN_ASIDS
+#define NR_HW_ASIDS (TLB_NR_DYN_ASIDS + 1)
+#define INIT_MM 0
+#define PAGES_PER_TABLE 512
+#define TLB_FLUSH_ALL (-1)
+#define RING 8
+#define MAX_VIOLATIONS 64
+
+/* Input bounds (ValueError beyond them): they keep every sum of times and
+ * costs far inside int64 and every page number inside the 32 bits of a
+ * TLB key's page half. machine.py has no bounds (Python ints). */
+#define MAX_CPUS (1 << 16)
+#define MAX_VALUE ((i64)1 << 44)       /* any time, cost or op argument, in cycles */
+#define MAX_PAGES (((i64)1 << 31) - 1)
+#define MAX_CEILING ((i64)1 << 62)
+
+/* run_loop() asks the binding whether to stop (Ctrl-C) every POLL_EVERY
+ * events, a power of two. Measured, 1024 events take 0.06-1.2 ms of CPU
+ * (median) and at most 10 ms, also on 1024 CPUs with events that touch
+ * every CPU (membarrier and lazy-TLB storms): Ctrl-C is answered well within
+ * 100 ms, and the poll costs less than the noise of tests/bench (< 1%). */
+#define POLL_EVERY ((uint64_t)1 << 10)
+
+/* ------------------------------------------------------------ containers */
+struct rec { i64 t, cpu, code, a, b; };           /* a trace record */
+struct event { i64 t; uint64_t seq; i64 a, b; int32_t cpu, ev; };
+struct win { i64 start, end; };                   /* a vCPU preemption window */
+struct page_ver { i64 page, ver; };               /* a flush's snapshot entry */
+struct table_free { i64 t; int32_t cpu, mm; };    /* table_frees[table][g] */
+struct flush_return { i64 t, cpu; };              /* an mm_ret_at value */
+
+struct i32vec { int32_t *v; size_t n, cap; };
+struct returnvec { struct flush_return *v; size_t n, cap; };
+struct i64vec { i64 *v; size_t n, cap; };
+struct recvec { struct rec *v; size_t n, cap; };
+struct evheap { struct event *v; size_t n, cap; };
+struct snapvec { struct page_ver *v; size_t n, cap; };
+struct freevec { struct table_free *v; size_t n, cap; };
+/* deques (collections.deque): live elements are v[head .. head+n) */
+struct i32deque { int32_t *v; size_t head, n, cap; };
+struct windeque { struct win *v; size_t head, n, cap; };
+
+struct hw {        /* one CPU's TLB and paging-structure cache (machine.py tlb_*, psc_*) */
+    i64 *tlb_key, *tlb_ver, *tlb_ep, *tlb_rr;
+    i64 *psc_key, *psc_table, *psc_gen, *psc_ep, *psc_serial, *psc_mm, *psc_at;
+    i64 psc_rr;
+};
+
+/* One page of an mm. Versions fit 32 bits: each op raises a page's version
+ * at most twice, and parse_tasks() allows fewer than 2^30 ops. */
+struct page {
+    int32_t ver, ret;     /* mm_ver, mm_ret: newest version whose flush returned */
+    int32_t ret_at;       /* mm_ret_at: m->returns[ret_at] is (time, initiator) */
+    uint8_t present;
+};
+#define BLOCK 64          /* pages per lazily allocated block */
+
+struct mm {        /* one mm_struct: machine.py's mm_* lists at one index */
+    i64 ctx, gen, count, users;
+    i64 npages, nregions;
+    struct page **blocks;                    /* npages / BLOCK, rounded up */
+    int32_t *tables;
+    uint64_t *mask;                          /* mm_cpumask */
+    int32_t line_owner[3];                   /* mm_count, mm_cpumask, tlb_gen lines */
+    i64 line_free[3];
+};
+struct mmvec { struct mm *v; size_t n, cap; };
+
+struct table {     /* one page-table page of the pool */
+    i64 gen;
+    int32_t mm;
+    uint64_t *cachers;                       /* CPUs whose PSC may hold it */
+    struct freevec frees;
+};
+struct tablevec { struct table *v; size_t n, cap; };
+
+struct call {      /* machine.py Call */
+    i64 id;        /* cid */
+    int kind, cont, live;
+    int32_t initiator, mm, task;
+    i64 t0, start, npages, new_gen;
+    int freed, wait_ack, watchdog;
+    struct snapvec snap;
+    struct i32vec tables;
+    i64 pending, done_at, local_done;
+    struct i32vec targets;   /* CPUs queued on, in ascending order (see send_ipi) */
+};
+struct callvec { struct call *v; size_t n, cap; };
+
+struct violation { i64 kind, severity, cpu, time; struct rec *trace; size_t ntrace; };
+
+struct machine {
+    jmp_buf oom;
+
+    /* profile (already in cycles) */
+    int ncpu, nwords, pcid;
+    i64 cores, cores_per_socket;
+    i64 c_syscall, c_access, c_walk, c_walk_psc, c_fault, c_zap, c_pte, c_invlpg,
+        c_full_flush, c_cr3, c_ctxsw, c_irq, c_flush_func, c_csd, c_ipi_send, c_atomic, c_mb;
+    i64 ipi_lat[3], ipi_jitter, xfer[3];
+    int ncstates;
+    i64 *cs_exit, *cs_residency, *cs_flushed;
+    i64 walk_span, walk_severity, watchdog;
+    i64 tlb_sets, tlb_set_mask, tlb_ways, psc_n;   /* tlb_set_mask: sets - 1, or -1 */
+    int virt, pv;
+    i64 v_preempt_percent, v_preempt;
+
+    /* knobs */
+    i64 k_lazy_tlb, k_lazy_cpumask, k_flush_lazy, k_flush_local, k_flush_wait, k_lazy_ref,
+        k_idle_leave, k_ceiling, k_barrier;
+    uint64_t rng;
+
+    /* per-CPU state, flat arrays indexed by CPU ([c * NR_HW_ASIDS + asid] for
+     * the per-ASID ones) */
+    int32_t *core, *socket;
+    int32_t *loaded_mm, *loaded_asid, *next_asid, *cur, *active_mm, *hazard, *cstate;
+    uint8_t *is_lazy, *lazy_ref, *hung, *vlast_set, *rpos, *rlen;
+    i64 *ctx_id, *ctx_gen, *tlb_epoch, *psc_epoch;
+    i64 *idle_since, *irqs_off_until, *irq_busy, *step_token, *step_at, *hung_at,
+        *pv_pending, *vlast, *ipis_received;
+    uint64_t *vrng;
+    struct i32deque *runq;
+    struct i64vec *timers;
+    struct i32vec *csdq;
+    struct windeque *vwin;
+    struct hw **hw;
+    struct rec *rings;           /* RING records per CPU */
+    uint8_t *seen;               /* (kind, cpu) already reported: seen[kind * ncpu + cpu] */
+    uint64_t *ran;               /* CPUs that ever context-switched to a task */
+    i64 serial;
+
+    /* mm_structs (index 0 is init_mm) and the page-table pool */
+    struct mmvec mms;
+    struct returnvec returns;    /* where mm_ret_at entries point */
+    i64 next_ctx;
+    struct tablevec tables;
+    struct i32vec table_pool;
+
+    /* tasks; ops of every task in one array */
+    size_t ntasks, ntmpl;
+    i64 *ops, *task_off, *task_len, *task_tmpl, *task_mm, *task_pc, *task_done, *task_marks;
+    i64 *tmpl_pages, *tmpl_mm, *tmpl_threads;
+
+    /* counters and samples */
+    i64 n_ipis, n_ipis_to_idle, n_ipis_to_lazy, n_cr3, n_full_flushes, n_invlpg,
+        n_tlb_misses, n_contention, n_idle_wakeups, n_ops, n_faults, n_spec_walks,
+        n_switch_mb;
+    struct i64vec flush_lat;
+    i64 violation_counts[N_VKINDS];
+    struct violation violations[MAX_VIOLATIONS];
+    size_t nviolations;
+
+    struct callvec calls;
+    struct i32vec free_calls;    /* call slots not in flight */
+    i64 next_call;
+    struct evheap heap;
+    uint64_t seq;
+    i64 now;
+    void *py_thread;             /* module.c: the PyThreadState the loop runs without */
+    int main_thread;             /* module.c: it runs Python's signal handlers */
+
+    /* scratch, owned here so that a longjmp cannot leak it */
+    int32_t *targets;            /* flush_tlb_mm_range's target list */
+    struct snapvec snap;         /* change_ptes -> flush_tlb_mm_range, swapped into the call */
+    struct i32vec freed_tables;  /* likewise */
+    struct i32vec taken;         /* the call_single_queue ev_ipi drains */
+    struct recvec extra;         /* ev_watchdog's hung CPUs */
+};
+
+/* ------------------------------------------------ containers (core.c) */
+#define PUSH(m, vec, x) do {                                                        \
+        if ((vec).n == (vec).cap)                                                   \
+            (vec).v = grow((m), (vec).v, &(vec).cap, sizeof *(vec).v);              \
+        (vec).v[(vec).n++] = (x);                                                   \
+    } while (0)
+
+/* deque.append(): reuse the room popleft() left at the front before growing */
+#define DEQUE_APPEND(m, q, x) do {                                                  \
+        if ((q).head + (q).n == (q).cap) {                                          \
+            if ((q).head) {                                                         \
+                memmove((q).v, (q).v + (q).head, (q).n * sizeof *(q).v);            \
+                (q).head = 0;                                                       \
+            } else {                                                                \
+                (q).v = grow((m), (q).v, &(q).cap, sizeof *(q).v);                  \
+            }                                                                       \
+        }                                                                           \
+        (q).v[(q).head + (q).n++] = (x);                                            \
+    } while (0)
+
+/* every CPU x in a bitmap, lowest first, as machine.py's `mask & -mask`
+ * loops; i and w are the caller's word index and remaining bits */
+#define for_each_cpu(x, i, w, mask, nwords)                                     \
+    for ((i) = 0; (i) < (nwords); (i)++)                                        \
+        for ((w) = (mask)[i]; (w) && ((x) = (i) * 64 + __builtin_ctzll(w), 1);  \
+             (w) &= (w) - 1)
+
+static inline i64 max64(i64 a, i64 b) { return a > b ? a : b; }
+static inline int test_bit(const uint64_t *mask, int c) { return (mask[c >> 6] >> (c & 63)) & 1; }
+static inline void set_bit(uint64_t *mask, int c) { mask[c >> 6] |= (uint64_t)1 << (c & 63); }
+static inline void clear_bit(uint64_t *mask, int c) { mask[c >> 6] &= ~((uint64_t)1 << (c & 63)); }
+
+/* ------------------------------------------------------------ prng.py */
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t stream_state(uint64_t seed, uint64_t stream)
+{
+    return mix64(seed * GOLDEN + stream * 0xD1B54A32D192ED03ULL);
+}
+
+static inline i64 below(uint64_t *state, i64 n)
+{
+    if (n <= 1)
+        return 0;
+    *state += GOLDEN;
+    return (i64)(mix64(*state) % (uint64_t)n);
+}
+
+static inline i64 between(uint64_t *state, i64 lo, i64 hi)
+{
+    return lo + below(state, hi - lo + 1);
+}
+
+/* -------------------------------------------------- hardware (hw.c) */
+static inline int dist(const struct machine *m, int a, int b)
+{
+    if (m->core[a] == m->core[b])
+        return 0;
+    return m->socket[a] == m->socket[b] ? 1 : 2;
+}
+
+/* The key's set. Both operands are non-negative, so with a power-of-two
+ * number of sets (every built-in profile) the mask is Python's modulo. */
+static inline i64 tlb_set(const struct machine *m, i64 key)
+{
+    i64 hash = (key >> 32) * 131 + (key & 0xFFFFFFFF);
+    return m->tlb_set_mask >= 0 ? hash & m->tlb_set_mask : hash % m->tlb_sets;
+}
+
+/* The slot of key in the set starting at base, or -1. A key is in at most
+ * one way, so the scan need not stop early: it runs without branches. */
+static inline i64 scan_set(const struct machine *m, const struct hw *h, i64 base, i64 key)
+{
+    i64 slot = -1, w;
+    for (w = base; w < base + m->tlb_ways; w++)
+        slot = h->tlb_key[w] == key ? w : slot;
+    return slot;
+}
+
+/* ------------------------------------- what one file calls in another */
+/* core.c */
+void *grow(struct machine *m, void *v, size_t *cap, size_t size);
+void *xcalloc(struct machine *m, size_t n, size_t size);
+void push(struct machine *m, i64 t, int cpu, int ev, i64 a, i64 b);
+int run_loop(struct machine *m);
+void schedule_step(struct machine *m, int c, i64 t);
+void interrupted(struct machine *m, int c, i64 start, i64 end);
+/* hw.c */
+i64 atomic(struct machine *m, int c, int mm, int which, i64 t);
+i64 read_line(const struct machine *m, int c, int mm, int which, i64 t);
+void flush_asid(struct machine *m, int c, int asid);
+void flush_everything(struct machine *m, int c);
+void invlpg(struct machine *m, int c, int asid, i64 page);
+int psc_stale(const struct machine *m, int c, i64 slot);
+void arm_walk(struct machine *m, int c, i64 slot);
+void arm_walks(struct machine *m, int c);
+i64 preempted_until(struct machine *m, int c, i64 t);
+i64 stretch(struct machine *m, int c, i64 start, i64 end);
+void ev_spec_walk(struct machine *m, int c, i64 slot, i64 serial);
+i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 t);
+/* tlb.c */
+i64 switch_mm_irqs_off(struct machine *m, int c, int nxt, i64 t);
+i64 leave_mm(struct machine *m, int c, i64 t);
+i64 enter_lazy_tlb(struct machine *m, int c, i64 t);
+i64 flush_tlb_func(struct machine *m, int c, const struct call *call, i64 t);
+void flush_tlb_mm_range(struct machine *m, int c, int mm, i64 start, i64 npages,
+                        int freed, int task, int cont, i64 t);
+/* smp.c */
+int new_call(struct machine *m, int kind, int initiator, int mm, int task, int cont,
+             i64 t0);
+i64 send_ipi(struct machine *m, int c, int x, int slot, i64 t);
+void finish_sending(struct machine *m, int c, int slot, i64 t);
+void ev_ipi(struct machine *m, int x, i64 delivered);
+void arm_watchdog(struct machine *m, int slot);
+void ev_call_done(struct machine *m, int c, i64 slot);
+/* sched.c */
+void schedule(struct machine *m, int c, i64 t);
+i64 unlazy(struct machine *m, int x, int mm, i64 t);
+void insort(struct machine *m, struct i64vec *v, i64 x);
+void ev_wake(struct machine *m, int c, i64 task, i64 timed);
+void membarrier(struct machine *m, int c, int task, int mm, i64 t);
+void do_exit(struct machine *m, int c, int task, i64 t);
+void exit_done(struct machine *m, int c, int task, i64 t);
+/* idle.c */
+i64 wake_from_idle(struct machine *m, int c, int by_ipi);
+void idle_loop(struct machine *m, int c);
+/* mm.c */
+int exec_mm(struct machine *m, i64 tmpl);
+int alloc_table(struct machine *m, int mm, i64 region);
+void free_table(struct machine *m, int c, int table);
+i64 mmgrab(struct machine *m, int c, int mm, i64 t);
+i64 mmdrop(struct machine *m, int c, int mm, i64 t, int *last);
+void free_mm(struct machine *m, int c, int mm);
+void change_ptes(struct machine *m, int c, int task, int mm, i64 code, i64 first,
+                 i64 npages, i64 free_tables, i64 t);
+void exit_mmap(struct machine *m, int c, int task, int mm, i64 t);
+void exit_mmap_done(struct machine *m, int c, int task, int mm, i64 t);
+/* kvm.c */
+i64 kvm_flush_tlb_multi(struct machine *m, int c, int slot, size_t ntargets, i64 t);
+/* task.c */
+void ev_step(struct machine *m, int c);
+/* module.c */
+int stop_requested(struct machine *m);
+/* oracle.c */
+void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid);
+void report(struct machine *m, int kind, i64 severity, int c, const struct rec *extra,
+            size_t nextra);
+void freed_table_walk(struct machine *m, int c, i64 slot, int table);
+void stale_tlb(struct machine *m, int c, int mm, i64 page);
+void oracle_mm_freed(struct machine *m, int c, int mm);
+
+/* --------------- hot functions of the files above, inline across files */
+/* oracle.c */
+/* rlen counts the records written, up to RING: machine.py's None slots */
+static inline void ring(struct machine *m, int c, i64 code, i64 a, i64 b)
+{
+    struct rec r = { m->now, c, code, a, b };
+    m->rings[(size_t)c * RING + m->rpos[c]] = r;
+    m->rpos[c] = (uint8_t)((m->rpos[c] + 1) % RING);
+    if (m->rlen[c] < RING)
+        m->rlen[c]++;
+}
+
+/* hw.c */
+/* tlb_map[c].get(key) */
+static inline i64 tlb_lookup(const struct machine *m, int c, i64 key)
+{
+    const struct hw *h = m->hw[c];
+    return h ? scan_set(m, h, tlb_set(m, key) * m->tlb_ways, key) : -1;
+}
+
+/* mm.c */
+/* the page's state, allocating its block on first use */
+static inline struct page *page_of(struct machine *m, struct mm *M, i64 page)
+{
+    struct page **block = &M->blocks[page / BLOCK];
+    if (!*block)
+        *block = xcalloc(m, BLOCK, sizeof **block);
+    return &(*block)[page % BLOCK];
+}
+
+/* kvm.c */
+/* VM entry after a PV-deferred flush: the host flushes first. */
+static inline void vcpu_sync(struct machine *m, int c)
+{
+    if (m->pv_pending[c] >= 0 && m->now >= m->pv_pending[c]) {
+        m->pv_pending[c] = -1;
+        flush_everything(m, c);
+        m->n_full_flushes += 1;
+    }
+}
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif /* TLBPERF_MACHINE_H */

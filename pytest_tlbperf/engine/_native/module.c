@@ -1,0 +1,722 @@
+/*
+ * module.c -- the CPython binding of the native engine: run() checks and
+ * flattens its arguments into a struct machine (Machine.__init__), runs the
+ * loop without the GIL, and builds Machine.raw_result(). The only file that
+ * includes Python.h.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdarg.h>
+
+#include "machine.h"
+
+/* The layout native.py flattens a Profile into (native.PROFILE_FIELDS). */
+enum { P_CPUS, P_CORES, P_CORES_PER_SOCKET, P_PCID, P_TLB_SETS, P_TLB_WAYS, P_PSC_ENTRIES,
+       P_WALK_INTERVAL, P_WALK_SEVERITY, P_WATCHDOG, P_IPI_JITTER, P_IPI_SMT, P_IPI_SOCKET,
+       P_IPI_REMOTE, P_XFER_SMT, P_XFER_SOCKET, P_XFER_REMOTE, P_SYSCALL, P_ACCESS, P_WALK,
+       P_WALK_PSC, P_PAGE_FAULT, P_ZAP_PTE, P_PTE_UPDATE, P_INVLPG, P_FULL_FLUSH, P_CR3_WRITE,
+       P_CONTEXT_SWITCH, P_IRQ_ENTRY, P_FLUSH_FUNC, P_CSD_ACK, P_IPI_SEND, P_ATOMIC, P_SMP_MB,
+       N_PROFILE };
+static const char *const profile_fields[N_PROFILE] = {
+    "cpus", "cores", "cores_per_socket", "pcid", "tlb_sets", "tlb_ways", "psc_entries",
+    "walk_interval", "walk_severity", "watchdog", "ipi_jitter", "ipi_smt", "ipi_socket",
+    "ipi_remote", "xfer_smt", "xfer_socket", "xfer_remote", "syscall", "access", "walk",
+    "walk_psc", "page_fault", "zap_pte", "pte_update", "invlpg", "full_flush", "cr3_write",
+    "context_switch", "irq_entry", "flush_func", "csd_ack", "ipi_send", "atomic", "smp_mb",
+};
+/* ... and a Knobs (native.KNOB_FIELDS) */
+enum { K_LAZY_TLB, K_LAZY_CPUMASK, K_FLUSH_LAZY, K_FLUSH_LOCAL, K_FLUSH_WAIT, K_LAZY_REF, K_PV,
+       K_IDLE_LEAVE, K_CEILING, K_BARRIER, N_KNOBS };
+static const char *const knob_fields[N_KNOBS] = {
+    "lazy_tlb", "lazy_cpumask", "flush_lazy_cpus", "flush_local", "flush_wait", "lazy_mm_ref",
+    "pv_flush", "idle_leave_mm", "flush_ceiling", "switch_mm_barrier",
+};
+static const i64 knob_max[N_KNOBS] = { 1, 1, 2, 1, 1, 3, 1, 1, MAX_CEILING, 1 };
+
+/* An int in [lo, hi]? (PyLong_AsLongLongAndOverflow cannot fail on an int) */
+static inline int in_range(PyObject *o, i64 lo, i64 hi, i64 *out)
+{
+    int overflow;
+    long long v;
+    if (!PyLong_Check(o))
+        return 0;
+    v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* TypeError if o is not an int, else ValueError: out of [lo, hi]. The name
+ * of the value is printf-formatted only here, on error. */
+static int int_error(PyObject *o, i64 lo, i64 hi, const char *fmt, va_list ap)
+{
+    PyObject *name = PyUnicode_FromFormatV(fmt, ap);
+    if (!name)
+        return -1;
+    if (!PyLong_Check(o))
+        PyErr_Format(PyExc_TypeError, "%U must be an int, not %.100s", name, Py_TYPE(o)->tp_name);
+    else
+        PyErr_Format(PyExc_ValueError, "%U = %R is out of range [%lld, %lld]", name, o,
+                     (long long)lo, (long long)hi);
+    Py_DECREF(name);
+    return -1;
+}
+
+static int as_int(PyObject *o, i64 lo, i64 hi, i64 *out, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+    if (in_range(o, lo, hi, out))
+        return 0;
+    va_start(ap, fmt);
+    rc = int_error(o, lo, hi, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A tuple (of n items if n >= 0), else TypeError / ValueError. */
+static int as_tuple(PyObject *o, Py_ssize_t n, const char *what)
+{
+    if (!PyTuple_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple, not %.100s", what,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (n >= 0 && PyTuple_GET_SIZE(o) != n) {
+        PyErr_Format(PyExc_ValueError, "%s must have %zd items, not %zd", what, n,
+                     PyTuple_GET_SIZE(o));
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, PyObject *virt)
+{
+    i64 p[N_PROFILE];
+    int i;
+    if (as_tuple(prof, N_PROFILE, "profile") < 0)
+        return -1;
+    for (i = 0; i < N_PROFILE; i++) {
+        i64 lo = 0, hi = MAX_VALUE;
+        if (i == P_CPUS)
+            lo = 1, hi = MAX_CPUS;
+        else if (i == P_CORES || i == P_CORES_PER_SOCKET || i == P_TLB_SETS || i == P_TLB_WAYS
+                 || i == P_PSC_ENTRIES)
+            lo = 1, hi = 1 << 20;
+        else if (i == P_PCID)
+            hi = 1;
+        else if (i == P_WALK_SEVERITY)
+            lo = SEV_SILENT, hi = SEV_HANG;
+        if (as_int(PyTuple_GET_ITEM(prof, i), lo, hi, &p[i], "profile %s",
+                   profile_fields[i]) < 0)
+            return -1;
+    }
+    if (p[P_CPUS] % p[P_CORES] || p[P_CORES] % p[P_CORES_PER_SOCKET]) {
+        PyErr_SetString(PyExc_ValueError,
+                        "profile: cores must divide cpus and cores_per_socket must divide cores");
+        return -1;
+    }
+    m->ncpu = (int)p[P_CPUS];
+    m->nwords = (m->ncpu + 63) / 64;
+    m->cores = p[P_CORES], m->cores_per_socket = p[P_CORES_PER_SOCKET];
+    m->pcid = (int)p[P_PCID];
+    m->tlb_sets = p[P_TLB_SETS], m->tlb_ways = p[P_TLB_WAYS], m->psc_n = p[P_PSC_ENTRIES];
+    m->tlb_set_mask = m->tlb_sets & (m->tlb_sets - 1) ? -1 : m->tlb_sets - 1;
+    m->walk_span = 2 * p[P_WALK_INTERVAL];
+    m->walk_severity = p[P_WALK_SEVERITY];
+    m->watchdog = p[P_WATCHDOG];
+    m->ipi_jitter = p[P_IPI_JITTER];
+    for (i = 0; i < 3; i++) {
+        m->ipi_lat[i] = p[P_IPI_SMT + i];
+        m->xfer[i] = p[P_XFER_SMT + i];
+    }
+    m->c_syscall = p[P_SYSCALL], m->c_access = p[P_ACCESS];
+    m->c_walk = p[P_WALK], m->c_walk_psc = p[P_WALK_PSC];
+    m->c_fault = p[P_PAGE_FAULT], m->c_zap = p[P_ZAP_PTE], m->c_pte = p[P_PTE_UPDATE];
+    m->c_invlpg = p[P_INVLPG], m->c_full_flush = p[P_FULL_FLUSH];
+    m->c_cr3 = p[P_CR3_WRITE], m->c_ctxsw = p[P_CONTEXT_SWITCH];
+    m->c_irq = p[P_IRQ_ENTRY], m->c_flush_func = p[P_FLUSH_FUNC], m->c_csd = p[P_CSD_ACK];
+    m->c_ipi_send = p[P_IPI_SEND], m->c_atomic = p[P_ATOMIC], m->c_mb = p[P_SMP_MB];
+
+    if (as_tuple(cstates, -1, "cstates") < 0)
+        return -1;
+    m->ncstates = (int)PyTuple_GET_SIZE(cstates);
+    m->cs_exit = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
+    m->cs_residency = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
+    m->cs_flushed = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
+    for (i = 0; i < m->ncstates; i++) {
+        PyObject *s = PyTuple_GET_ITEM(cstates, i);
+        if (as_tuple(s, 3, "a cstate (exit_latency, target_residency, tlb_flushed)") < 0
+                || as_int(PyTuple_GET_ITEM(s, 0), 0, MAX_VALUE, &m->cs_exit[i],
+                          "cstates[%d] exit_latency", i) < 0
+                || as_int(PyTuple_GET_ITEM(s, 1), 0, MAX_VALUE, &m->cs_residency[i],
+                          "cstates[%d] target_residency", i) < 0
+                || as_int(PyTuple_GET_ITEM(s, 2), 0, 1, &m->cs_flushed[i],
+                          "cstates[%d] tlb_flushed", i) < 0)
+            return -1;
+    }
+
+    if (virt != Py_None) {
+        i64 pv_available;
+        if (as_tuple(virt, 3, "virt (preempt_percent, preempt, pv_tlb_flush)") < 0
+                || as_int(PyTuple_GET_ITEM(virt, 0), 0, 95, &m->v_preempt_percent,
+                          "virt preempt_percent") < 0
+                || as_int(PyTuple_GET_ITEM(virt, 1), 0, MAX_VALUE, &m->v_preempt,
+                          "virt preempt") < 0
+                || as_int(PyTuple_GET_ITEM(virt, 2), 0, 1, &pv_available,
+                          "virt pv_tlb_flush") < 0)
+            return -1;
+        if (m->v_preempt_percent > 0 && m->v_preempt == 0) {
+            /* vcpu_windows_until() would append empty windows forever */
+            PyErr_SetString(PyExc_ValueError,
+                            "virt: a vCPU preempted for 0 cycles at a time never gets to run");
+            return -1;
+        }
+        m->virt = 1;
+        m->pv = (int)pv_available;      /* and-ed with the knob in parse_knobs() */
+    }
+    return 0;
+}
+
+static int parse_knobs(struct machine *m, PyObject *knobs)
+{
+    i64 k[N_KNOBS];
+    int i;
+    if (as_tuple(knobs, N_KNOBS, "knobs") < 0)
+        return -1;
+    for (i = 0; i < N_KNOBS; i++)
+        if (as_int(PyTuple_GET_ITEM(knobs, i), 0, knob_max[i], &k[i], "knob %s",
+                   knob_fields[i]) < 0)
+            return -1;
+    m->k_lazy_tlb = k[K_LAZY_TLB];
+    m->k_lazy_cpumask = k[K_LAZY_CPUMASK];
+    m->k_flush_lazy = k[K_FLUSH_LAZY];
+    m->k_flush_local = k[K_FLUSH_LOCAL];
+    m->k_flush_wait = k[K_FLUSH_WAIT];
+    m->k_lazy_ref = k[K_LAZY_REF];
+    m->k_idle_leave = k[K_IDLE_LEAVE];
+    m->k_ceiling = k[K_CEILING];
+    m->k_barrier = k[K_BARRIER];
+    m->pv = m->virt && m->pv && k[K_PV];
+    return 0;
+}
+
+/* Checks every op once, so the loop can trust them: known codes, arguments
+ * in range, page ranges inside the task's mm (machine.py would raise an
+ * IndexError, or wrap a negative index, when it got there). */
+static int parse_tasks(struct machine *m, PyObject *mm_pages, PyObject *tasks)
+{
+    size_t i, nops = 0;
+    Py_ssize_t j;
+    if (as_tuple(mm_pages, -1, "mm_pages") < 0 || as_tuple(tasks, -1, "tasks") < 0)
+        return -1;
+    m->ntmpl = (size_t)PyTuple_GET_SIZE(mm_pages);
+    m->ntasks = (size_t)PyTuple_GET_SIZE(tasks);
+    if (m->ntmpl > INT32_MAX - 1 || m->ntasks > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many tasks or mm templates");
+        return -1;
+    }
+    m->tmpl_pages = xcalloc(m, m->ntmpl, sizeof(i64));
+    m->tmpl_mm = xcalloc(m, m->ntmpl, sizeof(i64));
+    m->tmpl_threads = xcalloc(m, m->ntmpl, sizeof(i64));
+    for (i = 0; i < m->ntmpl; i++) {
+        if (as_int(PyTuple_GET_ITEM(mm_pages, i), 0, MAX_PAGES, &m->tmpl_pages[i],
+                   "mm_pages[%zd]", (Py_ssize_t)i) < 0)
+            return -1;
+        m->tmpl_mm[i] = -1;
+    }
+    for (i = 0; i < m->ntasks; i++) {
+        PyObject *t = PyTuple_GET_ITEM(tasks, i);
+        if (as_tuple(t, 4, "a task (mm, cpu, start, ops)") < 0
+                || as_tuple(PyTuple_GET_ITEM(t, 3), -1, "a task's ops") < 0)
+            return -1;
+        if (PyTuple_GET_SIZE(PyTuple_GET_ITEM(t, 3)) % 4) {
+            PyErr_Format(PyExc_ValueError, "task %zd: ops must be a multiple of 4 ints",
+                         (Py_ssize_t)i);
+            return -1;
+        }
+        nops += (size_t)PyTuple_GET_SIZE(PyTuple_GET_ITEM(t, 3));
+    }
+    if (nops >= (size_t)4 << 30) {      /* keeps page versions in 32 bits (struct page) */
+        PyErr_SetString(PyExc_ValueError, "the native engine runs programs of fewer than "
+                        "2**30 ops");
+        return -1;
+    }
+    m->ops = xcalloc(m, nops, sizeof(i64));
+    m->task_off = xcalloc(m, m->ntasks, sizeof(i64));
+    m->task_len = xcalloc(m, m->ntasks, sizeof(i64));
+    m->task_tmpl = xcalloc(m, m->ntasks, sizeof(i64));
+    m->task_mm = xcalloc(m, m->ntasks, sizeof(i64));
+    m->task_pc = xcalloc(m, m->ntasks, sizeof(i64));
+    m->task_done = xcalloc(m, m->ntasks, sizeof(i64));
+    m->task_marks = xcalloc(m, 3 * m->ntasks, sizeof(i64));
+    for (i = 0, nops = 0; i < m->ntasks; i++) {
+        PyObject *t = PyTuple_GET_ITEM(tasks, i), *ops = PyTuple_GET_ITEM(t, 3);
+        i64 tmpl, cpu, start, *op;
+        if (as_int(PyTuple_GET_ITEM(t, 0), -1, (i64)m->ntmpl - 1, &tmpl, "task %zd mm",
+                   (Py_ssize_t)i) < 0
+                || as_int(PyTuple_GET_ITEM(t, 1), 0, m->ncpu - 1, &cpu, "task %zd cpu",
+                          (Py_ssize_t)i) < 0
+                || as_int(PyTuple_GET_ITEM(t, 2), -MAX_VALUE, MAX_VALUE, &start,
+                          "task %zd start", (Py_ssize_t)i) < 0)
+            return -1;
+        m->task_tmpl[i] = tmpl;
+        m->task_mm[i] = -1;                 /* not started yet */
+        m->task_done[i] = -1;
+        m->task_marks[3 * i] = -1;
+        m->task_off[i] = (i64)nops;
+        m->task_len[i] = PyTuple_GET_SIZE(ops);
+        if (tmpl >= 0)
+            m->tmpl_threads[tmpl] += 1;     /* clone() takes mm_users before it runs */
+        for (j = 0; j < PyTuple_GET_SIZE(ops); j++)
+            if (!in_range(PyTuple_GET_ITEM(ops, j), -MAX_VALUE, MAX_VALUE, &m->ops[nops + j]))
+                return as_int(PyTuple_GET_ITEM(ops, j), -MAX_VALUE, MAX_VALUE,
+                              &m->ops[nops + j], "task %zd op %zd word %zd", (Py_ssize_t)i,
+                              j / 4, j % 4);
+        for (op = &m->ops[nops]; op < &m->ops[nops + j]; op += 4) {
+            i64 code = op[0], first = op[1], npages = op[2];
+            if (code < OP_ACCESS || code > OP_EXIT) {
+                PyErr_Format(PyExc_ValueError, "task %zd op %zd: unknown op code %lld",
+                             (Py_ssize_t)i, (Py_ssize_t)(op - &m->ops[nops]) / 4,
+                             (long long)code);
+                return -1;
+            }
+            int changes = code == OP_MADVISE || code == OP_MUNMAP || code == OP_MPROTECT;
+            int touches = code == OP_ACCESS && tmpl >= 0 && npages > 0;
+            if ((changes && first < 0)
+                    || (touches && (first < 0 || first + npages > m->tmpl_pages[tmpl]))) {
+                PyErr_Format(PyExc_ValueError, "task %zd op %zd: pages %lld+%lld are outside "
+                             "its mm", (Py_ssize_t)i, (Py_ssize_t)(op - &m->ops[nops]) / 4,
+                             (long long)first, (long long)npages);
+                return -1;
+            }
+        }
+        nops += (size_t)j;
+        /* Machine.__init__'s last loop: the task wakes at its start */
+        insort(m, &m->timers[cpu], start);
+        push(m, start, (int)cpu, EV_WAKE, (i64)i, 1);
+    }
+    return 0;
+}
+
+/* Machine.__init__ */
+static int machine_init(struct machine *m, PyObject *args)
+{
+    PyObject *prof, *cstates, *virt, *knobs, *mm_pages, *tasks, *seed_obj;
+    struct mm init_mm = { 0 };
+    uint64_t seed;
+    int c, a;
+    if (!PyArg_ParseTuple(args, "OOOOOOO:run", &prof, &cstates, &virt, &knobs, &mm_pages,
+                          &tasks, &seed_obj))
+        return -1;
+    if (!PyLong_Check(seed_obj)) {
+        PyErr_Format(PyExc_TypeError, "seed must be an int, not %.100s",
+                     Py_TYPE(seed_obj)->tp_name);
+        return -1;
+    }
+    seed = PyLong_AsUnsignedLongLongMask(seed_obj);     /* seed & MASK64 */
+    if (seed == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    if (parse_profile(m, prof, cstates, virt) < 0 || parse_knobs(m, knobs) < 0)
+        return -1;
+    m->rng = stream_state(seed, STREAM_MACHINE);
+
+    /* per-CPU state (cpu_tlbstate and friends) */
+    m->core = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->socket = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->loaded_mm = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->loaded_asid = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->is_lazy = xcalloc(m, m->ncpu, 1);
+    m->ctx_id = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
+    m->ctx_gen = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
+    m->next_asid = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->cur = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->active_mm = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->lazy_ref = xcalloc(m, m->ncpu, 1);
+    m->hazard = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->cstate = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->idle_since = xcalloc(m, m->ncpu, sizeof(i64));
+    m->irqs_off_until = xcalloc(m, m->ncpu, sizeof(i64));
+    m->irq_busy = xcalloc(m, m->ncpu, sizeof(i64));
+    m->step_token = xcalloc(m, m->ncpu, sizeof(i64));
+    m->step_at = xcalloc(m, m->ncpu, sizeof(i64));
+    m->hung = xcalloc(m, m->ncpu, 1);
+    m->hung_at = xcalloc(m, m->ncpu, sizeof(i64));
+    m->runq = xcalloc(m, m->ncpu, sizeof *m->runq);
+    m->timers = xcalloc(m, m->ncpu, sizeof *m->timers);
+    m->pv_pending = xcalloc(m, m->ncpu, sizeof(i64));
+    m->csdq = xcalloc(m, m->ncpu, sizeof *m->csdq);
+    m->vwin = xcalloc(m, m->ncpu, sizeof *m->vwin);
+    m->vrng = xcalloc(m, m->ncpu, sizeof(uint64_t));
+    m->vlast = xcalloc(m, m->ncpu, sizeof(i64));
+    m->vlast_set = xcalloc(m, m->ncpu, 1);
+    m->hw = xcalloc(m, m->ncpu, sizeof *m->hw);
+    m->tlb_epoch = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
+    m->psc_epoch = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
+    m->rings = xcalloc(m, (size_t)m->ncpu * RING, sizeof *m->rings);
+    m->rpos = xcalloc(m, m->ncpu, 1);
+    m->rlen = xcalloc(m, m->ncpu, 1);
+    m->ipis_received = xcalloc(m, m->ncpu, sizeof(i64));
+    m->seen = xcalloc(m, (size_t)m->ncpu * N_VKINDS, 1);
+    m->targets = xcalloc(m, m->ncpu, sizeof(int32_t));
+    m->ran = xcalloc(m, (size_t)m->nwords, sizeof(uint64_t));
+    for (c = 0; c < m->ncpu; c++) {
+        /* Linux enumeration: CPUs 0..cores-1 are the first thread of every
+         * core, socket by socket; their SMT siblings follow (Profile.core_of) */
+        m->core[c] = (int32_t)(c % m->cores);
+        m->socket[c] = (int32_t)(m->core[c] / m->cores_per_socket);
+        m->loaded_asid[c] = m->pcid ? INIT_ASID : 0;
+        for (a = 0; a < NR_HW_ASIDS; a++)
+            m->ctx_id[c * NR_HW_ASIDS + a] = -1;
+        m->cur[c] = -1;               /* the idle task */
+        m->cstate[c] = -1;            /* executing (C0) */
+        m->step_at[c] = -1;
+        m->pv_pending[c] = -1;
+        if (m->virt)
+            m->vrng[c] = stream_state(seed, STREAM_VCPU + (uint64_t)c);
+    }
+
+    /* init_mm */
+    PUSH(m, m->mms, init_mm);
+    m->mms.v[0].gen = 1, m->mms.v[0].count = 1, m->mms.v[0].users = 1;
+    m->mms.v[0].line_owner[0] = m->mms.v[0].line_owner[1] = m->mms.v[0].line_owner[2] = -1;
+    m->mms.v[0].mask = xcalloc(m, (size_t)m->nwords, sizeof(uint64_t));
+    m->next_ctx = 1;
+
+    return parse_tasks(m, mm_pages, tasks);
+}
+
+static void machine_free(struct machine *m)
+{
+    size_t i;
+    int c;
+    free(m->cs_exit), free(m->cs_residency), free(m->cs_flushed);
+    free(m->core), free(m->socket), free(m->loaded_mm), free(m->loaded_asid);
+    free(m->is_lazy), free(m->ctx_id), free(m->ctx_gen), free(m->next_asid), free(m->cur);
+    free(m->active_mm), free(m->lazy_ref), free(m->hazard), free(m->cstate);
+    free(m->idle_since), free(m->irqs_off_until), free(m->irq_busy), free(m->step_token);
+    free(m->step_at), free(m->hung), free(m->hung_at), free(m->pv_pending), free(m->vrng);
+    free(m->vlast), free(m->vlast_set), free(m->tlb_epoch), free(m->psc_epoch);
+    free(m->rings), free(m->rpos), free(m->rlen), free(m->ipis_received), free(m->seen);
+    free(m->targets), free(m->ran);
+    for (c = 0; c < m->ncpu; c++) {
+        if (m->runq)
+            free(m->runq[c].v);
+        if (m->timers)
+            free(m->timers[c].v);
+        if (m->csdq)
+            free(m->csdq[c].v);
+        if (m->vwin)
+            free(m->vwin[c].v);
+        if (m->hw)
+            free(m->hw[c]);
+    }
+    free(m->runq), free(m->timers), free(m->csdq), free(m->vwin), free(m->hw);
+    for (i = 0; i < m->mms.n; i++) {
+        struct mm *M = &m->mms.v[i];
+        i64 block;
+        for (block = 0; M->blocks && block < (M->npages + BLOCK - 1) / BLOCK; block++)
+            free(M->blocks[block]);
+        free(M->blocks), free(M->tables), free(M->mask);
+    }
+    free(m->mms.v), free(m->returns.v);
+    for (i = 0; i < m->tables.n; i++) {
+        free(m->tables.v[i].cachers);
+        free(m->tables.v[i].frees.v);
+    }
+    free(m->tables.v), free(m->table_pool.v);
+    free(m->ops), free(m->task_off), free(m->task_len), free(m->task_tmpl), free(m->task_mm);
+    free(m->task_pc), free(m->task_done), free(m->task_marks);
+    free(m->tmpl_pages), free(m->tmpl_mm), free(m->tmpl_threads);
+    free(m->flush_lat.v);
+    for (i = 0; i < MAX_VIOLATIONS; i++)
+        free(m->violations[i].trace);
+    for (i = 0; i < m->calls.n; i++) {      /* live or not, slots keep their buffers */
+        free(m->calls.v[i].snap.v);
+        free(m->calls.v[i].tables.v);
+        free(m->calls.v[i].targets.v);
+    }
+    free(m->calls.v), free(m->free_calls.v), free(m->heap.v);
+    free(m->snap.v), free(m->freed_tables.v), free(m->taken.v), free(m->extra.v);
+    free(m);
+}
+
+static PyObject *int_list(const i64 *v, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    size_t i;
+    for (i = 0; list && i < n; i++) {
+        PyObject *x = PyLong_FromLongLong(v[i]);
+        if (!x) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, x);
+    }
+    return list;
+}
+
+static PyObject *marks_list(const struct machine *m)
+{
+    PyObject *list = PyList_New((Py_ssize_t)m->ntasks);
+    size_t i;
+    for (i = 0; list && i < m->ntasks; i++) {
+        const i64 *mk = &m->task_marks[3 * i];
+        PyObject *x = Py_BuildValue("(LLL)", (long long)mk[0], (long long)mk[1],
+                                    (long long)mk[2]);
+        if (!x) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, x);
+    }
+    return list;
+}
+
+static PyObject *trace_tuple(const struct violation *v)
+{
+    PyObject *trace = PyTuple_New((Py_ssize_t)v->ntrace);
+    size_t i;
+    for (i = 0; trace && i < v->ntrace; i++) {
+        const struct rec *r = &v->trace[i];
+        PyObject *x = Py_BuildValue("(LLLLL)", (long long)r->t, (long long)r->cpu,
+                                    (long long)r->code, (long long)r->a, (long long)r->b);
+        if (!x) {
+            Py_CLEAR(trace);
+            break;
+        }
+        PyTuple_SET_ITEM(trace, i, x);
+    }
+    return trace;
+}
+
+static PyObject *violations_list(const struct machine *m)
+{
+    PyObject *list = PyList_New((Py_ssize_t)m->nviolations);
+    size_t i;
+    for (i = 0; list && i < m->nviolations; i++) {
+        const struct violation *v = &m->violations[i];
+        PyObject *x = Py_BuildValue("(LLLLN)", (long long)v->kind, (long long)v->severity,
+                                    (long long)v->cpu, (long long)v->time, trace_tuple(v));
+        if (!x) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, x);
+    }
+    return list;
+}
+
+/* Machine.raw_result(); Py_BuildValue releases its "N" arguments on failure */
+static PyObject *raw_result(const struct machine *m)
+{
+    size_t i, ndone = 0;
+    i64 end = 0;
+    int finished;
+    for (i = 0; i < m->ntasks; i++) {
+        if (m->task_done[i] >= 0) {
+            end = ndone++ ? max64(end, m->task_done[i]) : m->task_done[i];
+        }
+    }
+    finished = ndone == m->ntasks;
+    if (!(finished && ndone))
+        end = m->now;
+    return Py_BuildValue(
+        "{s:L,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
+        "end", (long long)end,
+        "finished", finished ? Py_True : Py_False,
+        "counters", Py_BuildValue(
+            "{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L}",
+            "ipis", (long long)m->n_ipis, "ipis_to_idle", (long long)m->n_ipis_to_idle,
+            "ipis_to_lazy", (long long)m->n_ipis_to_lazy, "cr3_writes", (long long)m->n_cr3,
+            "full_flushes", (long long)m->n_full_flushes, "invlpg", (long long)m->n_invlpg,
+            "tlb_misses", (long long)m->n_tlb_misses,
+            "atomic_contention", (long long)m->n_contention,
+            "idle_wakeups", (long long)m->n_idle_wakeups, "ops", (long long)m->n_ops,
+            "page_faults", (long long)m->n_faults, "spec_walks", (long long)m->n_spec_walks,
+            "switch_mm_barriers", (long long)m->n_switch_mb),
+        "flush_latency", int_list(m->flush_lat.v, m->flush_lat.n),
+        "ipis_received", int_list(m->ipis_received, (size_t)m->ncpu),
+        "marks", marks_list(m),
+        "task_pc", int_list(m->task_pc, m->ntasks),
+        "violation_counts", int_list(m->violation_counts, N_VKINDS),
+        "violations", violations_list(m));
+}
+
+/* setjmp() is in these two small functions, whose locals do not change
+ * between setjmp() and a longjmp() */
+static int init_or_oom(struct machine *m, PyObject *args)
+{
+    if (setjmp(m->oom)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return machine_init(m, args);
+}
+
+/* 0: the run finished; -1: out of memory; 1: stopped by a signal handler
+ * that raised (KeyboardInterrupt), whose exception is set */
+static int loop_or_oom(struct machine *m)
+{
+    if (setjmp(m->oom))
+        return -1;
+    return run_loop(m) < 0 ? 1 : 0;
+}
+
+/* threading.main_thread().ident, read at import: the thread that runs
+ * Python's signal handlers */
+static unsigned long main_thread_ident;
+
+/* run_loop() runs without the GIL and asks this every POLL_EVERY events.
+ * On the main thread: take the GIL, let Python run the handlers of the
+ * signals that arrived (SIGINT's raises KeyboardInterrupt), and let go of it
+ * again; so Ctrl-C stops a long run, which then frees everything as any
+ * failed run does. Another thread runs no handlers, and does not wait for
+ * the GIL (up to sys.getswitchinterval()) for nothing. */
+int stop_requested(struct machine *m)
+{
+    int rc;
+    if (!m->main_thread)
+        return 0;
+    PyEval_RestoreThread(m->py_thread);
+    rc = PyErr_CheckSignals();
+    m->py_thread = PyEval_SaveThread();
+    return rc < 0;
+}
+
+static PyObject *native_run(PyObject *module, PyObject *args)
+{
+    struct machine *m = calloc(1, sizeof *m);
+    PyObject *result = NULL;
+    int rc;
+    (void)module;
+    if (!m)
+        return PyErr_NoMemory();
+    if (init_or_oom(m, args) == 0) {
+        m->main_thread = PyThread_get_thread_ident() == main_thread_ident;
+        m->py_thread = PyEval_SaveThread();     /* Py_BEGIN_ALLOW_THREADS */
+        rc = loop_or_oom(m);
+        PyEval_RestoreThread(m->py_thread);     /* Py_END_ALLOW_THREADS */
+        if (rc < 0)
+            PyErr_NoMemory();
+        else if (rc == 0)
+            result = raw_result(m);
+    }
+    machine_free(m);
+    return result;
+}
+
+PyDoc_STRVAR(run_doc,
+"run(profile, cstates, virt, knobs, mm_pages, tasks, seed) -> dict\n\n"
+"Machine(...).run() of engine/machine.py in C; use pytest_tlbperf.engine.native.run(),\n"
+"which flattens a Profile, Knobs and Program into these tuples of ints. Signal\n"
+"handlers run while it does: Ctrl-C stops it with KeyboardInterrupt.");
+
+static PyMethodDef native_methods[] = {
+    {"run", native_run, METH_VARARGS, run_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int add_abi(PyObject *module)
+{
+    /* The constants this file hard-codes, for tests to compare with
+     * engine/abi.py, engine/prng.py and engine/machine.py, and its input
+     * bounds. */
+    static const struct { const char *name; long long value; } abi[] = {
+        {"OP_ACCESS", OP_ACCESS}, {"OP_COMPUTE", OP_COMPUTE}, {"OP_MADVISE", OP_MADVISE},
+        {"OP_MUNMAP", OP_MUNMAP}, {"OP_MPROTECT", OP_MPROTECT}, {"OP_SLEEP", OP_SLEEP},
+        {"OP_YIELD", OP_YIELD}, {"OP_MIGRATE", OP_MIGRATE}, {"OP_MARK", OP_MARK},
+        {"OP_MEMBARRIER", OP_MEMBARRIER}, {"OP_EXIT", OP_EXIT},
+        {"EV_STEP", EV_STEP}, {"EV_WAKE", EV_WAKE}, {"EV_IPI", EV_IPI},
+        {"EV_CALL_DONE", EV_CALL_DONE}, {"EV_SPEC_WALK", EV_SPEC_WALK},
+        {"EV_WATCHDOG", EV_WATCHDOG},
+        {"CALL_FLUSH", CALL_FLUSH}, {"CALL_UNLAZY", CALL_UNLAZY},
+        {"CALL_MEMBARRIER", CALL_MEMBARRIER},
+        {"CONT_STEP", CONT_STEP}, {"CONT_EXIT_MMAP", CONT_EXIT_MMAP},
+        {"CONT_EXIT_FREE", CONT_EXIT_FREE},
+        {"LAZY_STAY", LAZY_STAY}, {"LAZY_SWITCH_TO_INIT", LAZY_SWITCH_TO_INIT},
+        {"CPUMASK_KEEP", CPUMASK_KEEP}, {"CPUMASK_CLEAR", CPUMASK_CLEAR},
+        {"FLUSH_LAZY_NEVER", FLUSH_LAZY_NEVER}, {"FLUSH_LAZY_FREED", FLUSH_LAZY_FREED},
+        {"FLUSH_LAZY_ALWAYS", FLUSH_LAZY_ALWAYS},
+        {"LOCAL_BEFORE_REMOTE", LOCAL_BEFORE_REMOTE}, {"LOCAL_CONCURRENT", LOCAL_CONCURRENT},
+        {"WAIT_DONE", WAIT_DONE}, {"WAIT_ACK", WAIT_ACK},
+        {"REF_REFCOUNT", REF_REFCOUNT}, {"REF_HAZARD", REF_HAZARD},
+        {"REF_SHOOTDOWN", REF_SHOOTDOWN}, {"REF_NONE", REF_NONE},
+        {"IDLE_LEAVE_FLUSHED", IDLE_LEAVE_FLUSHED}, {"IDLE_LEAVE_NEVER", IDLE_LEAVE_NEVER},
+        {"BARRIER_IMPLICIT", BARRIER_IMPLICIT}, {"BARRIER_EXPLICIT", BARRIER_EXPLICIT},
+        {"V_STALE_TLB", V_STALE_TLB}, {"V_FREED_TABLE_WALK", V_FREED_TABLE_WALK},
+        {"V_LAZY_MM_UAF", V_LAZY_MM_UAF}, {"V_HANG", V_HANG},
+        {"V_MEMBARRIER_ORDER", V_MEMBARRIER_ORDER},
+        {"SEV_ERROR", SEV_ERROR}, {"SEV_SILENT", SEV_SILENT}, {"SEV_HANG", SEV_HANG},
+        {"TR_SWITCH", TR_SWITCH}, {"TR_SWITCH_MM", TR_SWITCH_MM}, {"TR_LAZY", TR_LAZY},
+        {"TR_CPUMASK_CLEAR", TR_CPUMASK_CLEAR}, {"TR_FLUSH", TR_FLUSH}, {"TR_IPI", TR_IPI},
+        {"TR_IDLE", TR_IDLE}, {"TR_WAKE", TR_WAKE}, {"TR_PSC_FILL", TR_PSC_FILL},
+        {"TR_TABLE_FREE", TR_TABLE_FREE}, {"TR_SKIP", TR_SKIP}, {"TR_MM_FREE", TR_MM_FREE},
+        {"TR_LEAVE_MM", TR_LEAVE_MM}, {"TR_WALK", TR_WALK},
+        {"TR_ACCESS_STALE", TR_ACCESS_STALE}, {"TR_HUNG", TR_HUNG},
+        {"TR_PV_DEFER", TR_PV_DEFER}, {"TR_EXIT", TR_EXIT},
+        {"STREAM_MACHINE", STREAM_MACHINE}, {"STREAM_VCPU", STREAM_VCPU},
+        {"TLB_NR_DYN_ASIDS", TLB_NR_DYN_ASIDS}, {"INIT_ASID", INIT_ASID},
+        {"NR_HW_ASIDS", NR_HW_ASIDS}, {"INIT_MM", INIT_MM},
+        {"PAGES_PER_TABLE", PAGES_PER_TABLE}, {"TLB_FLUSH_ALL", TLB_FLUSH_ALL},
+        {"RING", RING}, {"MAX_VIOLATIONS", MAX_VIOLATIONS},
+        {"MAX_CPUS", MAX_CPUS}, {"MAX_VALUE", MAX_VALUE}, {"MAX_PAGES", MAX_PAGES},
+        {"MAX_CEILING", MAX_CEILING},
+    };
+    PyObject *d = PyDict_New();
+    size_t i;
+    if (!d)
+        return -1;
+    for (i = 0; i < sizeof abi / sizeof abi[0]; i++) {
+        PyObject *v = PyLong_FromLongLong(abi[i].value);
+        if (!v || PyDict_SetItemString(d, abi[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(module, "ABI", d) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    return 0;
+}
+
+static int native_exec(PyObject *module)
+{
+    PyObject *threading = PyImport_ImportModule("threading"), *main, *ident;
+    if (!threading)
+        return -1;
+    main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!main)
+        return -1;
+    ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (!ident)
+        return -1;
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+    return add_abi(module);
+}
+
+static PyModuleDef_Slot native_slots[] = {
+    {Py_mod_exec, native_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "_native",
+    "The native engine: engine/machine.py transcribed into C (see _native.c).",
+    0, native_methods, native_slots, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    return PyModuleDef_Init(&native_module);
+}
