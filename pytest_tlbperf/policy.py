@@ -294,9 +294,8 @@ def call_policy(policy, what: str, fn, *args):
     except (KeyboardInterrupt, PolicyError):
         raise
     except BaseException as exc:        # SystemExit too: a policy cannot end the run
-        hint = "; a profile is read-only" if "mappingproxy" in str(exc) else ""
         raise PolicyError(f"{policy_label(policy)}: {what} {describe_exception(exc, verb=True)}"
-                          f"{hint}") from exc
+                          ) from exc
 
 
 def policy_label(policy) -> str:

@@ -2,6 +2,8 @@
 before any engine sees it; what the loader accepts both engines run, in
 bounded memory; and a profile cannot be changed once loaded."""
 
+import copy
+import json
 import os
 from importlib import resources
 
@@ -149,6 +151,11 @@ def test_profiles_are_read_only():
         with pytest.raises((TypeError, AttributeError)):
             change()
     assert prof.digest == digest and tp.profiles.get("kvm-guest-16") is prof
+    # still plain data to read: JSON, copies, ** (the host backend copies a template)
+    raw = json.loads(json.dumps(prof.raw))
+    assert raw["topology"]["cpus"] == 16 and dict(**prof.costs)["ipi_send"] > 0
+    copy.deepcopy(prof.raw)["costs"]["ipi_send"] = 0
+    assert prof.costs["ipi_send"] > 0
     # a changed machine is a new, validated profile
     bigger = prof.with_changes(topology={"cpus": 32})
     assert bigger.cpus == 32 and prof.cpus == 16 and bigger.digest != digest

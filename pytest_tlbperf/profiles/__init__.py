@@ -13,7 +13,6 @@ import hashlib
 import tomllib
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 
 from ..errors import ProfileError
 from ..userio import read_text
@@ -88,10 +87,33 @@ MAX_NAME = 64
 _TO_NS = {"cycles": None, "ns": 1, "us": 1000}     # unit suffix -> ns per unit
 
 
+class _ReadOnlyTable(dict):
+    """A profile's table: a dict (json.dumps, isinstance and ** still work)
+    whose every mutator raises."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a profile is read-only: a policy's configure() returns knob "
+                        "overrides; profile.with_changes(...) makes a changed copy")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __copy__(self):
+        return dict(self)
+
+    def __deepcopy__(self, memo):
+        return _deep_copy(self)
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
 def _frozen(value):
-    """A read-only deep copy: tables become mapping proxies, arrays tuples."""
-    if isinstance(value, (dict, MappingProxyType)):
-        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    """A read-only deep copy: tables become _ReadOnlyTables, arrays tuples."""
+    if isinstance(value, dict):
+        return _ReadOnlyTable({k: _frozen(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(_frozen(v) for v in value)
     return value
@@ -156,7 +178,7 @@ class CState(metaclass=_ReadOnly):
 
 class Profile(metaclass=_ReadOnly):
     """A validated machine profile. Time values are integer cycles. It is
-    read-only: nested tables are mapping proxies and arrays tuples."""
+    read-only: nested tables are read-only dicts and arrays tuples."""
 
     __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus", "cores_per_llc",
                  "meltdown", "invpcid", "apic", "table_batch_fail_percent", "invalidate_cycles",
@@ -306,7 +328,7 @@ class Profile(metaclass=_ReadOnly):
 
 def _deep_copy(value):
     """A mutable deep copy of (frozen) raw profile data."""
-    if isinstance(value, (dict, MappingProxyType)):
+    if isinstance(value, dict):
         return {k: _deep_copy(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_deep_copy(v) for v in value]
@@ -316,7 +338,7 @@ def _deep_copy(value):
 def _canonical(value) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{_canonical(value[k])}" for k in sorted(value)) + "}"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):          # a frozen array digests as its list
         return "[" + ",".join(_canonical(v) for v in value) + "]"
     return repr(value)
 
