@@ -112,18 +112,21 @@ def test_ctrl_c_is_a_clean_exit(monkeypatch, capsys):
     assert capsys.readouterr().err.endswith("tlbperf: interrupted\n")
 
 
-def test_validate_says_how_far_it_is(monkeypatch, capsys):
+def test_validate_says_how_far_it_is(monkeypatch, capsys, tmp_path):
     from pytest_tlbperf.reports import validation
 
     def measure(engine, progress):
         for t in range(3):
-            progress(f"A/A trial {t + 1}/3")
+            if progress:
+                progress(f"A/A trial {t + 1}/3")
         return validation.PUBLISHED
     monkeypatch.setattr(validation, "measure", measure)
     assert main("validate") == 0
-    assert capsys.readouterr().err.splitlines() == ["A/A trial 1/3 (0 s)"]
-    assert main("validate", "--progress") == 0
     assert len(capsys.readouterr().err.splitlines()) == 3
+    assert main("validate", "--quiet") == 0
+    assert capsys.readouterr().err == ""
+    assert main("validate", "--json", tmp_path / "nodir" / "v.json") == 2   # before any work
+    assert "folder" in capsys.readouterr().err
 
 
 def test_saved_strings_are_escaped_on_the_terminal(tmp_path, capsys):
