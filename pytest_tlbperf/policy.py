@@ -15,8 +15,13 @@ per-profile resolution of the class attributes.
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+
 from .engine import abi
 from .errors import PolicyError
+from .userio import printable
 
 KNOB_DOCS = {
     "lazy_tlb": "what enter_lazy_tlb() does: 'stay' keeps CR3 and sets is_lazy; "
@@ -202,7 +207,10 @@ class Policy:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        owner = f"policy {cls.__module__}.{cls.__qualname__}"
+        owner = _class_label(cls)
+        _check_attributes(cls, owner)
+        if cls.name is not None and (not isinstance(cls.name, str) or not cls.name):
+            raise PolicyError(f"{owner}: name must be a non-empty string, got {cls.name!r}")
         for knob in KNOB_NAMES:
             _check_knob(owner, knob, getattr(cls, knob))
         unknown = set(cls.known_violations) - set(abi.VIOLATION_KINDS)
@@ -230,7 +238,7 @@ class Policy:
     def knobs(self, profile) -> Knobs:
         owner = f"policy {self.policy_name()}"
         values = {knob: getattr(self, knob) for knob in KNOB_NAMES}
-        overrides = self.configure(profile)
+        overrides = call_policy(self, f"configure({profile.name})", self.configure, profile)
         if overrides:
             if not isinstance(overrides, dict):
                 raise PolicyError(f"{owner}: configure() must return a dict of knob "
@@ -256,3 +264,131 @@ class Policy:
 
     def __repr__(self):
         return f"<Policy {self.policy_name()}>"
+
+
+# -- the policy's own code, at the edge ----------------------------------------------
+# A policy's methods (configure, should_flush_cpu, expected_violations,
+# __init__) are the user's code running inside ours. call_policy() runs
+# them so that what goes wrong names the policy and the method instead of
+# ending the run: an exception or sys.exit() becomes a PolicyError, and a
+# call that executes more than CALL_BUDGET Python bytecode instructions is
+# stopped.
+#
+# The bound counts instructions (sys.settrace with f_trace_opcodes), not
+# seconds: the same policy and seed stop at the same point on every machine,
+# however loaded. Lines would not do: `while True: pass` on one line jumps
+# back to itself without a new line event. Two million instructions are
+# orders of magnitude beyond any real decision and under a second of
+# looping; a hook of a few lines pays a few microseconds per call. The bound
+# stands aside while another tracer (a debugger, coverage) is active, and
+# cannot stop a C function that never returns; Ctrl-C still does.
+CALL_BUDGET = 2_000_000
+
+
+class _OverBudget(BaseException):
+    """Raised inside a policy's code at its instruction CALL_BUDGET + 1; a
+    BaseException so that `except Exception` in the policy does not eat it."""
+
+
+def _bounded(fn, args):
+    if sys.gettrace() is not None:
+        return fn(*args)
+    left = CALL_BUDGET
+
+    def instruction(frame, event, arg):
+        nonlocal left
+        if event == "opcode":
+            left -= 1
+            if left < 0:
+                raise _OverBudget
+        return instruction
+
+    def call(frame, event, arg):         # every frame the policy's code enters
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return instruction
+
+    sys.settrace(call)
+    try:
+        return fn(*args)
+    finally:
+        sys.settrace(None)
+
+
+_NOT_THE_POLICY = ("pytest_tlbperf", "importlib", "_pytest", "pluggy")
+
+
+def _where(exc) -> str:
+    """' (my_rfc.py:12)': the innermost frame of the policy's own code (not
+    ours, the import machinery's or pytest's)."""
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        module = tb.tb_frame.f_globals.get("__name__") or ""
+        if not path.startswith("<") and not module.startswith(_NOT_THE_POLICY):
+            found = f" ({os.path.relpath(path) if os.path.isabs(path) else path}:" \
+                    f"{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+def describe_exception(exc, verb: bool = False) -> str:
+    """'ZeroDivisionError: division by zero (my_rfc.py:12)' or 'called
+    sys.exit(3) (my_rfc.py:2)'; with `verb`, the first reads 'raised ...'."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({'' if exc.code is None else repr(exc.code)}){_where(exc)}"
+    text = str(exc)
+    return f"{'raised ' if verb else ''}{type(exc).__name__}{': ' + text if text else ''}" \
+           f"{_where(exc)}"
+
+
+def call_policy(policy, what: str, fn, *args):
+    """fn(*args), code of `policy` (a Policy instance or class), within
+    CALL_BUDGET instructions; what went wrong is a PolicyError naming the
+    policy and `what` ("configure(zen1-epyc)"). Ctrl-C still interrupts."""
+    try:
+        return _bounded(fn, args)
+    except _OverBudget:
+        raise PolicyError(f"{policy_label(policy)}: {what} ran more than {CALL_BUDGET} Python "
+                          f"instructions in one call (does it loop forever?); a policy's "
+                          f"code must return in bounded time (policy.CALL_BUDGET)") from None
+    except (KeyboardInterrupt, PolicyError):
+        raise
+    except BaseException as exc:        # SystemExit too: a policy cannot end the run
+        raise PolicyError(f"{policy_label(policy)}: {what} {describe_exception(exc, verb=True)}"
+                          ) from exc
+
+
+def policy_label(policy) -> str:
+    """'policy my_rfc.py:MyRfc' (or 'policy NAME' for a named one), escaped."""
+    cls = policy if isinstance(policy, type) else type(policy)
+    return _class_label(cls) if not isinstance(cls.name, str) else \
+        f"policy {printable(cls.policy_name())}"
+
+
+def _class_label(cls) -> str:
+    """'policy my_rfc.py:MyRfc': where a user finds the class."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if path and not cls.__module__.startswith("pytest_tlbperf."):
+        return printable(f"policy {os.path.relpath(path) if os.path.isabs(path) else path}:"
+                         f"{cls.__qualname__}")
+    return f"policy {cls.__module__}.{cls.__qualname__}"
+
+
+def _check_attributes(cls, owner: str) -> None:
+    """Every public class attribute is a knob or something Policy defines
+    (name, known_violations, configure, should_flush_cpu, ...): a misspelled
+    knob (`lazy_tbl = "stay"`) or method (`def configur`) would otherwise be
+    ignored, and the policy would run as mainline without a word. Names of
+    the policy's own helpers start with '_'."""
+    allowed = set(KNOB_NAMES) | {n for n in vars(Policy) if not n.startswith("_")}
+    for name in cls.__dict__:
+        if name.startswith("_") or name in allowed:
+            continue
+        close = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PolicyError(f"{owner}: unknown attribute {name!r}{hint} (knobs are "
+                          f"{', '.join(KNOB_NAMES)}; a helper of your own needs a name that "
+                          f"starts with '_')")

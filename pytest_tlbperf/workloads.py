@@ -11,6 +11,7 @@ parameter scales it up.
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 from .engine import abi
 from .engine.prng import STREAM_WORKLOAD, Stream
@@ -25,6 +26,19 @@ REGION = 512   # pages per page-table page (2 MiB)
 _COMPILED_MAX = 64     # compiled programs kept (oldest dropped first)
 _compiled: dict = {}
 HOT_PAGES = 16
+
+# Upper bounds of builder parameters, by parameter name (DEFAULT_LIMIT for a
+# name not listed). They keep a run's memory bounded: a builder's program
+# grows with its parameters, and the engines allocate per CPU and per page.
+# MAX_OPS and MAX_PAGES bound what parameters cannot (their products, custom
+# workloads) while the program is built.
+PARAM_LIMITS = {"threads": 1 << 16, "cpus": 1 << 16, "workers": 1 << 16,
+                "iterations": 1_000_000, "rounds": 1_000_000, "requests": 1_000_000,
+                "jobs": 100_000, "processes": 100_000, "regions": 4096}
+DEFAULT_LIMIT = 1_000_000
+MAX_OPS = 1 << 22          # ops in one program (about 0.5 GB for the python engine)
+MAX_PAGES = 1 << 23        # pages of all mm templates together (32 GiB of 4 KiB pages)
+MAX_OP_VALUE = 1 << 44     # engine/_native.c MAX_VALUE: any op argument or start time
 
 
 class TaskSpec:
@@ -78,6 +92,7 @@ class Program:
                                     f"name CPUs of {profile.name} and include its start "
                                     f"cpu{t.cpu}")
             pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
+            _check_words(self.name, i, t)
             for pc in range(0, len(t.ops), 4):
                 code, a, b = t.ops[pc], t.ops[pc + 1], t.ops[pc + 2]
                 where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
@@ -103,6 +118,28 @@ class Program:
                                         f"needs a measured window to end the run")
 
 
+def _check_words(name, i, task) -> None:
+    """Pages, CPUs and cycles are integers (a float page number would index
+    a list), none beyond 2^44 (the native engine's MAX_VALUE). Three passes
+    in C over the ops (a float makes the sum a float; a non-number makes it
+    raise); the Python loop finds the culprit only on error."""
+    ops = task.ops
+    try:
+        ints = type(sum(ops, task.start)) is int
+    except TypeError:
+        ints = False
+    if ints and (not ops or (-MAX_OP_VALUE <= min(ops) and max(ops) <= MAX_OP_VALUE)) \
+            and -MAX_OP_VALUE <= task.start <= MAX_OP_VALUE:
+        return
+    words = (task.start,) + tuple(ops)
+    bad = next(j for j, v in enumerate(words)
+               if not isinstance(v, int) or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
+    what = "its start" if bad == 0 else \
+        f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(ops[(bad - 1) // 4 * 4], '?')})"
+    raise WorkloadError(f"{name}: task {i} {what}: {words[bad]!r} is not an integer within "
+                        f"2^44")
+
+
 class TaskBuilder:
     """Records one task's ops; times are given in ns/us and stored in cycles."""
 
@@ -113,6 +150,8 @@ class TaskBuilder:
 
     def _op(self, code, a=0, b=0, c=0):
         self.ops += (code, a, b, c)
+        if len(self.ops) > 4 * MAX_OPS:     # ProgramBuilder.task() bounds the sum
+            self.b.too_many_ops()
         return self
 
     def access(self, page, npages=1, write=True, file=False, shared=False):
@@ -190,6 +229,7 @@ class ProgramBuilder:
         self.rng = Stream(seed, STREAM_WORKLOAD)
         self.mm_pages = []
         self.tasks = []
+        self._ops = []          # each task's op list, for MAX_OPS
         self.channels = 0
         self.warmup = self.window = 0
 
@@ -197,12 +237,26 @@ class ProgramBuilder:
         return self.profile.cycles_from_ns(int(ns))
 
     def mm(self, npages):
+        if isinstance(npages, bool) or not isinstance(npages, int) or npages < 0:
+            raise WorkloadError(f"{self.name}: mm({npages!r}): pages must be an integer "
+                                f">= 0")
+        if sum(self.mm_pages) + npages > MAX_PAGES:
+            raise WorkloadError(f"{self.name}: mm({npages}) makes {sum(self.mm_pages) + npages} "
+                                f"pages in all mms, more than the {MAX_PAGES} a program may "
+                                f"have")
         self.mm_pages.append(npages)
         return len(self.mm_pages) - 1
 
+    def too_many_ops(self):
+        raise WorkloadError(f"{self.name}: more than {MAX_OPS} ops in one program, the limit "
+                            f"that keeps a run's memory bounded; use smaller parameters")
+
     def task(self, mm, cpu, start_us=0, affinity=()):
+        if sum(map(len, self._ops)) > 4 * MAX_OPS:
+            self.too_many_ops()
         t = TaskBuilder(self, mm, cpu, self.cycles(start_us * 1000), affinity)
         self.tasks.append(t)
+        self._ops.append(t.ops)
         return t
 
     def kthread(self, cpu, start_us=0):
@@ -240,7 +294,13 @@ class Workload:
         program = _compiled.get(key) if key is not None else None
         if program is None:
             b = ProgramBuilder(self.name, profile, seed)
-            self._build(b, profile, **self.params)
+            try:
+                self._build(b, profile, **self.params)
+            except WorkloadError:
+                raise
+            except Exception as exc:   # a custom build function's bug, named
+                raise WorkloadError(f"workload {self!r}: building it for {profile.name} "
+                                    f"raised {type(exc).__name__}: {exc}") from exc
             program = b.program()
             program.validate(profile)
             if key is not None:
@@ -272,10 +332,27 @@ class Workload:
         return hash((self.name, tuple(sorted(self.params.items()))))
 
 
-def _positive(name, **values):
+def check_params(builder: str, **values) -> None:
+    """A builder's parameters, checked where it is called: each is an int
+    (not a bool or a float) from 1 to its PARAM_LIMITS bound, or None where
+    the builder's own default is None ("as many as the profile has").
+
+        def my_storm(threads: int = 4, iterations: int = 40) -> Workload:
+            check_params("my_storm", threads=threads, iterations=iterations)
+    """
+    fn = globals().get(builder)
+    defaults = {} if fn is None else {
+        k: v.default for k, v in inspect.signature(fn).parameters.items()}
     for key, value in values.items():
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise WorkloadError(f"{name}: {key} must be a positive integer, got {value!r}")
+        if value is None and key in defaults and defaults[key] is None:
+            continue
+        limit = PARAM_LIMITS.get(key, DEFAULT_LIMIT)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise WorkloadError(f"{builder}: {key} must be an integer from 1 to {limit}, "
+                                f"got {value!r}")
+
+
+_positive = check_params
 
 
 def _cpus(name, profile, wanted, default_cap):

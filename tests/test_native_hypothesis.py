@@ -43,8 +43,11 @@ def machines(draw):
         "ipi": {"jitter_ns": draw(st.sampled_from([0, 80, 1000]))},
     }
     if draw(st.booleans()):
-        changes["virt"] = {"preempt_percent": draw(st.integers(0, 95)),
-                           "preempt_us": draw(st.integers(1, 4000)),
+        percent = draw(st.integers(0, 95))
+        # a vCPU runs at least 1 us between preemptions (profiles.MIN_VCPU_RUN_US)
+        shortest = max(1, -(-percent // (100 - percent)))
+        changes["virt"] = {"preempt_percent": percent,
+                           "preempt_us": draw(st.integers(shortest, 4000)),
                            "pv_tlb_flush": draw(st.booleans())}
     return base.with_changes(name="random", **changes)
 

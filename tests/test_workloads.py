@@ -41,7 +41,7 @@ def test_compile_is_a_function_of_the_seed():
 
 
 def test_bad_parameters_are_named():
-    with pytest.raises(WorkloadError, match="jobs must be a positive integer"):
+    with pytest.raises(WorkloadError, match="jobs must be an integer from 1 to 100000, got 0"):
         W.kernel_build(jobs=0)
     with pytest.raises(WorkloadError, match="need 5 cores"):
         tp.run(W.madvise_dontneed(threads=5), "haswell-4c")
