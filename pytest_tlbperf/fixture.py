@@ -10,6 +10,7 @@ import time
 import pytest
 
 from . import api, policies, profiles, workloads
+from .errors import WorkloadError
 from .session import Cell, sample
 
 DEFAULT_METRICS = ("flush_latency_ns_p99", "ipis")
@@ -73,9 +74,12 @@ class TlbperfFixture:
     The metrics named are the ones the summary shows for this test (all are
     recorded). Violations the policy does not declare fail the test, and so
     does a declared one that this test shows but no longer finds, unless
-    --tlbperf-fail-on=none."""
+    --tlbperf-fail-on=none. A cell run only because a candidate's knobs
+    differ on its profile (`touched`) is skipped when the workload does not
+    fit that machine."""
 
-    def __init__(self, machine, test, seeds, metrics, shows, session, fail_on):
+    def __init__(self, machine, test, seeds, metrics, shows, session, fail_on, nodeid=None,
+                 touched=False):
         self.machine = machine
         self.test = test
         self.seeds = seeds
@@ -83,11 +87,18 @@ class TlbperfFixture:
         self.shows = frozenset(shows)
         self.session = session
         self.fail_on = fail_on
+        self.nodeid, self.touched = nodeid, touched
         self.calls = 0
 
     def __call__(self, workload, metrics=None) -> Cell:
         started = time.perf_counter()
-        results = [self.machine.run(workload, seed=s) for s in self.seeds]
+        try:
+            results = [self.machine.run(workload, seed=s) for s in self.seeds]
+        except WorkloadError as exc:
+            if not self.touched:
+                raise
+            pytest.skip(f"run here for the candidate's knobs, but the workload does not "
+                        f"fit {self.machine.profile.name}: {exc}")
         return self._record(repr(workload), results[0].engine, metrics or self.metrics,
                             [sample(r) for r in results], time.perf_counter() - started,
                             runner=(self.machine, workload))
@@ -108,7 +119,8 @@ class TlbperfFixture:
         label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
         m = self.machine
         cell = Cell(label, m.profile.name, m.policy_name, what, engine, metrics, samples,
-                    expected=m.policy.expected_violations(m.profile), shows=self.shows)
+                    expected=m.policy.expected_violations(m.profile), shows=self.shows,
+                    nodeid=self.nodeid, touched=self.touched)
         self.session.add(cell, m.profile.digest, elapsed, runner=runner)
         # --tlbperf-fail-on=regression fails on violations too: a policy that
         # breaks the oracle's invariants is worse than a slow one
