@@ -169,7 +169,8 @@ def cmd_compare(args) -> int:
     from .reports import text, verdicts
     from .reports.report import Report
     old, new = load_run(args.old, args.storage), load_run(args.new, args.storage)
-    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args))
+    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args),
+                              family=verdicts.reference_family(new))
     report = Report(new, [old], findings=findings, thresholds=_thresholds(args))
     if not findings:
         print(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} have no "

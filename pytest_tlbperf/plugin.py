@@ -20,7 +20,6 @@ from . import api, policies, profiles, selection
 from .errors import TlbperfError
 from .fixture import (DEFAULT_METRICS, ModeledMachine, TlbperfFixture, runner_from_spec,
                       runner_spec)
-from .errors import WorkloadError
 from .metrics import METRICS
 from .session import Session
 from .storage import Storage, StorageError, git_commit, git_sha
@@ -169,7 +168,8 @@ class TlbperfPlugin:
                 "thresholds": self.thresholds.to_dict() if self.thresholds else None,
                 "command": ["pytest"] + [str(a) for a in args],
                 "invocation_dir": str(self.config.invocation_params.dir),
-                "candidates": self.candidates, "references": self.references(),
+                "candidates": self.roles.candidates if self.enabled and self.candidates
+                else self.candidates, "references": self.references(),
                 "touched": self.touched_log}
 
     def _validate(self):
@@ -245,7 +245,7 @@ class TlbperfPlugin:
                                           self.reference_specs)
         return self._roles
 
-    def test_profiles(self, metafunc) -> tuple:
+    def profiles_of(self, metafunc) -> tuple:
         """(profiles, touched entries) of one suite test: the profiles it
         runs on for every policy, and `selection.touched`'s entries -- the
         ADDED ones run the baseline and that candidate there too."""
@@ -283,7 +283,7 @@ class TlbperfPlugin:
     def pytest_generate_tests(self, metafunc):
         if "tlbperf_cell" not in metafunc.fixturenames:
             return
-        chosen, entries = self.test_profiles(metafunc)
+        chosen, entries = self.profiles_of(metafunc)
         cells = [(prof, pol) for prof in chosen for pol in self.policy_list()]
         name = metafunc.function.__name__
         for entry in entries:

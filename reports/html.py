@@ -24,6 +24,7 @@ This module only computes what the template draws.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 
 import jinja2
@@ -38,11 +39,12 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf")
 VERDICT_ORDER = {verdicts.REGRESSION: 0, verdicts.IMPROVEMENT: 1, verdicts.INCONCLUSIVE: 2,
                  verdicts.NO_CHANGE: 3}
-# the forest plot's axis reaches at most this factor beyond the estimates
-# and the threshold band; what lies further is drawn at the edge and counted
+# the forest plot's axis follows an interval at most this factor beyond the
+# estimates, the threshold band and the middle 80% of the seeds; what lies
+# further is drawn at the edge and counted
 CLIP = 4.0
-NICE_RATIOS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.98,
-               1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000,
+NICE_RATIOS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.33, 0.5, 0.8, 0.9, 0.95, 0.98,
+               1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 2000,
                5000, 10000)
 
 _env = jinja2.Environment(
@@ -148,12 +150,12 @@ def forest(findings, width=540, row=30) -> dict:
     its per-seed ratios as a jittered strip, the Hodges-Lehmann estimate
     (diamond) and its 95% interval (bar), the +/- threshold band shaded.
 
-    The axis covers the estimates, the threshold band, the intervals and
-    the middle 90% of the seeds, but never more than a factor CLIP beyond
-    the estimates and the band: an outlying seed or an interval end past
-    that is drawn at the edge as an arrow with the count of what lies
-    beyond, and the caption says so -- one wild seed cannot squash the
-    rest."""
+    The axis covers the estimates, the threshold band, the middle 80% of
+    each policy's seeds, and the intervals up to a factor CLIP beyond the
+    rest: a lone outlying seed or an interval end past that is drawn at the
+    edge as an arrow with the count of what lies beyond, and the caption
+    says so -- one wild seed cannot squash the rest, a cluster of seeds
+    (vCPUs preempted on half the seeds) stays in view."""
     left, right, top = 150, width - 24, 26
     core = [1.0]
     for f in findings:
@@ -161,15 +163,15 @@ def forest(findings, width=540, row=30) -> dict:
         core += [1 - t, 1 + t]
         if f.comparison.ratio and f.comparison.ratio > 0:
             core.append(f.comparison.ratio)
-    values = list(core)
-    for f in findings:
-        c = f.comparison
-        values += [v for v in (c.ci or ()) if 0 < v < math.inf]
         ratios = [r for _, r in _seed_ratios(f)]
         if ratios:
-            values += [_quantile(ratios, 0.05), _quantile(ratios, 0.95)]
-    lo = max(min(values), min(core) / CLIP) / 1.04
-    hi = min(max(values), max(core) * CLIP) * 1.04
+            core += [_quantile(ratios, 0.1), _quantile(ratios, 0.9)]
+    lo, hi = min(core), max(core)
+    for f in findings:
+        for v in f.comparison.ci or ():
+            if 0 < v < math.inf:
+                lo, hi = min(lo, max(v, min(core) / CLIP)), max(hi, min(v, max(core) * CLIP))
+    lo, hi = lo / 1.04, hi * 1.04
     axis = Axis(lo, hi, left, right, log=True)
     height = top + row * len(findings) + 36
     rows, clipped = [], 0
@@ -280,8 +282,7 @@ def _css(verdict) -> str:
 
 def _row(f, report=None, anchor=None) -> dict:
     c = f.comparison
-    parts = f.test.replace("[", "\0[").split("\0")
-    return {"test": f.test, "test_parts": parts, "profile": f.profile, "metric": f.metric,
+    return {"test": f.test, "test_parts": breakable(f.test), "profile": f.profile, "metric": f.metric,
             "policy": f.policy, "anchor": anchor,
             "role": report.role(f.policy) if report else selection.CANDIDATE,
             "reference": f.reference, "design": f.design,
@@ -307,9 +308,11 @@ def matrix(report, blocks) -> dict:
                for p in report.policies(selection.CANDIDATE)]
     columns += [{"name": p, "role": selection.REFERENCE}
                 for p in report.policies(selection.REFERENCE)]
-    baseline_rows = any(b["findings"][0].policy == report.baseline for b in blocks)
+    baseline_rows = any(f.policy == report.baseline for b in blocks for f in b["findings"])
     if baseline_rows:
         columns.insert(0, {"name": report.baseline, "role": selection.BASELINE})
+    for col in columns:
+        col["parts"] = breakable(col["name"])
     added = {(t["profile"], test) for t in report.touched() for test in t["added"]}
     groups = []
     for b in blocks:
@@ -317,6 +320,7 @@ def matrix(report, blocks) -> dict:
         key = (b["test"], b["profile"], b["reference"])
         if not groups or groups[-1]["key"] != key:
             groups.append({"key": key, "test": b["test"], "profile": b["profile"],
+                           "test_parts": breakable(b["test"]),
                            "reference": b["reference"] if b["reference"] != report.baseline
                            else "", "rows": [],
                            "added": (b["profile"], _test_function(b["test"])) in added})
@@ -334,7 +338,19 @@ def matrix(report, blocks) -> dict:
                                    f"{text.pvalue(f.p_adjusted)}, n {f.comparison.n}: "
                                    f"{f.verdict}"})
         groups[-1]["rows"].append({"metric": b["metric"], "cells": cells})
+        counted = [VERDICT_ORDER[f.verdict] for f in b["findings"] if report.counted(f)]
+        groups[-1]["severity"] = min([groups[-1].get("severity", len(VERDICT_ORDER))]
+                                     + counted)
+    # the candidates' regressions first, then improvements, inconclusive, no
+    # change; the suite's order within each (sorted() is stable)
+    groups.sort(key=lambda g: g["severity"])
     return {"columns": columns, "groups": groups, "rotate": len(columns) > 3}
+
+
+def breakable(name) -> list:
+    """A name cut into the pieces a line may break between: after '_', '.',
+    '/', ':' and before '['."""
+    return [p for p in re.split(r"(?<=[_./:])|(?=\[)", name) if p]
 
 
 def knob_tables(report) -> list:
@@ -409,6 +425,7 @@ def context(report) -> dict:
     ref_rows = sorted((_row(f, report, anchor.get(id(f))) for f in report.reference_findings()),
                       key=order)
     counts = report.counts()
+    chips = report.count_text(counts).split(" of ")[0].split(", ")
     status = report.status()
     regressions = counts[verdicts.REGRESSION]
     bad = len(report.unexpected())
@@ -438,7 +455,7 @@ def context(report) -> dict:
             "status": status, "banner": banner, "who": who,
             "reviewing_all": report.roles.reviewing_all,
             "headline": report.headline(), "reference_headline": report.reference_headline(),
-            "counts": counts, "rows": rows, "ref_rows": ref_rows, "blocks": blocks,
+            "counts": counts, "chips": chips, "rows": rows, "ref_rows": ref_rows, "blocks": blocks,
             "matrix": matrix(report, blocks), "knobs": knob_tables(report),
             "touched": report.touched_lines(), "toc": toc,
             "violations": violations,

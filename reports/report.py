@@ -120,7 +120,7 @@ def _pytest_args(args) -> list:
             optional_value = False
             continue                     # --tlbperf-save NAME
         optional_value = False
-        if re.match(r"^-n\d+$|^-k.", arg):
+        if re.match(r"^-n.|^-k.", arg):          # -n2, -nauto, -kEXPR
             continue
         out.append(arg)
     return out
@@ -128,11 +128,12 @@ def _pytest_args(args) -> list:
 
 def _simulate_line(run, cell, seeds) -> str:
     """`tlbperf simulate` for a cell whose workload is a built-in one with
-    its default parameters on a named profile, or ''."""
-    from pytest_tlbperf import workloads
+    its default parameters on a built-in profile, or ''."""
+    from pytest_tlbperf import profiles, workloads
     name = str(cell.get("workload", "")).split("(", 1)[0]
     builder = workloads.BUILDERS.get(name)
-    if builder is None or repr(builder()) != cell.get("workload"):
+    if builder is None or repr(builder()) != cell.get("workload") \
+            or cell["profile"] not in profiles.names():
         return ""
     engine = (run.get("options") or {}).get("engine")
     return shlex.join(["tlbperf", "simulate", "--policy", cell["policy"], "--workload", name,
@@ -144,8 +145,8 @@ def reproduce(run, cell, seed) -> str:
     """A command that runs `cell` again on seeds 0..`seed` (every seed when
     None): `tlbperf simulate` when the workload is a built-in with default
     parameters, else the run's own pytest command narrowed with -k to the
-    cell's test item (saved since format 2's `nodeid`). '' when neither is
-    known."""
+    cell's test item (the cell's `nodeid`; a run saved before cells had
+    one gets ''), without its report files, saving and workers."""
     opts = run.get("options") or {}
     where = opts.get("invocation_dir")
     prefix = f"cd {shlex.quote(where)} && " if where else ""

@@ -24,6 +24,7 @@ from . import stats, verdicts
 WIDTH = 80
 COLUMNS = ((16, "<"), (8, ">"), (8, ">"), (7, ">"), (13, "<"), (6, ">"), (3, ">"), (12, "<"))
 REF_MARK = " [ref]"
+MAX_LISTED = 20          # regressions and improvements listed under the verdict
 
 
 def wrap(text, width=WIDTH, **kw) -> list:
@@ -133,31 +134,38 @@ def block(test, profile, metric, reference, design, findings, baseline, report=N
     return head + rows
 
 
-def finding_line(f, width=WIDTH) -> str:
-    """'  REGRESSION   test_x[zen1-epyc] cr3_writes +290% [+281..+297]': a
-    long test name is cut, the metric and the figures never."""
-    tail = f" {f.metric} {change(f)} [{interval(f)}]"
-    room = width - 15 - len(tail)
-    return f"  {verdict_text(f.verdict):<12} " + cut(f"{f.test}[{f.profile}]",
-                                                    max(room, 12)) + tail
+def finding_lines(f, width=WIDTH) -> list:
+    """'  REGRESSION   test_x[zen1-epyc] cr3_writes +290% [+281..+297]', on
+    two lines when it does not fit on one: names are never cut."""
+    head = f"  {verdict_text(f.verdict):<12} {f.test}[{f.profile}]"
+    tail = f"{f.metric} {change(f)} [{interval(f)}]"
+    if len(head) + 1 + len(tail) <= width:
+        return [f"{head} {tail}"]
+    return [cut(head, width), cut(" " * 15 + tail, width)]
 
 
 def verdict_lines(report) -> list:
     """The candidates' verdict and the comparisons that changed: every
-    regression, then every improvement, one line each, per candidate."""
-    lines = wrap(f"candidate{'s' * (len(report.policies('candidate')) != 1)} "
-                          f"{report.subject()} vs baseline {report.baseline}: "
-                          f"{report.headline()}", WIDTH)
+    regression, then every improvement, one line each (two when long), per
+    candidate."""
+    who = (f"reviewing {report.subject()} against" if report.roles.reviewing_all else
+           f"candidate{'s' * (len(report.policies('candidate')) != 1)} {report.subject()} vs")
+    lines = wrap(f"{who} baseline {report.baseline}: {report.headline()}", WIDTH)
     order = {verdicts.REGRESSION: 0, verdicts.IMPROVEMENT: 1}
+    rank = {p: i for i, p in enumerate(report.policies("baseline")
+                                       + report.policies("candidate"))}
     changed = sorted((f for f in report.candidate_findings() if f.verdict in order),
-                     key=lambda f: (order[f.verdict], f.policy, f.test, f.profile, f.metric))
+                     key=lambda f: (rank.get(f.policy, len(rank)), order[f.verdict], f.test,
+                                    f.profile, f.metric))
     several = len({f.policy for f in changed}) > 1
     policy = None
-    for f in changed:
+    for f in changed[:MAX_LISTED]:
         if several and f.policy != policy:
             policy = f.policy
             lines.append(cut(f" {policy}:", WIDTH))
-        lines.append(finding_line(f))
+        lines += finding_lines(f)
+    if len(changed) > MAX_LISTED:
+        lines.append(f"  ... and {len(changed) - MAX_LISTED} more in the tables below")
     refs = report.reference_headline()
     if refs:
         lines += wrap(refs, WIDTH)

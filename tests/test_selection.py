@@ -153,3 +153,30 @@ def test_roles_without_candidates_review_every_builtin():
     assert "mainline" not in mine.references and "my.py" not in mine.references
     saved = selection.Roles.from_options({"baseline": "mainline", "policies": ["my.py"]})
     assert saved.role("lazy_pcid") == selection.REFERENCE      # a run saved before roles
+
+
+def test_an_added_profile_the_workload_does_not_fit_is_skipped_and_said(pytester):
+    """A profile added for a candidate's knobs that the test's workload
+    cannot run on (6 threads, haswell-4c has 4 cores) is skipped, not
+    failed, and the summary lists it as left out."""
+    pytester.makepyfile(test_six='''
+import pytest
+import pytest_tlbperf as tp
+
+@pytest.mark.tlbperf(profiles=["skylake-2s"], metrics=["madvise_ns"])
+def test_six(tlbperf):
+    tlbperf(tp.workloads.madvise_dontneed(threads=6, iterations=5))
+''', client='''
+import pytest_tlbperf as tp
+
+class ClientOnly(tp.Policy):
+    def configure(self, profile):
+        return {"flush_ceiling": 1} if profile.cpus <= 8 else None
+''')
+    result = pytester.runpytest("--tlbperf", "--tlbperf-policy", "client.py",
+                                "--tlbperf-rounds", "2", "--tlbperf-max-rounds", "2", "-rs")
+    result.assert_outcomes(passed=2, skipped=2)
+    assert result.ret == pytest.ExitCode.OK
+    text = " ".join(result.stdout.str().split())
+    assert "the workload does not fit haswell-4c: madvise_dontneed: 6 threads" in text
+    assert "left out: test_six (the workload does not fit haswell-4c (skipped))" in text
