@@ -43,9 +43,9 @@ VERDICT_ORDER = {verdicts.REGRESSION: 0, verdicts.IMPROVEMENT: 1, verdicts.INCON
 # estimates, the threshold band and the middle 80% of the seeds; what lies
 # further is drawn at the edge and counted
 CLIP = 4.0
-NICE_RATIOS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.33, 0.5, 0.8, 0.9, 0.95, 0.98,
-               1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500, 1000, 2000,
-               5000, 10000)
+NICE_RATIOS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.33, 0.5, 0.8, 0.9,
+               0.95, 0.98, 1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500,
+               1000, 2000, 5000, 10000)
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("pytest_tlbperf.reports", "templates"),
@@ -197,11 +197,8 @@ def forest(findings, width=540, row=30) -> dict:
                 item["beyond"].append({"x": x, "y": y, "sign": sign, "n": len(seeds_out),
                                        "title": f"{len(seeds_out)} seed(s) beyond the axis: "
                                                 + ", ".join(map(str, seeds_out))})
-        if c.ratio is not None and c.ratio > 0 and axis.contains(c.ratio):
-            item["x"] = axis(c.ratio)
-        elif c.ratio is not None and c.ratio > 0:
-            item["x"] = left if c.ratio < 1 else right
-            item["estimate_clipped"] = True
+        if c.ratio is not None and c.ratio > 0:
+            item["x"] = axis(c.ratio)           # the axis always covers the estimates
         elif c.ratio is not None:
             item["note"] = f"{text.change(f)}: off the log scale"
         else:
@@ -219,6 +216,7 @@ def forest(findings, width=540, row=30) -> dict:
             "ticks": [{"x": axis(r), "label": ratio_label(r)}
                       for r in _ratio_ticks(axis, t)],
             "rows": rows, "clipped": clipped,
+            "cut": bool(clipped) or any(r.get("cut_low") or r.get("cut_high") for r in rows),
             "range": f"{ratio_label(axis_lo(axis))} .. {ratio_label(axis_hi(axis))}"}
 
 
@@ -282,7 +280,8 @@ def _css(verdict) -> str:
 
 def _row(f, report=None, anchor=None) -> dict:
     c = f.comparison
-    return {"test": f.test, "test_parts": breakable(f.test), "profile": f.profile, "metric": f.metric,
+    return {"test": f.test, "test_parts": breakable(f.test), "profile": f.profile,
+            "metric": f.metric,
             "policy": f.policy, "anchor": anchor,
             "role": report.role(f.policy) if report else selection.CANDIDATE,
             "reference": f.reference, "design": f.design,

@@ -201,7 +201,7 @@ def test_a_trace_names_its_seed_and_a_command_that_reproduces_it(pytester):
                                     f"v414.py")
     assert "-k 'test_munmap[zen1-epyc-v414.py]' --tlbperf-rounds 2 --tlbperf-max-rounds 2" \
         in entry.command and "--tlbperf-json" not in entry.command
-    assert f"Reproduce seed 1 (runs seeds 0..1):" in (pytester.path / "r.html").read_text()
+    assert "Reproduce seed 1 (runs seeds 0..1):" in (pytester.path / "r.html").read_text()
     first.stdout.fnmatch_lines(["*v414.py: freed_table_walk (UNEXPECTED, 1/3 seeds), first "
                                 "on seed 1", "*reproduce seed 1:*"])
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep

@@ -6,7 +6,7 @@ import pytest
 
 # see tests/test_plugin.py: numpy must not be imported twice in one process
 import pytest_tlbperf.reports.html  # noqa: F401
-import pytest_tlbperf.reports.report  # noqa: F401
+import pytest_tlbperf.reports.report  # noqa: F401,E402
 from pytest_tlbperf import selection
 
 # The README's "Mirror your patch as a policy" example, as printed there.
