@@ -12,6 +12,9 @@
   tlbperf history    the saved runs in git order, with change points
   tlbperf export     a saved run as pytest-benchmark or pyperf JSON
   tlbperf validate   measure the detector's error rates, power and coverage
+  tlbperf host       run a workload on the running kernel; its identity
+  tlbperf profile    this machine as a profile (--from-host), or a built-in
+  tlbperf check-model  the host against the model of this machine
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from . import api, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
+from .host import commands as host_commands
 from .reports import calibration
 from .storage import Storage, StorageError
 
@@ -107,7 +111,8 @@ def cmd_list(args) -> int:
     print("workloads: " + ", ".join(workloads.BUILDERS))
     print("metrics:")
     for m in metrics.METRICS.values():
-        print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  {m.description}")
+        print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  [{'/'.join(m.backends)}] "
+              f"{m.description}")
     storage = Storage(args.storage)
     errors = []
     runs = storage.runs(on_error=errors.append)
@@ -155,11 +160,12 @@ def cmd_report(args) -> int:
     run, *refs = [load_run(ref, args.storage) for ref in args.runs]
     report = Report(run, refs, thresholds=_thresholds(args))
     out = args.output
+    host_lines = "".join(f"{line}\n" for line in host_commands.report_lines(run, refs))
     if out is None:
-        sys.stdout.write(text.render(report))
+        sys.stdout.write(text.render(report) + host_lines)
     else:
         kind = "text" if Path(out).suffix in (".txt", ".text") else "html"
-        content = text.render(report) if kind == "text" else html.render(report)
+        content = text.render(report) + host_lines if kind == "text" else html.render(report)
         Path(out).write_text(content, encoding="utf-8")
         print(f"wrote {out} ({kind}): {report.headline()}", file=sys.stderr)
     return 1 if args.fail_on_regression and report.regressions() else 0
@@ -175,8 +181,12 @@ def cmd_compare(args) -> int:
     if not findings:
         print(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} have no "
               f"cell (test, profile, policy) with a metric in common")
+        for line in host_commands.compare_lines(new, old):
+            print(line)
         return 0
     sys.stdout.write(text.render(report, violations=True, command=False))
+    for line in host_commands.compare_lines(new, old):
+        print(line)
     return 1 if args.fail_on_regression and report.regressions() else 0
 
 
@@ -320,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
     val.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     val.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     val.set_defaults(func=cmd_validate)
+    host_commands.add_parsers(sub)
     return p
 
 

@@ -205,7 +205,7 @@ class Report:
         self.adaptive_log = adaptive_log if adaptive_log is not None \
             else opts.get("adaptive_rounds") or []
         self.roles = selection.Roles.from_options(opts)
-        self.roles.baseline = self.roles.baseline or run.get("baseline")
+        self.roles.baseline = run.get("baseline") or self.roles.baseline
         self.violations = violation_entries(run, self.roles)
         self.validation = validation_figures or validation.PUBLISHED
         self.policy_info = run.get("policies") or {}
