@@ -282,7 +282,8 @@ def cmd_compare(args) -> int:
     from .reports.report import Report
     old, new = load_run(args.old, args.storage), load_run(args.new, args.storage)
     _warn_comparability(new, [old])
-    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args))
+    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args),
+                              family=verdicts.reference_family(new))
     report = Report(new, [old], findings=findings, thresholds=_thresholds(args))
     if not findings:
         print(printable(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from . import api, policies, profiles
+from . import api, policies, profiles, selection
 from .engine import abi, native
 from .errors import TlbperfError
 from .fixture import (DEFAULT_METRICS, HOST_POLICY, HOST_PROFILE, HostFixture, HostMachine,
@@ -57,13 +57,26 @@ def pytest_addoption(parser):
     add("--tlbperf", "tlbperf", "run the tlbperf suites (without it they are skipped)",
         ini_type="bool", action="store_true", default=None)
     add("--tlbperf-policy", "tlbperf_policy", "candidate policy: a registered name, "
-        "module:Class, or path/to/file.py[:Class]; repeatable (default: every registered "
-        "policy)", ini_type="linelist", action="append", metavar="POLICY")
+        "module:Class, or path/to/file.py[:Class]; repeatable; the verdict and the exit "
+        "status speak about the candidates (default: every registered policy is one)",
+        ini_type="linelist", action="append", metavar="POLICY")
+    add("--tlbperf-reference", "tlbperf_reference", "with --tlbperf-policy: also run this "
+        "policy as a reference row, shown beside the candidates but never counted in the "
+        "verdict or the exit status; 'all' for every registered policy; repeatable "
+        "(default: none)", ini_type="linelist", action="append", metavar="POLICY|all")
     add("--tlbperf-baseline", "tlbperf_baseline", "policy the candidates are compared "
         "against (default: mainline)", metavar="POLICY")
     add("--tlbperf-profile", "tlbperf_profile", "machine profile, name or .toml path; "
         "repeatable; overrides the suites' own choice", ini_type="linelist", action="append",
         metavar="PROFILE")
+    add("--tlbperf-extra-profile", "tlbperf_extra_profile", "also run every suite test on "
+        "this profile, beside its own ones; repeatable", ini_type="linelist",
+        action="append", metavar="PROFILE")
+    add("--tlbperf-touched-profiles", "tlbperf_touched_profiles", "where a candidate's "
+        "effective knobs (after configure()) differ from the baseline's on a profile in a "
+        "way none of a suite test's own profiles shows: 'run' the test there too "
+        "(default), or only 'list' the profile in the summary",
+        choices=selection.TOUCHED_MODES)
     add("--tlbperf-rounds", "tlbperf_rounds", "seeds per cell (default: 5, or the marker's "
         "rounds=)", type=int, metavar="N")
     add("--tlbperf-engine", "tlbperf_engine", "engine: auto, python or native (default: auto)",
@@ -228,9 +241,12 @@ class TlbperfPlugin:
         self.saved = None
         self.save_error = None
         self.interrupted = False
+        self.failure_reasons = []
         self.thresholds = None
+        self._init_selection(config)
         if self.enabled:
             self._validate()
+            self._validate_selection()
             if self.backend not in BACKENDS:
                 raise pytest.UsageError(f"--tlbperf-backend: {self.backend!r} is not one of "
                                         f"{', '.join(BACKENDS)}")
@@ -248,6 +264,11 @@ class TlbperfPlugin:
                 "thresholds": self.thresholds.to_dict() if self.thresholds else None,
                 "command": ["pytest"] + [str(a) for a in args],
                 "invocation_dir": str(self.config.invocation_params.dir),
+                # the host backend measures the running kernel, not the policies
+                "candidates": None if self.host_machine else self.roles.candidates
+                if self.enabled and self.candidates else self.candidates,
+                "references": [] if self.host_machine else self.references(),
+                "touched": self.touched_log,
                 "backend": self.backend,
                 "host": self.host_machine.config.to_dict() if self.host_machine else None}
 
@@ -322,6 +343,58 @@ class TlbperfPlugin:
                                     "in this installation (no C compiler when it was "
                                     "installed?); use --tlbperf-engine python or auto")
 
+    # -- candidates, references and the profiles their knobs touch ---------------
+    def _init_selection(self, config):
+        self.reference_specs = _get(config, "tlbperf_reference") or []
+        self.extra_profiles = _get(config, "tlbperf_extra_profile") or []
+        self.touched_mode = _get(config, "tlbperf_touched_profiles", "run")
+        self._roles = None
+        self.touched_log = []          # selection.touched's entries, with the test
+        self.added = set()             # (test function, profile, policy) run because touched
+
+    def _validate_selection(self):
+        """Bad reference names or extra profiles fail before anything runs."""
+        if self.touched_mode not in selection.TOUCHED_MODES:
+            raise pytest.UsageError(f"--tlbperf-touched-profiles: {self.touched_mode!r} is "
+                                    f"not one of {', '.join(selection.TOUCHED_MODES)}")
+        try:
+            for spec in self.reference_specs:
+                if spec != "all":
+                    policies.resolve(spec)
+            for prof in self.extra_profiles:
+                profiles.get(prof)
+        except TlbperfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def references(self) -> list:
+        return self.roles.references if self.enabled and self.candidates else []
+
+    @property
+    def roles(self) -> selection.Roles:
+        # made on first use: without --tlbperf, pytest loads this plugin but
+        # needs no policy imported
+        if self._roles is None:
+            self._roles = selection.Roles(self.baseline, self.candidates,
+                                          self.reference_specs)
+        return self._roles
+
+    def profiles_of(self, metafunc) -> tuple:
+        """(profiles, touched entries) of one suite test: the profiles it
+        runs on for every policy, and `selection.touched`'s entries -- the
+        ADDED ones run the baseline and that candidate there too."""
+        marker = metafunc.definition.get_closest_marker("tlbperf")
+        chosen = list(self.profiles or (marker and marker.kwargs.get("profiles"))
+                      or DEFAULTS["profiles"])
+        if not self.enabled:
+            return chosen, []
+        chosen += [p for p in self.extra_profiles if p not in chosen]
+        try:
+            entries = selection.touched(chosen, self.roles, selection.universe(chosen),
+                                        self.touched_mode, fixed=bool(self.profiles))
+        except TlbperfError as exc:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+        return chosen, entries
+
     def seeds_for(self, key, rounds) -> list:
         """The seeds cell `key` = (test, profile, policy) runs: the saved
         run's seeds of the same cell under --tlbperf-compare (so the two
@@ -365,8 +438,7 @@ class TlbperfPlugin:
 
     # -- collection ----------------------------------------------------------
     def policy_list(self) -> list:
-        candidates = self.candidates or [p for p in policies.names() if p != self.baseline]
-        return [self.baseline] + [p for p in candidates if p != self.baseline]
+        return self.roles.policies()
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc):
@@ -378,9 +450,17 @@ class TlbperfPlugin:
         marker = metafunc.definition.get_closest_marker("tlbperf")
         if marker is not None and self.enabled:
             check_marker(marker, metafunc.definition.nodeid)
-        chosen = self.profiles or (marker and marker.kwargs.get("profiles")) \
-            or DEFAULTS["profiles"]
+        chosen, entries = self.profiles_of(metafunc)
         cells = [(prof, pol) for prof in chosen for pol in self.policy_list()]
+        name = metafunc.function.__name__
+        for entry in entries:
+            self.touched_log.append(dict(entry, test=name))
+            if entry["status"] != selection.ADDED:
+                continue
+            for pol in (self.baseline, entry["policy"]):
+                if (entry["spec"], pol) not in cells:
+                    cells.append((entry["spec"], pol))
+                    self.added.add((name, entry["spec"], pol))
         metafunc.parametrize("tlbperf_cell", cells,
                              ids=[printable(f"{p}-{pol}") for p, pol in cells])
 
@@ -481,17 +561,20 @@ class TlbperfPlugin:
         judge, extend = self._with_progress()
         findings, self.adaptive_log = adaptive.run_rounds(
             judge, extend, self.max_rounds, self.baseline, progress=self._say)
-        # seeds added by the adaptive rounds are judged like the tests' own
-        self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
+        # seeds added by the adaptive rounds are judged like the tests' own;
+        # a reference policy's never fail the run
+        self.late_failures = [f for f in self.session.failures() if f[0].key not in failing
+                              and self.roles.role(f[0].policy) != selection.REFERENCE]
         self.session.options["adaptive_rounds"] = self.adaptive_log
+        self.session.policy_info = self._policy_info()
         commit, dirty = git_commit(self.root)
         run = self._with_host(self.session.to_run(commit, dirty, git_sha(self.root)))
         self.report = Report(run, [self.reference] if self.reference else [], findings,
                              self.thresholds, adaptive_log=self.adaptive_log)
         self._write(run)        # the reports first: a failed save must not lose them
         self._save(run)
-        failed = ((self.fail_on == "regression" and self.report.regressions())
-                  or (self.fail_on != "none" and self.late_failures))
+        self.failure_reasons = self._failure_reasons()
+        failed = bool(self.failure_reasons)
         if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if (self.write_errors or self.save_error) and session.exitstatus == pytest.ExitCode.OK:
@@ -541,6 +624,54 @@ class TlbperfPlugin:
                           f"({now - started:.0f} s)")
             return added
         return judge, extend
+
+    def _failure_reasons(self) -> list:
+        """Why this plugin fails the run, one line each: a candidate's
+        significant regression under --tlbperf-fail-on=regression, a
+        violation the adaptive rounds' extra seeds found."""
+        from .reports import text
+        out = []
+        if self.fail_on != "none":
+            for cell, unexpected, lost in self.late_failures:
+                out.append(f"the adaptive rounds' extra seeds of {cell.test}[{cell.profile}] "
+                           f"{cell.policy} found {', '.join(sorted(unexpected | lost))}")
+        regressions = self.report.regressions()
+        if regressions and self.fail_on == "regression":
+            first = regressions[0]
+            more = (f" (and {len(regressions) - 1} more, listed above)"
+                    if len(regressions) > 1 else "")
+            out.append(f"{len(regressions)} significant regression"
+                       f"{'s' * (len(regressions) != 1)} of "
+                       f"{', '.join(sorted({f.policy for f in regressions}))} "
+                       f"(--tlbperf-fail-on=regression): {first.test}[{first.profile}] "
+                       f"{first.metric} {text.change(first)}{more}")
+        return out
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_closing_line(self, session, exitstatus):
+        """After pytest's own summary line ('2 passed in 3 s', green: every
+        test passed), end a run this plugin failed on a red line that says
+        why."""
+        result = yield
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and self.enabled and not self.is_worker and self.failure_reasons:
+            for reason in self.failure_reasons:
+                tr.write_line(f"tlbperf: FAILED: {reason}", red=True, bold=True)
+        return result
+
+    def _policy_info(self) -> dict:
+        """What the report shows of each policy of the run: its docstring and
+        its knobs on every profile (`selection.describe`)."""
+        names = {c.policy for c in self.session.cells}
+        specs = [p for p in self.roles.policies() if p in names]
+        named = list(self.profiles or ()) + list(self.extra_profiles)
+        out = {}
+        for spec in specs:
+            try:
+                out[spec] = selection.describe(spec, named)
+            except TlbperfError:
+                continue             # e.g. a policy file that has gone since
+        return out
 
     def _write(self, run):
         from .reports import export, html, text
@@ -638,15 +769,6 @@ class TlbperfPlugin:
             tr.section("tlbperf violations", sep="-")
             for line in lines:
                 tr.write_line(printable(line))
-        for cell, unexpected, lost in self.late_failures:
-            kinds = ", ".join(sorted(unexpected | lost))
-            tr.write_line(f"tlbperf: FAILED: the adaptive rounds' extra seeds of "
-                          f"{cell.test}[{cell.profile}] {cell.policy} found {kinds}", red=True)
-        regressions = report.regressions()
-        if regressions and self.fail_on == "regression":
-            tr.write_line(f"tlbperf: FAILED: {len(regressions)} significant regression"
-                          f"{'s' * (len(regressions) != 1)} (--tlbperf-fail-on=regression)",
-                          red=True)
         wall = time.time() - s.started
         if s.workers:
             tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine summed over "
@@ -664,6 +786,8 @@ class TlbperfPlugin:
                           red=True)
         for err in self.write_errors:
             tr.write_line(f"tlbperf: error: {err}", red=True)
+        for reason in self.failure_reasons:
+            tr.write_line(f"tlbperf: FAILED: {reason}", red=True)
 
 
 # -- registration, marker, fixtures ------------------------------------------------
@@ -713,8 +837,14 @@ def tlbperf(tlb_machine, request):
     if plugin.host_machine is not None:
         return HostFixture(tlb_machine, test, rounds, metrics, plugin.session)
     seeds = plugin.seeds_for((test, tlb_machine.profile.name, tlb_machine.policy_name), rounds)
-    return TlbperfFixture(tlb_machine, test, seeds, metrics,
-                          kwargs.get("shows", ()), plugin.session, plugin.fail_on)
+    profile_spec, policy_spec = request.getfixturevalue("tlbperf_cell")
+    # a reference policy's violations are reported, never fail the run
+    fail_on = "none" if plugin.roles.role(policy_spec) == selection.REFERENCE \
+        else plugin.fail_on
+    added = (request.node.originalname, profile_spec, policy_spec) in plugin.added
+    return TlbperfFixture(tlb_machine, test, seeds, metrics, kwargs.get("shows", ()),
+                          plugin.session, fail_on, nodeid=request.node.nodeid,
+                          touched=added)
 
 
 def _has_line(entry) -> bool:
