@@ -9,19 +9,17 @@ INVLPGB + TLBSYNC instead of IPIs; reclaim flushes its batches with one
 INVLPGB of every PCID (72a920eacd8a, 0b7eb55cb706). The kernel keeps
 INVLPGB off without PCID (44126343d58c, "x86/mm: Disable broadcast TLB flush
 when PCID is disabled", May 2026) and with PTI on (94a17f2dc90b, v6.16):
-configure() chooses the broadcast flush the kernel would use on the profile
-(`policy.broadcast_for`). Page tables are freed after an RCU grace period on
+broadcast_flush="auto" resolves, per profile, to the broadcast flush the
+kernel would use there (`policy.broadcast_for`). Page tables are freed after an RCU grace period on
 every x86 kernel (a37259732a7d, "x86/mm: Make MMU_GATHER_RCU_TABLE_FREE
 unconditional", the prerequisite for INVLPGB). These are also the defaults
 of `Policy`, so a reviewer's subclass changes only what the patch changes.
 
-Relative to mainline_v6_14: table_free="rcu", broadcast_flush per profile.
+Relative to mainline_v6_14: table_free="rcu", broadcast_flush="auto".
 Kernel functions: flush_tlb_mm_range, broadcast_tlb_flush,
 finish_asid_transition, consider_global_asid, switch_mm_irqs_off,
 choose_new_asid, flush_tlb_func, arch_tlbbatch_flush.
 """
-
-from pytest_tlbperf.policy import broadcast_for
 
 from .mainline_v6_14 import MainlineV614
 
@@ -29,6 +27,4 @@ from .mainline_v6_14 import MainlineV614
 class Mainline(MainlineV614):
     name = "mainline"
     table_free = "rcu"
-
-    def configure(self, profile):
-        return {"broadcast_flush": broadcast_for(profile, self.pti)}
+    broadcast_flush = "auto"

@@ -31,4 +31,4 @@ class Rar(Mainline):
     def configure(self, profile):
         if profile.rar and profile.pcid:
             return {"broadcast_flush": "rar"}
-        return super().configure(profile)
+        return None

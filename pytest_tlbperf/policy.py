@@ -64,7 +64,9 @@ KNOB_DOCS = {
                       "(the 13% tlb_flush2 regression the trim fixed)",
     "broadcast_flush": "remote invalidation without IPIs for mms with a global ASID: 'none', "
                        "'invlpgb' (AMD, v6.15: INVLPGB + TLBSYNC), 'rar' (Intel Remote Action "
-                       "Request, RFC 2025); needs the profile's feature and PCID",
+                       "Request, RFC 2025), or 'auto': what today's kernel uses on the part "
+                       "(INVLPGB where the profile has it, with PCID and without PTI); "
+                       "'invlpgb' and 'rar' need the profile's feature and PCID",
     "tlbsync": "'before_return': a broadcast flush waits for TLBSYNC before it returns (as it "
                "must); 'skip': it returns at once -- a broken policy the oracle must catch",
     "lru_drain": "'on_zap': madvise/munmap zaps drain the per-CPU LRU add batch under the "
@@ -141,6 +143,9 @@ class Knobs:
                 raise PolicyError(f"{owner}: knob {name} has no value")
             _check_knob(owner, name, values[name])
             object.__setattr__(self, name, values[name])
+        if values["broadcast_flush"] == "auto":
+            raise PolicyError(f"{owner}: broadcast_flush='auto' is resolved per profile by "
+                              f"Policy.knobs(profile); Knobs takes 'none', 'invlpgb' or 'rar'")
 
     def __setattr__(self, name, value):
         raise AttributeError("Knobs are read-only")
@@ -191,7 +196,7 @@ class Policy:
     lazy_mm_scan = "mm_cpumask"
     lazy_mm_release = "handoff"
     cpumask_update = "lazy"
-    broadcast_flush = "none"
+    broadcast_flush = "auto"
     tlbsync = "before_return"
     lru_drain = "batch_full"
     table_free = "rcu"
@@ -248,6 +253,10 @@ class Policy:
                 raise PolicyError(f"{owner}: configure({profile.name}) returned unknown "
                                   f"knob(s) {', '.join(sorted(unknown))}")
             values.update(overrides)
+        if values["broadcast_flush"] == "auto":
+            for name in ("broadcast_flush", "pti"):
+                _check_knob(owner, name, values[name])
+            values["broadcast_flush"] = broadcast_for(profile, values["pti"])
         knobs = Knobs(owner, **values)
         problem = hardware_problem(knobs, profile)
         if problem:

@@ -87,9 +87,10 @@ class Program:
             if t.mm >= len(self.mm_pages):
                 raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
             if any(not 0 <= c < profile.cpus for c in t.affinity) or \
-                    (t.affinity and t.cpu not in t.affinity):
+                    (t.affinity and t.cpu not in t.affinity) or \
+                    len(set(t.affinity)) != len(t.affinity):
                 raise WorkloadError(f"{self.name}: task {i} affinity {list(t.affinity)} must "
-                                    f"name CPUs of {profile.name} and include its start "
+                                    f"name distinct CPUs of {profile.name} and include its start "
                                     f"cpu{t.cpu}")
             pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
             _check_words(self.name, i, t)

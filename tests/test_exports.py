@@ -138,6 +138,7 @@ def test_madvise(tlbperf):
     tlbperf(tp.workloads.madvise_dontneed(iterations=20))
 ''')
     result = pytester.runpytest("--tlbperf", "--tlbperf-policy", "async_flush",
+                                "--tlbperf-touched-profiles", "list",
                                 "--tlbperf-export", "pyperf=pp.json",
                                 "--tlbperf-export", "pytest-benchmark=pb.json")
     result.assert_outcomes(passed=2)

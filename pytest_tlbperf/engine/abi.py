@@ -71,7 +71,7 @@ KNOB_VALUES = {
     "lazy_mm_scan": ("mm_cpumask", "all_cpus"),
     "lazy_mm_release": ("handoff", "sync_ipi"),
     "cpumask_update": ("eager", "lazy", "lazy_untrimmed"),
-    "broadcast_flush": ("none", "invlpgb", "rar"),
+    "broadcast_flush": ("none", "invlpgb", "rar", "auto"),   # auto: resolved per profile
     "tlbsync": ("before_return", "skip"),
     "lru_drain": ("on_zap", "batch_full"),
     "table_free": ("after_flush", "rcu"),

@@ -178,16 +178,18 @@ class Smp:
         if task >= 0 and self.task_mm[task] != INIT_MM:
             t += self.c_pti                      # the interrupt landed in user mode
         t = self.atomic(x, self.cpu_line(self.csq_line, x), t)
-        self.interrupted(x, now, t)
         self.irq_cycles[x] += t - now
         if taken and self.calls[taken[0]].kind == CALL_FLUSH:
             self.n_flush_cycles += t - now       # the interrupt a flush was sent by
         if taken:
             # each request runs as its own event, so what the others do to
-            # the lines it touches in the meantime is seen
+            # the lines it touches in the meantime is seen; pushed before
+            # interrupted() resumes the idle loop, so an idle CPU runs its
+            # requests before it can enter a C-state again
             self.in_handler[x] = 1
             self.handling[x] = deque(taken)
             self.push(t, x, EV_CSD)
+        self.interrupted(x, now, t)
 
     def ev_csd(self, x):
         """The IPI handler on x runs the next request it took."""
@@ -201,14 +203,16 @@ class Smp:
         self.irq_cycles[x] += t - now
         if call.kind == CALL_FLUSH:
             self.n_flush_cycles += t - now
-        self.interrupted(x, now, t)
+        # the next request, or the IPI that arrived meanwhile, before the
+        # idle loop resumes (see ev_ipi)
         if queue:
             self.push(t, x, EV_CSD)
-            return
-        self.in_handler[x] = 0
-        if self.ipi_pending[x]:
-            self.ipi_pending[x] = 0
-            self.push(t, x, EV_IPI, 0, 1)
+        else:
+            self.in_handler[x] = 0
+            if self.ipi_pending[x]:
+                self.ipi_pending[x] = 0
+                self.push(t, x, EV_IPI, 0, 1)
+        self.interrupted(x, now, t)
 
     def run_call(self, x, cid, call, t):
         """One queued cross-call in the IPI handler on x; returns when done."""
