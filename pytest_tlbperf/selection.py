@@ -134,21 +134,33 @@ def touched(test_profiles, roles, universe, mode="run", fixed=False) -> list:
     `universe` is every profile considered (the built-in ones and any named
     on the command line); `mode` "list" only lists them; `fixed` means the
     reviewer chose the profiles (--tlbperf-profile), so they are listed, not
-    run. A profile that does not fit the test (`_fits`) is listed."""
+    run. A profile that does not fit the test (`_fits`) is listed. Several
+    profiles with the same difference run once, on the smallest machine of
+    them (an AMD-only change shows on zen1-epyc as on genoa-2s); the others
+    are listed."""
     out = []
     for policy in roles.candidates:
         shown = [knob_delta(policy, roles.baseline, p) for p in test_profiles]
+        found = []
         for profile in universe:
             if profile in test_profiles:
                 continue
             delta = knob_delta(policy, roles.baseline, profile)
-            if not delta or delta in shown:
-                continue
-            misfit = _fits(test_profiles, profile)
+            if delta and delta not in shown:
+                found.append((profiles.get(profile), profile, delta))
+        chosen = {}          # one profile per difference: the fewest CPUs, then the name
+        for prof, spec, delta in sorted(found, key=lambda f: (f[0].cpus, f[0].name)):
+            key = repr(sorted(delta.items()))
+            if key not in chosen and not _fits(test_profiles, spec):
+                chosen[key] = prof.name
+        for prof, spec, delta in found:
+            key = repr(sorted(delta.items()))
+            misfit = _fits(test_profiles, spec)
             why = ("--tlbperf-profile chose the profiles" if fixed else
-                   "--tlbperf-touched-profiles=list" if mode == "list" else misfit)
-            out.append({"profile": profiles.get(profile).name, "spec": profile,
-                        "policy": policy,
+                   "--tlbperf-touched-profiles=list" if mode == "list" else misfit
+                   or ("" if chosen.get(key) == prof.name
+                       else f"the same knobs differ on {chosen.get(key)}, which runs"))
+            out.append({"profile": prof.name, "spec": spec, "policy": policy,
                         "knobs": {k: list(v) for k, v in delta.items()},
                         "status": LEFT_OUT if why else ADDED, "why": why})
     return out

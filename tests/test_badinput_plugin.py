@@ -288,6 +288,7 @@ def test_compare_warns_when_the_profile_changed(suite):
 
 def test_the_adaptive_rounds_say_what_they_do(suite):
     result = suite.runpytest("--tlbperf", "--tlbperf-policy", "async_flush",
+                             "--tlbperf-touched-profiles", "list",
                              "--tlbperf-rounds", "5", "--tlbperf-max-rounds", "10")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["tlbperf: adaptive round 1: 2 cells extended to 10 seeds"])

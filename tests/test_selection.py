@@ -131,13 +131,21 @@ class DropLazy(tp.Policy):
 def test_touched_compares_effective_knobs_per_profile():
     roles = selection.Roles("mainline", ["amd_only"])
     entries = selection.touched(["skylake-2s"], roles, selection.universe())
-    assert [(e["profile"], e["status"]) for e in entries] == [("zen1-epyc", selection.ADDED)]
     # on AMD it keeps mainline's lazy_cpumask and IPIs lazy CPUs always
-    # (revert_to_ipi's knobs); lazy_pcid's other knobs differ everywhere
-    knobs = entries[0]["knobs"]
+    # (revert_to_ipi's knobs); on the INVLPGB parts it also has no broadcast
+    # flush, the same on milan-36c and genoa-2s: the smaller one runs
+    assert {e["profile"]: e["status"] for e in entries} == {
+        "zen1-epyc": selection.ADDED, "milan-36c": selection.ADDED,
+        "genoa-2s": selection.LEFT_OUT}
+    by = {e["profile"]: e for e in entries}
+    assert "milan-36c, which runs" in by["genoa-2s"]["why"]
+    knobs = by["zen1-epyc"]["knobs"]
     assert knobs["flush_lazy_cpus"] == ["freed_tables", "always"] and "lazy_cpumask" not in knobs
-    # a test that already runs zen1-epyc shows the AMD change itself
-    assert selection.touched(["zen1-epyc", "skylake-2s"], roles, selection.universe()) == []
+    assert "broadcast_flush" not in knobs
+    assert by["milan-36c"]["knobs"]["broadcast_flush"] == ["invlpgb", "none"]
+    # a test that already runs zen1-epyc and milan-36c shows the AMD changes itself
+    assert selection.touched(["zen1-epyc", "milan-36c", "skylake-2s"], roles,
+                             selection.universe()) == []
     # kvm-guest-16 differs the way skylake-2s does (lazy_pcid's knobs): nothing to add
     assert all(e["profile"] != "kvm-guest-16" for e in entries)
 
