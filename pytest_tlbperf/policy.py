@@ -92,18 +92,24 @@ def _check_knob(owner: str, name: str, value) -> None:
         raise PolicyError(f"{owner}: knob {name}={value!r} is not one of {choices}")
 
 
+def _feature(profile, name) -> bool:
+    """A profile's feature flag; a stand-in object without it (a test's
+    generic machine) has none of the optional ones."""
+    return bool(getattr(profile, name, name == "pcid"))
+
+
 def pti_enabled(knobs, profile) -> bool:
     """PTI as the kernel decides it: the knob, or 'auto' on Meltdown-affected parts."""
-    return knobs.pti is True or (knobs.pti == "auto" and profile.meltdown)
+    return knobs.pti is True or (knobs.pti == "auto" and _feature(profile, "meltdown"))
 
 
 def hardware_problem(knobs, profile):
     """Why this machine cannot run these knobs, or None."""
     mode = knobs.broadcast_flush
     if mode == "invlpgb":
-        if not profile.invlpgb:
+        if not _feature(profile, "invlpgb"):
             return "broadcast_flush='invlpgb' needs a part with INVLPGB (profile invlpgb = true)"
-        if not profile.pcid:
+        if not _feature(profile, "pcid"):
             return ("broadcast_flush='invlpgb' needs PCID: global ASIDs are PCIDs, and since "
                     "44126343d58c (\"x86/mm: Disable broadcast TLB flush when PCID is disabled\") "
                     "the kernel turns INVLPGB off without PCID -- before it, INVLPGB with a "
@@ -112,9 +118,9 @@ def hardware_problem(knobs, profile):
             return ("broadcast_flush='invlpgb' with PTI on: the kernel disables INVLPGB under "
                     "PTI (94a17f2dc90b)")
     if mode == "rar":
-        if not profile.rar:
+        if not _feature(profile, "rar"):
             return "broadcast_flush='rar' needs a part with Remote Action Request (profile rar = true)"
-        if not profile.pcid:
+        if not _feature(profile, "pcid"):
             return "broadcast_flush='rar' needs PCID: RAR flushes target the global ASID's PCID"
     return None
 
@@ -122,8 +128,8 @@ def hardware_problem(knobs, profile):
 def broadcast_for(profile, pti="auto") -> str:
     """The broadcast flush today's kernel uses on this part: INVLPGB where the
     CPU has it, PCID is on and PTI is off (44126343d58c, 94a17f2dc90b)."""
-    if profile.invlpgb and profile.pcid and not (pti is True or (pti == "auto"
-                                                                 and profile.meltdown)):
+    if (_feature(profile, "invlpgb") and _feature(profile, "pcid")
+            and not (pti is True or (pti == "auto" and _feature(profile, "meltdown")))):
         return "invlpgb"
     return "none"
 

@@ -107,7 +107,7 @@ _SOURCE = "seed 004, Stern/Desnoyers 2020-07-17"
 
 class _GenericProfile:
     """Stand-in for a machine profile when none is given: `Policy.configure()`
-    may read `.name` and `.vendor`."""
+    may read `.name` and `.vendor` (it has no INVLPGB or RAR)."""
     __slots__ = ("name", "vendor")
 
     def __init__(self):
