@@ -123,7 +123,10 @@ def test_reports_are_written_and_escaped(suite):
     assert "Drop lazy TLB mode everywhere." in body     # the candidate's docstring
     report = (suite.path / "r.txt").read_text()
     assert HOSTILE in report                          # text is text: shown as it is
-    assert max(map(len, report.splitlines())) <= 80
+    # 80 columns, except a command's one unbreakable argument (pytester's
+    # --basetemp path can be longer than that)
+    assert all(len(line) <= 80 or " " not in line.strip().rstrip(" \\")
+               for line in report.splitlines())
     assert report.isascii()
     assert "REGRESSION" in report and "reproduce with:" in report
 
@@ -183,6 +186,8 @@ import pytest_tlbperf as tp
 class V414(tp.Policy):
     lazy_cpumask = "clear"
     flush_lazy_cpus = "never"
+    cpumask_update = "eager"         # as v4.14 had it: a CPU leaves the mask at a switch,
+    table_free = "after_flush"       # and freed tables go back at once
 '''
 
 
@@ -375,8 +380,9 @@ def test_html_shows_the_candidates_knobs_beside_the_baselines():
     assert "Lutomirski, Sep 8 2017" in section          # amd_only's module docstring
     assert "has <code>configure()</code>" in section
     heads = re.findall(r"<th>([^<]+)<small>([^<]+)</small></th>", section)
-    assert heads[0] == ("mainline", "every profile")
-    assert ("amd_only", "zen1-epyc") in heads            # AMD: revert_to_ipi's knobs
+    # mainline's knobs differ on the INVLPGB parts; amd_only's on AMD (revert_to_ipi's)
+    assert ("mainline", "genoa-2s, milan-36c") in heads
+    assert ("amd_only", "zen1-epyc") in heads
     differ = re.findall(r'<tr class="differs"><td>(\w+)</td>', section)
     assert {"lazy_cpumask", "flush_lazy_cpus"} <= set(differ)
     assert "<td class=\"differs\">&#39;always&#39;</td>" in section
@@ -556,6 +562,8 @@ import pytest_tlbperf as tp
 class V414(tp.Policy):
     lazy_cpumask = "clear"
     flush_lazy_cpus = "never"
+    cpumask_update = "eager"         # as v4.14 had it: a CPU leaves the mask at a switch,
+    table_free = "after_flush"       # and freed tables go back at once
 ''')
     args = ["--tlbperf", "--tlbperf-policy", "v414.py", "--tlbperf-rounds", "1",
             "--tlbperf-max-rounds", "2"]

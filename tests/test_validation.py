@@ -56,7 +56,9 @@ def test_a_few_trials_run_the_reports_pipeline(capsys):
     assert aa["unpaired"]["comparisons"] == 12
     assert all(set(c) == {"10/40", "20/40", "truth"} for c in aa["coverage"].values())
     power = validation.measure_power("page_fault_cycles", 25, "auto", trials=3, truths=(40,))
-    assert power["detected"] == 3 and power["truth"]["40"] > 1.04
+    # the injection moves madvise_ns by more than the 2% threshold, and each
+    # trial calls it a regression
+    assert power["detected"] == 3 and power["truth"]["40"] > 1.02
     lines = validation.table({"setup": "x", "aa": [aa], "power": [power]})
     assert any("one-metric reports: false positives" in line for line in lines)
     assert any("95% CI coverage" in line for line in lines)
