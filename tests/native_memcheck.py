@@ -32,6 +32,7 @@ def scenarios():
 
     class LazyShootdown(tp.Policy):
         lazy_cpumask, flush_lazy_cpus, lazy_mm_ref = "clear", "never", "shootdown"
+        lazy_mm_scan = "all_cpus"
 
     class NoLazyRef(tp.Policy):
         lazy_mm_ref = "none"

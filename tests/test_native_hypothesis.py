@@ -1,9 +1,12 @@
 """The native engine against the reference on random machines (issue 5):
-profile variants with 1-256 CPUs, random TLB/PSC geometry, PCID, virt and
-freed-table behaviour, random knob combinations, and random workloads -- the
-built-in builders at random sizes, and random op-level programs, which also
-reach ops no built-in workload issues (membarrier, mprotect, explicit exit,
-out-of-range migration)."""
+profile variants with 1-256 CPUs, random LLC domains, TLB/PSC geometry,
+PCID, PTI and INVPCID, APIC mode, polling and non-polling C-states, virt,
+table-batch failures and freed-table behaviour, random knob combinations,
+and random workloads -- the built-in builders at random sizes, and random
+op-level programs, which also reach ops no built-in workload issues
+(membarrier, mprotect, explicit exit, out-of-range migration) and mix
+pipes (block/wake on random channels), affinity, and loops inside measured
+windows."""
 
 import os
 
@@ -26,26 +29,37 @@ SETTINGS = settings(max_examples=250, deadline=None,
 
 @st.composite
 def machines(draw):
-    """A built-in profile with its topology, TLB, PCID, speculation and
-    virtualization redrawn."""
+    """A built-in profile with its topology, TLB, PCID, speculation, APIC,
+    C-states and virtualization redrawn."""
     base = tp.profiles.get(draw(st.sampled_from(tp.profiles.names())))
     smt = draw(st.sampled_from([1, 2, 4]))
     sockets = draw(st.sampled_from([1, 2, 4, 8]))
     per_socket = draw(st.integers(1, max(1, 256 // (smt * sockets))))
+    per_llc = draw(st.sampled_from([d for d in range(1, per_socket + 1) if per_socket % d == 0]))
     ways = draw(st.sampled_from([1, 2, 4, 6, 8, 12, 16]))
     sets = draw(st.one_of(st.sampled_from([1, 16, 64, 128]), st.integers(1, 160)))
+    virt = draw(st.booleans())
+    cstates = [dict(c, polling=draw(st.booleans())) for c in base.raw.get("cstates", [])]
     changes = {
-        "topology": {"cpus": smt * sockets * per_socket, "sockets": sockets, "smt": smt},
+        "topology": {"cpus": smt * sockets * per_socket, "sockets": sockets, "smt": smt,
+                     "cores_per_llc": per_llc},
         "pcid": draw(st.booleans()),
+        "meltdown": draw(st.booleans()),
+        "invpcid": draw(st.booleans()),
         "tlb": {"entries": ways * sets, "ways": ways, "psc_entries": draw(st.integers(1, 48))},
         "speculation": {"walk_interval_ns": draw(st.integers(1, 20_000)),
                         "freed_table_walk": draw(st.sampled_from(["hang", "silent"]))},
-        "ipi": {"jitter_ns": draw(st.sampled_from([0, 80, 1000]))},
+        "ipi": {"jitter_ns": draw(st.sampled_from([0, 80, 1000])),
+                "apic": draw(st.sampled_from(["cluster", "physical"]
+                                             + (["kvm_pv"] if virt else [])))},
+        "cache_line": {"llc_cycles": draw(st.integers(0, 400))},
+        "cstates": cstates,
     }
-    if draw(st.booleans()):
+    if virt:
         changes["virt"] = {"preempt_percent": draw(st.integers(0, 95)),
                            "preempt_us": draw(st.integers(1, 4000)),
                            "pv_tlb_flush": draw(st.booleans())}
+        changes["memory"] = {"table_batch_fail_percent": draw(st.sampled_from([0, 30, 100]))}
     return base.with_changes(name="random", **changes)
 
 
@@ -60,6 +74,7 @@ def policies(draw):
 def builder_workloads(draw, prof):
     cpus, cores = prof.cpus, prof.cores
     up = lambda n: st.integers(1, max(1, n))   # noqa: E731
+    window = {"warmup_us": draw(st.integers(1, 40)), "window_us": draw(st.integers(1, 60))}
     choice = draw(st.sampled_from(sorted(tp.workloads.BUILDERS)))
     W = tp.workloads
     if choice == "madvise_dontneed":
@@ -73,30 +88,42 @@ def builder_workloads(draw, prof):
     if choice == "idle_server":
         return W.idle_server(workers=draw(up(min(cpus, 8))), requests=draw(up(8)))
     if choice == "context_switch":
-        return W.context_switch(cpus=draw(up(min(cpus, 16))), rounds=draw(up(8)))
+        return W.context_switch(cpus=draw(up(min(cpus, 16))), **window)
     if choice == "exit_storm":
         n = draw(up(min(cpus, 16)))
         return W.exit_storm(processes=draw(up(8)), threads=draw(up(min(n, 4))), cpus=n)
+    if choice in ("tlb_flush1", "tlb_flush2", "tlb_flush3"):
+        return W.BUILDERS[choice](threads=draw(up(min(cores, 8))), **window)
+    if choice == "context_switch1":
+        return W.context_switch1(pairs=draw(up(min(cores, 8))), **window)
+    if choice == "hackbench":
+        return W.hackbench(groups=draw(up(2)), loops=draw(up(3)))
     return W.vm_overcommit(threads=draw(up(min(cpus, 16))), iterations=draw(up(10)))
+
+
+KINDS = ["access", "compute", "madvise", "munmap", "mprotect", "sleep", "yield", "migrate",
+         "mark", "membarrier", "exit", "block", "wake", "loop"]
 
 
 @st.composite
 def random_programs(draw, prof):
-    """Tasks with random ops on 1-3 small mms (page ranges inside them)."""
+    """Tasks with random ops on 1-3 small mms (page ranges inside them), 0-3
+    pipes, random affinities, and -- in a measured window -- loops."""
     mm_pages = draw(st.lists(st.integers(1, 2048), min_size=1, max_size=3))
+    channels = draw(st.integers(0, 3))
+    window = draw(st.one_of(st.just(0), st.integers(1_000, 200_000)))
+    warmup = draw(st.integers(0, 100_000)) if window else 0
     tasks = []
     for _ in range(draw(st.integers(1, 8))):
         mm = draw(st.integers(-1, len(mm_pages) - 1))
         size = mm_pages[mm] if mm >= 0 else 512
         ops = []
         for _ in range(draw(st.integers(0, 16))):
-            kind = draw(st.sampled_from(["access", "compute", "madvise", "munmap", "mprotect",
-                                         "sleep", "yield", "migrate", "mark", "membarrier",
-                                         "exit"]))
+            kind = draw(st.sampled_from(KINDS))
             first = draw(st.integers(0, size - 1))
             n = draw(st.integers(1, min(64, size - first)))
             if kind == "access":
-                ops += (abi.OP_ACCESS, first, n, 1)
+                ops += (abi.OP_ACCESS, first, n, draw(st.integers(0, 3)))
             elif kind == "compute":
                 ops += (abi.OP_COMPUTE, draw(st.integers(0, 20_000)), 0, 0)
             elif kind in ("madvise", "mprotect"):
@@ -115,11 +142,21 @@ def random_programs(draw, prof):
                 ops += (abi.OP_MARK, 0, 0, 0)
             elif kind == "membarrier":
                 ops += (abi.OP_MEMBARRIER, 0, 0, 0)
-            else:
+            elif kind == "exit":
                 ops += (abi.OP_EXIT, 0, 0, 0)
-        tasks.append(tp.workloads.TaskSpec(mm, draw(st.integers(0, prof.cpus - 1)),
-                                           draw(st.integers(0, 100_000)), tuple(ops)))
-    return tp.workloads.Program("random", mm_pages, tasks)
+            elif kind in ("block", "wake") and channels:
+                code = abi.OP_BLOCK if kind == "block" else abi.OP_WAKE
+                ops += (code, draw(st.integers(0, channels - 1)), 0, 0)
+            elif kind == "loop" and window:
+                # a loop body that takes time, so the window ends it
+                ops += (abi.OP_COMPUTE, draw(st.integers(500, 5_000)), 0, 0)
+                ops += (abi.OP_LOOP, draw(st.integers(0, len(ops) // 4 - 1)), 0, 0)
+        cpu = draw(st.integers(0, prof.cpus - 1))
+        others = draw(st.lists(st.integers(0, prof.cpus - 1), max_size=3))
+        affinity = tuple(sorted({cpu, *others})) if draw(st.booleans()) else ()
+        tasks.append(tp.workloads.TaskSpec(mm, cpu, draw(st.integers(0, 100_000)), tuple(ops),
+                                           affinity))
+    return tp.workloads.Program("random", mm_pages, tasks, channels, warmup, window)
 
 
 def assert_same(prof, policy, program, seed):
@@ -139,6 +176,10 @@ def assert_same(prof, policy, program, seed):
         event("IPIs sent")
     if ref["counters"]["spec_walks"]:
         event("speculative walks")
+    if ref["counters"]["resched_ipis"]:
+        event("reschedule IPIs")
+    if ref["window"]:
+        event(f"window: {'finished' if ref['finished'] else 'ran dry'}")
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 /*
- * core.c -- the event core (machine.py's run loop): growable containers,
- * the event heap ordered as heapq orders (t, cpu, seq), the loop that
- * dispatches each event to its handler, and when a CPU takes its next step.
- * Models no kernel file; everything else hangs off it.
+ * core.c -- the event core (engine/core.py): growable containers, the event
+ * heap ordered as heapq orders (t, cpu, seq), the loop that dispatches each
+ * event to its handler and stops at the end of a measured window, when a
+ * CPU takes its next step, and the counters. Models no kernel file;
+ * everything else hangs off it.
  */
 
 #include "machine.h"
@@ -70,8 +71,8 @@ static struct event pop(struct machine *m)
     return top;
 }
 
-/* Run every event in order; 0 when none is left, -1 when the binding asked
- * to stop (Ctrl-C) */
+/* Run every event in order, up to the end of the measured window if there is
+ * one; 0 when done, -1 when the binding asked to stop (Ctrl-C) */
 int run_loop(struct machine *m)
 {
     uint64_t events = 0;
@@ -80,6 +81,10 @@ int run_loop(struct machine *m)
         if (++events % POLL_EVERY == 0 && stop_requested(m))
             return -1;
         e = pop(m);
+        if (m->stop >= 0 && e.t >= m->stop) {
+            m->stopped = 1;
+            break;
+        }
         m->now = e.t;
         switch (e.ev) {
         case EV_STEP:
@@ -102,6 +107,16 @@ int run_loop(struct machine *m)
             break;
         case EV_WATCHDOG:
             ev_watchdog(m, e.cpu, e.a, e.b);
+            break;
+        case EV_CSD:
+            ev_csd(m, e.cpu);
+            break;
+        case EV_WINDOW:
+            /* the measured window opens: counters are taken from here on */
+            counters(m, m->snap_counters);
+            memcpy(m->snap_received, m->ipis_received, (size_t)m->ncpu * sizeof(i64));
+            m->snapshot = 1;
+            m->measuring = 1;
             break;
         }
     }
@@ -133,4 +148,25 @@ void interrupted(struct machine *m, int c, i64 start, i64 end)
     } else if (m->cur[c] < 0 && m->step_at[c] < 0) {
         schedule_step(m, c, end);   /* back to the idle loop */
     }
+}
+
+/* core.py counters(), as an array in its order (the C_* enum) */
+void counters(const struct machine *m, i64 *out)
+{
+    out[C_IPIS] = m->n_ipis;
+    out[C_IPIS_TO_IDLE] = m->n_ipis_to_idle;
+    out[C_IPIS_TO_LAZY] = m->n_ipis_to_lazy;
+    out[C_CR3_WRITES] = m->n_cr3;
+    out[C_FULL_FLUSHES] = m->n_full_flushes;
+    out[C_INVLPG] = m->n_invlpg;
+    out[C_TLB_MISSES] = m->n_tlb_misses;
+    out[C_ATOMIC_CONTENTION] = m->n_contention;
+    out[C_IDLE_WAKEUPS] = m->n_idle_wakeups;
+    out[C_OPS] = m->n_ops;
+    out[C_PAGE_FAULTS] = m->n_faults;
+    out[C_SPEC_WALKS] = m->n_spec_walks;
+    out[C_SWITCH_MM_BARRIERS] = m->n_switch_mb;
+    out[C_RESCHED_IPIS] = m->n_resched_ipis;
+    out[C_ICR_WRITES] = m->n_icr_writes;
+    out[C_INVPCID] = m->n_invpcid;
 }

@@ -1,6 +1,7 @@
 /*
- * hw.c -- the hardware the kernel drives: coherent cache lines (LOCK-prefixed
- * RMWs and their transfers), each CPU's TLB and paging-structure cache (Intel
+ * hw.c -- the hardware the kernel drives: coherent cache lines (stores, RMWs
+ * and loads booked on each line's timeline, with locality-favouring
+ * arbitration), each CPU's TLB and paging-structure cache (Intel
  * SDM Vol. 3, 4.10), the MMU's page walk, the speculative walks a stale PSC
  * entry can start (the 2017 AMD hang), and the host preempting a guest's
  * vCPUs. Models no kernel file: this is what arch/x86/mm/tlb.c programs.
@@ -8,24 +9,207 @@
 
 #include "machine.h"
 
-/* A LOCK-prefixed RMW by CPU c on a contended cache line (mm_line(mm, which)). */
-i64 atomic(struct machine *m, int c, int mm, int which, i64 t)
+/* -- cache lines ---------------------------------------------------------
+ *
+ * A domain's CPUs are `smt` runs of consecutive numbers: thread j of core k
+ * is CPU j * cores + k (Profile.core_of). So hw.py's `holders & mask_llc[c]`
+ * and friends are bit counts over those runs. */
+
+/* A kernel cache line CPUs contend for; returns its id. */
+int new_line(struct machine *m)
 {
-    struct mm *M = &m->mms.v[mm];
-    i64 start = max64(t, M->line_free[which]);
-    int owner = M->line_owner[which];
-    i64 xfer = owner == c ? 0 : m->xfer[owner < 0 ? 1 : dist(m, owner, c)];
-    i64 end = start + xfer + m->c_atomic;
-    m->n_contention += end - t - m->c_atomic;
-    M->line_owner[which] = c;
-    M->line_free[which] = end;
+    struct line zero = { 0 }, *L;
+    size_t words = (size_t)m->nwords, tails = (size_t)(m->n_llc + m->n_socket);
+    uint64_t *block;
+    int id = (int)m->lines.n;
+    PUSH(m, m->lines, zero);
+    L = &m->lines.v[id];
+    L->last = -1;
+    /* counted in m->lines first, so machine_free() finds it if this fails */
+    block = xcalloc(m, words + tails, sizeof(uint64_t));
+    L = &m->lines.v[id];
+    L->holders = block;
+    L->tail_llc = (i64 *)(block + words);
+    L->tail_socket = L->tail_llc + m->n_llc;
+    return id;
+}
+
+/* bits of h set in [lo, hi) */
+static inline int bits_in(const uint64_t *h, i64 lo, i64 hi)
+{
+    i64 w, wlo = lo >> 6, whi = (hi - 1) >> 6;
+    uint64_t first = ~(uint64_t)0 << (lo & 63), last = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
+    int n;
+    if (wlo == whi)
+        return __builtin_popcountll(h[wlo] & first & last);
+    n = __builtin_popcountll(h[wlo] & first);
+    for (w = wlo + 1; w < whi; w++)
+        n += __builtin_popcountll(h[w]);
+    return n + __builtin_popcountll(h[whi] & last);
+}
+
+/* CPUs of c's core / LLC domain / socket in h (c included) */
+static inline int in_core(const struct machine *m, int c, const uint64_t *h)
+{
+    i64 j, k = m->core[c];
+    int n = 0;
+    for (j = 0; j < m->smt; j++)
+        n += test_bit(h, (int)(j * m->cores + k));
+    return n;
+}
+
+static inline int in_domain(const struct machine *m, const uint64_t *h, i64 first, i64 size)
+{
+    i64 j;
+    int n = 0;
+    for (j = 0; j < m->smt; j++)
+        n += bits_in(h, j * m->cores + first, j * m->cores + first + size);
+    return n;
+}
+
+static inline int in_llc(const struct machine *m, int c, const uint64_t *h)
+{
+    return in_domain(m, h, m->llc[c] * m->cores_per_llc, m->cores_per_llc);
+}
+
+static inline int in_socket(const struct machine *m, int c, const uint64_t *h)
+{
+    return in_domain(m, h, m->socket[c] * m->cores_per_socket, m->cores_per_socket);
+}
+
+/* Distance level from c to the farthest holder of the line other than c
+ * itself, -1 if none (hw.py farthest(c, holders & ~(1 << c))). */
+static int farthest(const struct machine *m, int c, const struct line *L)
+{
+    int self = test_bit(L->holders, c), total = L->nheld - self, socket, llc;
+    if (!total)
+        return -1;
+    socket = in_socket(m, c, L->holders) - self;
+    if (total > socket)
+        return 3;
+    llc = in_llc(m, c, L->holders) - self;
+    if (socket > llc)
+        return 2;
+    return llc > in_core(m, c, L->holders) - self ? 1 : 0;
+}
+
+/* Distance level from c to the nearest holder; a line no cache holds comes
+ * from memory, charged as a same-socket transfer (hw.py nearest()). */
+static int nearest(const struct machine *m, int c, const struct line *L)
+{
+    if (in_core(m, c, L->holders))
+        return 0;
+    if (in_llc(m, c, L->holders))
+        return 1;
+    if (!L->nheld || in_socket(m, c, L->holders))
+        return 2;
+    return 3;
+}
+
+/* Holds that ended before now can delay nothing any more. */
+static inline void forget_holds(const struct machine *m, struct line *L)
+{
+    const struct hold *h = L->v + L->head;
+    size_t k = 0;
+    while (k < L->n && h[k].end <= m->now)
+        k++;
+    if (k) {
+        L->last = h[k - 1].cpu;
+        L->head += k;
+        L->n -= k;
+        if (!L->n)
+            L->head = 0;
+    }
+}
+
+/* Book a miss on a line, from time t; returns when c has the line. See
+ * hw.py book(): the line is a timeline of holds booked out of order, a miss
+ * takes the first gap at or after t that fits it; its transfer is the
+ * farthest copy a store invalidates or the nearest copy a load takes, and
+ * behind others the nearest CPU that holds or waits for the line (the
+ * arbitration rule, through the per-LLC and per-socket tails). */
+i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
+{
+    struct line *L = &m->lines.v[id];
+    struct hold *h;
+    size_t i = 0, n;
+    i64 start = t, end;
+    int prev, level;
+    forget_holds(m, L);
+    h = L->v + L->head;
+    n = L->n;
+    while (i < n && h[i].end <= t)
+        i++;
+    prev = i ? h[i - 1].cpu : L->last;
+    for (;;) {
+        if (start == t) {
+            if (exclusive) {
+                level = farthest(m, c, L);
+                if (level < 0 && prev < 0)
+                    level = 2;                  /* first touch: from memory */
+            } else {
+                level = nearest(m, c, L);
+            }
+        } else {
+            level = dist(m, prev, c);
+            if (level > 1 && L->tail_llc[m->llc[c]] > t)
+                level = 1;
+            if (level > 2 && L->tail_socket[m->socket[c]] > t)
+                level = 2;
+        }
+        end = start + (level >= 0 ? m->xfer[level] : 0) + op;
+        if (i == n || end <= h[i].start)
+            break;
+        start = max64(start, h[i].end);        /* overlaps a hold: wait for it */
+        prev = h[i].cpu;
+        i++;
+    }
+    /* book.insert(i, (start, end, c)) */
+    if (L->head + L->n == L->cap) {
+        if (L->head) {
+            memmove(L->v, L->v + L->head, L->n * sizeof *L->v);
+            L->head = 0;
+        } else {
+            L->v = grow(m, L->v, &L->cap, sizeof *L->v);
+        }
+    }
+    h = L->v + L->head;
+    memmove(h + i + 1, h + i, (n - i) * sizeof *h);
+    h[i].start = start, h[i].end = end, h[i].cpu = c;
+    L->n = n + 1;
+    if (i == n) {                               /* the newest hold decides the state */
+        if (exclusive) {
+            memset(L->holders, 0, (size_t)m->nwords * sizeof *L->holders);
+            set_bit(L->holders, c);
+            L->nheld = 1;
+        } else if (!test_bit(L->holders, c)) {
+            set_bit(L->holders, c);
+            L->nheld++;
+        }
+    }
+    m->n_contention += end - t - op;
+    if (L->tail_llc[m->llc[c]] < end)
+        L->tail_llc[m->llc[c]] = end;
+    if (L->tail_socket[m->socket[c]] < end)
+        L->tail_socket[m->socket[c]] = end;
     return end;
 }
 
-i64 read_line(const struct machine *m, int c, int mm, int which, i64 t)
+/* Independent loads of many lines (a scan over per-CPU slots): the core
+ * keeps up to LOAD_PARALLELISM misses in flight, so the scan takes its
+ * longest load or its total divided by that, whichever is more. */
+i64 read_lines(struct machine *m, int c, const int32_t *lines, size_t n, i64 t)
 {
-    int owner = m->mms.v[mm].line_owner[which];
-    return owner < 0 || owner == c ? t : t + m->xfer[dist(m, owner, c)];
+    i64 longest = 0, total = 0, cost;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        cost = read_line(m, c, lines[i], t) - t;
+        total += cost;
+        if (cost > longest)
+            longest = cost;
+    }
+    /* -(-total // LOAD_PARALLELISM): total >= 0 */
+    return t + max64(longest, (total + LOAD_PARALLELISM - 1) / LOAD_PARALLELISM);
 }
 
 void flush_asid(struct machine *m, int c, int asid)
@@ -248,7 +432,7 @@ void ev_spec_walk(struct machine *m, int c, i64 slot, i64 serial)
     freed_table_walk(m, c, slot, (int)m->hw[c]->psc_table[slot]);
 }
 
-i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 t)
+i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 flags, i64 t)
 {
     i64 region = page / PAGES_PER_TABLE, pkey = ((i64)asid << 32) | region;
     i64 slot = psc_lookup(m, c, pkey);
@@ -274,7 +458,7 @@ i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 t)
         pg->present = 1;
         pg->ver += 1;
         m->n_faults += 1;
-        t += m->c_fault;
+        t += flags & 2 ? m->c_fault_file : m->c_fault;
     }
     tlb_fill(m, c, ((i64)asid << 32) | page, pg->ver, m->tlb_epoch[c * NR_HW_ASIDS + asid]);
     return t;

@@ -1,7 +1,11 @@
 /*
  * mm.c -- mm/ and kernel/fork.c: mm_struct life (exec_mm, mmgrab/mmdrop,
  * __mmdrop), page-table pages and their pool, PTE changes by madvise(DONTNEED)
- * / munmap / mprotect through one mmu_gather flush, and exit_mmap().
+ * / munmap / mprotect through one mmu_gather flush, exit_mmap(), the tables
+ * tlb_finish_mmu() frees (at once, after an RCU grace period, or after
+ * tlb_remove_table_sync_one()), and the teardowns of a lazily used mm:
+ * shootdown (cleanup_lazy_tlbs), the 2021 hazard-pointer hand-off
+ * (mm_unlazy_mm_count) and the 2024 RFC's synchronous calls (hazptr_retire).
  */
 
 #include "machine.h"
@@ -11,7 +15,7 @@
 int exec_mm(struct machine *m, i64 tmpl)
 {
     struct mm zero = { 0 }, *M;
-    int mm = (int)m->mms.n;
+    int mm = (int)m->mms.n, line;
     i64 npages = m->tmpl_pages[tmpl], region;
     PUSH(m, m->mms, zero);
     M = &m->mms.v[mm];
@@ -21,12 +25,16 @@ int exec_mm(struct machine *m, i64 tmpl)
     M->users = m->tmpl_threads[tmpl];
     M->npages = npages;
     M->nregions = (npages + PAGES_PER_TABLE - 1) / PAGES_PER_TABLE;
-    M->line_owner[0] = M->line_owner[1] = M->line_owner[2] = -1;
     M->mask = xcalloc(m, (size_t)m->nwords, sizeof *M->mask);
     M->blocks = xcalloc(m, (size_t)((npages + BLOCK - 1) / BLOCK), sizeof *M->blocks);
     M->tables = xcalloc(m, (size_t)M->nregions, sizeof(int32_t));
     for (region = 0; region < M->nregions; region++)
         M->tables[region] = -1;
+    /* three contended lines per mm: mm_count, mm_cpumask, context.tlb_gen */
+    line = new_line(m);
+    new_line(m);
+    new_line(m);
+    m->mms.v[mm].line = line;
     m->tmpl_mm[tmpl] = mm;
     return mm;
 }
@@ -76,14 +84,14 @@ void free_table(struct machine *m, int c, int table)
 i64 mmgrab(struct machine *m, int c, int mm, i64 t)
 {
     m->mms.v[mm].count += 1;
-    return atomic(m, c, mm, 0, t);
+    return atomic(m, c, mm_line(m, mm, 0), t, m->c_atomic);
 }
 
 /* Drop one mm_count reference; *last: it reached zero. */
 i64 mmdrop(struct machine *m, int c, int mm, i64 t, int *last)
 {
     m->mms.v[mm].count -= 1;
-    t = atomic(m, c, mm, 0, t);
+    t = atomic(m, c, mm_line(m, mm, 0), t, m->c_atomic);
     *last = m->mms.v[mm].count == 0;
     return t;
 }
@@ -171,34 +179,205 @@ void exit_mmap(struct machine *m, int c, int task, int mm, i64 t)
     flush_tlb_mm_range(m, c, mm, 0, TLB_FLUSH_ALL, 1, task, CONT_EXIT_MMAP, t);
 }
 
+static i64 mm_unlazy_mm_count(struct machine *m, int c, int mm, i64 t);
+static void mmdrop_free(struct machine *m, int c, int task, int mm, i64 t);
+
+/* __mmput() after exit_mmap()'s flush: release what the users shared. */
 void exit_mmap_done(struct machine *m, int c, int task, int mm, i64 t)
 {
-    int last, slot, x;
+    int last;
+    if (m->k_lazy_ref == REF_HAZARD && m->k_release == RELEASE_HANDOFF)
+        t = mm_unlazy_mm_count(m, c, mm, t);
     /* mmput() -> mmdrop() of the reference all users shared */
     t = mmdrop(m, c, mm, t, &last);
     if (!last) {
         exit_done(m, c, task, t);
         return;
     }
-    /* __mmdrop(): lazy users that hold no reference must be told first */
-    if (m->k_lazy_ref == REF_SHOOTDOWN || m->k_lazy_ref == REF_HAZARD) {
-        slot = new_call(m, CALL_UNLAZY, c, mm, task, CONT_EXIT_FREE, m->now);
-        /* x86 clears a CPU from mm_cpumask when it leaves the mm, so the
-         * CPUs that may still borrow it are all of them. */
-        for (x = 0; x < m->ncpu; x++) {
-            if (m->k_lazy_ref == REF_HAZARD) {
-                t += m->xfer[dist(m, c, x)];         /* read x's hazard pointer */
-                if (m->hazard[x] != mm)
-                    continue;
-            }
-            if (x == c)
-                t = unlazy(m, c, mm, t);
+    mmdrop_free(m, c, task, mm, t);
+}
+
+/* The CPUs a non-refcounting teardown looks at (lazy_mm_scan), into
+ * m->cpus in ascending order; returns how many. */
+static size_t lazy_mm_cpus(struct machine *m, int mm)
+{
+    uint64_t w;
+    size_t n = 0;
+    int i, x;
+    if (m->k_scan == SCAN_ALL_CPUS) {
+        for (x = 0; x < m->ncpu; x++)
+            m->cpus[n++] = x;
+        return n;
+    }
+    for_each_cpu(x, i, w, m->mms.v[mm].mask, m->nwords)
+        m->cpus[n++] = x;
+    return n;
+}
+
+/* read_lines() over the hazard-pointer slots of m->cpus[0..n) */
+static i64 hp_scan(struct machine *m, int c, size_t n, i64 t)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        m->line_ids[i] = cpu_line(m, m->hazard_line, m->cpus[i]);
+    return read_lines(m, c, m->line_ids, n, t);
+}
+
+/* __mmdrop(): the last reference is gone. Lazy users that hold no reference
+ * must be told first (cleanup_lazy_tlbs()). */
+static void mmdrop_free(struct machine *m, int c, int task, int mm, i64 t)
+{
+    size_t n, i, ntargets = 0;
+    int self = 0;
+    if (m->k_lazy_ref == REF_SHOOTDOWN) {
+        /* Piggin's MMU_LAZY_TLB_SHOOTDOWN (v6.4): on_each_cpu_mask() over the
+         * CPUs that may use the mm lazily, this one included, wait=1 */
+        int slot = new_call(m, CALL_UNLAZY, c, mm, task, CONT_EXIT_FREE, m->now);
+        n = lazy_mm_cpus(m, mm);
+        for (i = 0; i < n; i++) {
+            if (m->cpus[i] == c)
+                self = 1;
             else
-                t = send_ipi(m, c, x, slot, t);
+                m->targets[ntargets++] = m->cpus[i];
         }
+        t = smp_call_function_many(m, c, slot, m->targets, ntargets, t);
+        if (self)
+            t = unlazy(m, c, mm, t);    /* the local call runs while the IPIs fly */
         finish_sending(m, c, slot, t);
+        return;
+    }
+    if (m->k_lazy_ref == REF_HAZARD && m->k_release == RELEASE_SYNC_IPI) {
+        /* Desnoyers' 2024 RFC: hp_scan() every possible CPU's slot; each CPU
+         * that still holds the mm gets two synchronous single-CPU calls
+         * (do_shoot_lazy_tlb, do_check_lazy_tlb), one CPU at a time */
+        n = lazy_mm_cpus(m, mm);
+        t = hp_scan(m, c, n, t + m->c_mb);
+        for (i = 0; i < n; i++)
+            if (m->hazard[m->cpus[i]] == mm)
+                m->targets[ntargets++] = m->cpus[i];
+        hazptr_retire(m, c, task, mm, m->targets, ntargets, t);
         return;
     }
     free_mm(m, c, mm);
     exit_done(m, c, task, t);
+}
+
+/* Lutomirski's 2021 hazard-pointer teardown, in __mmput(): take references
+ * for every possible match, scan the CPUs (on x86 mm_cpumask) and hand each
+ * CPU whose hazard still holds the mm an mm_count reference through its
+ * rq->drop_mm, which it drops at its next context switch; give back the
+ * rest. No IPI, no wait. */
+static i64 mm_unlazy_mm_count(struct machine *m, int c, int mm, i64 t)
+{
+    size_t n, i;
+    int last;
+    t = atomic(m, c, mm_line(m, mm, 0), t, m->c_atomic);     /* atomic_add(drop_count) */
+    n = lazy_mm_cpus(m, mm);
+    t = hp_scan(m, c, n, t);
+    for (i = 0; i < n; i++) {
+        int x = m->cpus[i], old;
+        if (m->hazard[x] != mm)
+            continue;
+        t = atomic(m, c, cpu_line(m, m->drop_line, x), t, m->c_atomic);  /* xchg(&rq->drop_mm) */
+        old = m->drop_mm[x];
+        m->drop_mm[x] = mm;
+        m->mms.v[mm].count += 1;
+        if (old != INIT_MM) {
+            /* we stole the reference the target had not dropped yet */
+            t = mmdrop(m, c, old, t, &last);
+            if (last)
+                free_mm(m, c, old);
+        }
+    }
+    return atomic(m, c, mm_line(m, mm, 0), t, m->c_atomic);   /* atomic_sub(the rest) */
+}
+
+/* retire_lazy_mm_hp() for the first CPU left; the calls' completion
+ * continues with the next (CONT_HAZPTR), then frees the mm. matches must
+ * not live in the slot this makes (callers pass m->targets or a live
+ * call's rest). */
+void hazptr_retire(struct machine *m, int c, int task, int mm, const int32_t *matches,
+                   size_t n, i64 t)
+{
+    struct call *call;
+    size_t i;
+    int slot;
+    while (n && matches[0] == c) {
+        /* smp_call_function_single() to oneself runs the functions here */
+        t = unlazy(m, c, mm, t);
+        matches++;
+        n--;
+    }
+    if (!n) {
+        free_mm(m, c, mm);
+        exit_done(m, c, task, t);
+        return;
+    }
+    slot = new_call(m, CALL_UNLAZY, c, mm, task, CONT_HAZPTR, m->now);
+    call = &m->calls.v[slot];
+    for (i = 0; i < n; i++)
+        PUSH(m, call->rest, matches[i]);
+    t = smp_call_function_many(m, c, slot, matches, 1, t);
+    finish_sending(m, c, slot, t);
+}
+
+/* tlb_finish_mmu() freeing the gathered page-table pages once the flush in
+ * `slot` returned. Natively they go back at once; a guest with the PV flush
+ * uses tlb_remove_table(): an RCU grace period, unless the batch page cannot
+ * be allocated (table_batch_fail_percent), when tlb_remove_table_sync_one()
+ * IPIs every other CPU and waits, then frees. Returns 1 when the initiator
+ * now waits for that IPI. The tables move out of the flush's slot. */
+int tlb_remove_tables(struct machine *m, int c, int slot, i64 now)
+{
+    struct call *call = &m->calls.v[slot];
+    size_t i, n = 0;
+    int x;
+    if (!m->pv) {
+        for (i = 0; i < call->tables.n; i++)
+            free_table(m, c, m->calls.v[slot].tables.v[i]);
+        return 0;
+    }
+    if (m->table_fail && below(&m->rng, 100) < m->table_fail) {
+        int sync = new_call(m, CALL_SYNC, c, call->mm, call->task, CONT_TABLE_SYNC, now);
+        struct i32vec tables = m->calls.v[sync].tables, rest = m->calls.v[sync].rest;
+        i64 t;
+        call = &m->calls.v[slot];
+        m->calls.v[sync].tables = call->tables, call->tables = tables;
+        m->calls.v[sync].rest = call->rest, call->rest = rest;
+        m->calls.v[sync].then = call->cont;
+        for (x = 0; x < m->ncpu; x++)
+            if (x != c)
+                m->targets[n++] = x;
+        t = smp_call_function_many(m, c, sync, m->targets, n, now);
+        finish_sending(m, c, sync, t);
+        return 1;
+    }
+    {
+        struct rcu_batch batch = { now, c, call->tables };
+        call->tables.v = NULL, call->tables.n = call->tables.cap = 0;
+        DEQUE_APPEND(m, m->rcu_pending, batch);
+    }
+    return 0;
+}
+
+/* CPU c passed a quiescent point: free the tables whose grace period is
+ * over (every CPU not idle has passed one since they were queued). */
+void rcu_quiescent(struct machine *m, int c)
+{
+    struct rcudeque *q = &m->rcu_pending;
+    m->qs_at[c] = m->now;
+    while (q->n) {
+        struct rcu_batch *batch = &q->v[q->head];
+        size_t i;
+        int x;
+        for (x = 0; x < m->ncpu; x++)
+            if (m->qs_at[x] < batch->since && !m->in_idle[x])
+                return;
+        for (i = 0; i < batch->tables.n; i++)
+            free_table(m, batch->by, batch->tables.v[i]);
+        free(batch->tables.v);
+        q->head++;
+        if (--q->n == 0)
+            q->head = 0;
+    }
 }

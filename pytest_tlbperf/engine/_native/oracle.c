@@ -90,6 +90,9 @@ void freed_table_walk(struct machine *m, int c, i64 slot, int table)
         /* requests it will never take: their initiators hang */
         for (size_t i = 0; i < m->csdq[c].n; i++)
             arm_watchdog(m, m->csdq[c].v[i]);
+        /* ... or never finish */
+        for (size_t i = 0; i < m->handling[c].n; i++)
+            arm_watchdog(m, m->handling[c].v[m->handling[c].head + i]);
         ring(m, c, TR_HUNG, c, 0);
     }
 }
@@ -136,11 +139,8 @@ void oracle_mm_freed(struct machine *m, int c, int mm)
             /* the model drops the dangling reference so the run stays meaningful */
             m->active_mm[x] = INIT_MM;
             m->lazy_ref[x] = 0;
-            if (m->loaded_mm[x] == mm) {
-                m->loaded_mm[x] = INIT_MM;
-                m->loaded_asid[x] = m->pcid ? INIT_ASID : 0;
-                m->is_lazy[x] = 0;
-            }
+            if (m->loaded_mm[x] == mm)
+                force_init_mm(m, x);
         }
     }
 }
