@@ -11,6 +11,9 @@ python engine only; `api._pick_engine()` decides.
 
 from __future__ import annotations
 
+import functools
+from array import array
+
 from ..errors import EngineUnavailable
 from . import abi
 from .machine import WATCHDOG_NS
@@ -93,6 +96,24 @@ def flatten_program(program) -> tuple:
             program.channels, program.warmup, program.window)
 
 
+@functools.lru_cache(maxsize=16)
+def _packed_program(program) -> tuple:
+    """flatten_program() with each task's ops packed as int64 words, which
+    _native.run() copies instead of converting int by int. Programs are
+    immutable (workloads.Program) and one is run for many policies and
+    seeds, so the packing is done once per program (keyed by identity).
+    Ops beyond int64 stay a tuple: _native.run() then names the bad word."""
+    mm_pages, tasks, *rest = flatten_program(program)
+    packed = []
+    for mm, cpu, start, ops, affinity in tasks:
+        try:
+            ops = array("q", ops).tobytes()
+        except (OverflowError, TypeError):
+            pass
+        packed.append((mm, cpu, start, ops, affinity))
+    return (mm_pages, tuple(packed), *rest)
+
+
 def run(profile, knobs, program, seed: int) -> dict:
     """`Machine(profile, knobs, program, seed).run()` on the native engine."""
     if _native is None:
@@ -100,5 +121,5 @@ def run(profile, knobs, program, seed: int) -> dict:
                                 "(no C compiler when it was installed?); reinstall with a "
                                 "compiler, or use engine='python'")
     prof, cstates, virt = flatten_profile(profile)
-    return _native.run(prof, cstates, virt, flatten_knobs(knobs), *flatten_program(program),
+    return _native.run(prof, cstates, virt, flatten_knobs(knobs), *_packed_program(program),
                        seed)

@@ -35,20 +35,27 @@ static inline int event_before(const struct event *x, const struct event *y)
     return x->seq < y->seq;
 }
 
-/* heapq.heappush of (t, cpu, seq, ev, a, b) */
+/* heapq.heappush of (t, cpu, seq, ev, a, b). The event is written in place
+ * at the end: built on the stack and copied, its narrow stores would stall
+ * the wide loads of the copy (store forwarding). */
 void push(struct machine *m, i64 t, int cpu, int ev, i64 a, i64 b)
 {
-    struct event e = { t, ++m->seq, a, b, cpu, ev };
+    uint64_t seq = ++m->seq;
+    struct event *v, *e;
     size_t i;
-    PUSH(m, m->heap, e);
-    for (i = m->heap.n - 1; i > 0; ) {
+    if (m->heap.n == m->heap.cap)
+        m->heap.v = grow(m, m->heap.v, &m->heap.cap, sizeof *m->heap.v);
+    v = m->heap.v;
+    for (i = m->heap.n++; i > 0; ) {
         size_t parent = (i - 1) / 2;
-        if (!event_before(&e, &m->heap.v[parent]))
+        const struct event *p = &v[parent];
+        if (t > p->t || (t == p->t && (cpu > p->cpu || (cpu == p->cpu && seq > p->seq))))
             break;
-        m->heap.v[i] = m->heap.v[parent];
+        v[i] = *p;
         i = parent;
     }
-    m->heap.v[i] = e;
+    e = &v[i];
+    e->t = t, e->seq = seq, e->a = a, e->b = b, e->cpu = cpu, e->ev = ev;
 }
 
 static struct event pop(struct machine *m)

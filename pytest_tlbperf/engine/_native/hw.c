@@ -34,6 +34,16 @@ int new_line(struct machine *m)
     return id;
 }
 
+/* The bits set in x. __builtin_popcountll() is a libgcc call unless the
+ * build targets a CPU with POPCNT, which the baseline x86-64 is not. */
+static inline int popcount(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ULL;
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
 /* bits of h set in [lo, hi) */
 static inline int bits_in(const uint64_t *h, i64 lo, i64 hi)
 {
@@ -41,11 +51,11 @@ static inline int bits_in(const uint64_t *h, i64 lo, i64 hi)
     uint64_t first = ~(uint64_t)0 << (lo & 63), last = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
     int n;
     if (wlo == whi)
-        return __builtin_popcountll(h[wlo] & first & last);
-    n = __builtin_popcountll(h[wlo] & first);
+        return popcount(h[wlo] & first & last);
+    n = popcount(h[wlo] & first);
     for (w = wlo + 1; w < whi; w++)
-        n += __builtin_popcountll(h[w]);
-    return n + __builtin_popcountll(h[whi] & last);
+        n += popcount(h[w]);
+    return n + popcount(h[whi] & last);
 }
 
 /* CPUs of c's core / LLC domain / socket in h (c included) */
@@ -81,7 +91,11 @@ static inline int in_socket(const struct machine *m, int c, const uint64_t *h)
  * itself, -1 if none (hw.py farthest(c, holders & ~(1 << c))). */
 static int farthest(const struct machine *m, int c, const struct line *L)
 {
-    int self = test_bit(L->holders, c), total = L->nheld - self, socket, llc;
+    int self, total, socket, llc;
+    if (L->nheld <= 1)                  /* most lines: one CPU has it exclusive */
+        return L->nheld && L->one != c ? dist(m, c, L->one) : -1;
+    self = test_bit(L->holders, c);
+    total = L->nheld - self;
     if (!total)
         return -1;
     socket = in_socket(m, c, L->holders) - self;
@@ -97,6 +111,8 @@ static int farthest(const struct machine *m, int c, const struct line *L)
  * from memory, charged as a same-socket transfer (hw.py nearest()). */
 static int nearest(const struct machine *m, int c, const struct line *L)
 {
+    if (L->nheld <= 1)
+        return L->nheld ? dist(m, c, L->one) : 2;
     if (in_core(m, c, L->holders))
         return 0;
     if (in_llc(m, c, L->holders))
@@ -141,6 +157,27 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
     while (i < n && h[i].end <= t)
         i++;
     prev = i ? h[i - 1].cpu : L->last;
+    if (i == n) {
+        /* nothing booked after t (the common case): the miss starts at t */
+        if (exclusive) {
+            level = farthest(m, c, L);
+            if (level < 0 && prev < 0)
+                level = 2;
+        } else {
+            level = nearest(m, c, L);
+        }
+        end = t + (level >= 0 ? m->xfer[level] : 0) + op;
+        if (L->head + n == L->cap) {
+            if (L->head) {
+                memmove(L->v, h, n * sizeof *L->v);
+                L->head = 0;
+            } else {
+                L->v = grow(m, L->v, &L->cap, sizeof *L->v);
+            }
+            h = L->v + L->head;
+        }
+        goto append;
+    }
     for (;;) {
         if (start == t) {
             if (exclusive) {
@@ -175,16 +212,24 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
     }
     h = L->v + L->head;
     memmove(h + i + 1, h + i, (n - i) * sizeof *h);
+append:
     h[i].start = start, h[i].end = end, h[i].cpu = c;
     L->n = n + 1;
     if (i == n) {                               /* the newest hold decides the state */
         if (exclusive) {
-            memset(L->holders, 0, (size_t)m->nwords * sizeof *L->holders);
-            set_bit(L->holders, c);
+            /* holders = {c}: plain stores (one store after another RMW on
+             * the same word would wait for it) */
+            if (L->nheld == 1)
+                L->holders[L->one >> 6] = 0;
+            else
+                memset(L->holders, 0, (size_t)m->nwords * sizeof *L->holders);
+            L->holders[c >> 6] = (uint64_t)1 << (c & 63);
             L->nheld = 1;
+            L->one = c;
         } else if (!test_bit(L->holders, c)) {
             set_bit(L->holders, c);
-            L->nheld++;
+            if (!L->nheld++)
+                L->one = c;
         }
     }
     m->n_contention += end - t - op;

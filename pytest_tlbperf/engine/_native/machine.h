@@ -46,7 +46,7 @@
  *   an mm's per-page state (mm_present, mm_ver, mm_ret, mm_ret_at) lives in
  *   blocks of BLOCK pages allocated at the first fault in them: a page of a
  *   missing block is not present, at version 0, as machine.py starts it.
- *   mm_ret_at[page] is an index into a log of flush returns. A sender's
+ *   A sender's
  *   csd_unlock row is made at its first cross-call, as in smp.py, and a
  *   per-CPU cache line at its first use (cpu_line), as in hw.py.
  * - A cache line's booked holds are an array with a head index: holds that
@@ -182,11 +182,9 @@ struct event { i64 t; uint64_t seq; i64 a, b; int32_t cpu, ev; };
 struct win { i64 start, end; };                   /* a vCPU preemption window */
 struct page_ver { i64 page, ver; };               /* a flush's snapshot entry */
 struct table_free { i64 t; int32_t cpu, mm; };    /* table_frees[table][g] */
-struct flush_return { i64 t, cpu; };              /* an mm_ret_at value */
 struct hold { i64 start, end; int32_t cpu; };     /* a booked hold of a cache line */
 
 struct i32vec { int32_t *v; size_t n, cap; };
-struct returnvec { struct flush_return *v; size_t n, cap; };
 struct i64vec { i64 *v; size_t n, cap; };
 struct recvec { struct rec *v; size_t n, cap; };
 struct evheap { struct event *v; size_t n, cap; };
@@ -203,7 +201,7 @@ struct windeque { struct win *v; size_t head, n, cap; };
 struct line {
     struct hold *v;
     size_t head, n, cap;
-    int32_t last, nheld;
+    int32_t last, nheld, one;     /* one: the holder, when nheld == 1 */
     uint64_t *holders;            /* nwords words, then the tails: */
     i64 *tail_llc, *tail_socket;  /* n_llc and n_socket of them, in the same block */
 };
@@ -215,11 +213,11 @@ struct hw {        /* one CPU's TLB and paging-structure cache (hw.py tlb_*, psc
     i64 psc_rr;
 };
 
-/* One page of an mm. Versions fit 32 bits: each op raises a page's version
- * at most twice, and parse_tasks() allows fewer than 2^30 ops. */
+/* One page of an mm: mm_present, mm_ver, mm_ret (the newest version whose
+ * flush returned) and mm_ret_at (when, and to which initiator). */
 struct page {
-    int32_t ver, ret;     /* mm_ver, mm_ret: newest version whose flush returned */
-    int32_t ret_at;       /* mm_ret_at: m->returns[ret_at] is (time, initiator) */
+    i64 ver, ret, ret_t;
+    int32_t ret_cpu;
     uint8_t present;
 };
 #define BLOCK 64          /* pages per lazily allocated block */
@@ -286,7 +284,8 @@ struct machine {
     uint64_t rng;
 
     /* per-CPU state, flat arrays indexed by CPU ([c * NR_HW_ASIDS + asid] for
-     * the per-ASID ones) */
+     * the per-ASID ones), all carved from one block (machine_init) */
+    void *percpu;
     int32_t *core, *llc, *socket, *apicid;
     int32_t *loaded_mm, *loaded_asid, *next_asid, *cur, *active_mm, *hazard, *drop_mm,
         *cstate, *wakes_pending;
@@ -319,13 +318,14 @@ struct machine {
 
     /* mm_structs (index 0 is init_mm) and the page-table pool */
     struct mmvec mms;
-    struct returnvec returns;    /* where mm_ret_at entries point */
     i64 next_ctx;
     struct tablevec tables;
     struct i32vec table_pool;
     struct rcudeque rcu_pending;
 
-    /* tasks; ops of every task in one array */
+    /* tasks; ops of every task in one array; the per-task arrays and the
+     * per-C-state ones are carved from one block each */
+    void *pertask, *percstate;
     size_t ntasks, ntmpl;
     i64 *ops, *task_off, *task_len, *task_tmpl, *task_mm, *task_pc, *task_done, *task_marks;
     i64 *task_cpu, *task_nallowed;

@@ -102,6 +102,25 @@ static int as_tuple(PyObject *o, Py_ssize_t n, const char *what)
     return 0;
 }
 
+/* Arrays carved from one zeroed block, which is returned (to free): one
+ * allocation per array costs more than a short run. */
+struct array { void **field; size_t size, count; };
+#define ARRAY(field, count) { (void **)&m->field, sizeof *m->field, (size_t)(count) }
+
+static void *carve(struct machine *m, const struct array *arrays, size_t n)
+{
+    size_t i, total = 0;
+    char *block, *p;
+    for (i = 0; i < n; i++)
+        total += (arrays[i].size * arrays[i].count + 15) & ~(size_t)15;
+    block = p = xcalloc(m, total, 1);
+    for (i = 0; i < n; i++) {
+        *arrays[i].field = p;
+        p += (arrays[i].size * arrays[i].count + 15) & ~(size_t)15;
+    }
+    return block;
+}
+
 static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, PyObject *virt)
 {
     i64 p[N_PROFILE], fields[N_CSTATE];
@@ -173,11 +192,14 @@ static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, P
     if (as_tuple(cstates, -1, "cstates") < 0)
         return -1;
     m->ncstates = (int)PyTuple_GET_SIZE(cstates);
-    m->cs_residency = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
-    m->cs_flushed = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
-    m->cs_polling = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
-    m->cs_wake_min = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
-    m->cs_wake_max = xcalloc(m, (size_t)m->ncstates, sizeof(i64));
+    {
+        const struct array arrays[] = {
+            ARRAY(cs_residency, m->ncstates), ARRAY(cs_flushed, m->ncstates),
+            ARRAY(cs_polling, m->ncstates), ARRAY(cs_wake_min, m->ncstates),
+            ARRAY(cs_wake_max, m->ncstates),
+        };
+        m->percstate = carve(m, arrays, sizeof arrays / sizeof arrays[0]);
+    }
     for (i = 0; i < m->ncstates; i++) {
         PyObject *s = PyTuple_GET_ITEM(cstates, i);
         if (as_tuple(s, N_CSTATE, "a cstate (target_residency, tlb_flushed, polling, "
@@ -278,10 +300,12 @@ static int parse_affinity(struct machine *m, size_t i, PyObject *affinity)
     return 0;
 }
 
-/* Checks every op once, so the loop can trust them: known codes, arguments
- * in range, page ranges inside the task's mm, channels of the program,
- * loops to an op index >= 0 (machine.py would raise an IndexError, or wrap
- * a negative index, when it got there). */
+/* A task's ops are a tuple of ints, or bytes of int64 words in native byte
+ * order (native.run() packs them once per program). Checks every op once,
+ * so the loop can trust them: known codes, arguments in range, page ranges
+ * inside the task's mm, channels of the program, loops to an op index >= 0
+ * (machine.py would raise an IndexError, or wrap a negative index, when it
+ * got there). */
 static int parse_tasks(struct machine *m, PyObject *mm_pages, PyObject *tasks)
 {
     size_t i, nops = 0;
@@ -304,33 +328,41 @@ static int parse_tasks(struct machine *m, PyObject *mm_pages, PyObject *tasks)
         m->tmpl_mm[i] = -1;
     }
     for (i = 0; i < m->ntasks; i++) {
-        PyObject *t = PyTuple_GET_ITEM(tasks, i);
-        if (as_tuple(t, 5, "a task (mm, cpu, start, ops, affinity)") < 0
-                || as_tuple(PyTuple_GET_ITEM(t, 3), -1, "a task's ops") < 0)
+        PyObject *t = PyTuple_GET_ITEM(tasks, i), *ops;
+        Py_ssize_t words;
+        if (as_tuple(t, 5, "a task (mm, cpu, start, ops, affinity)") < 0)
             return -1;
-        if (PyTuple_GET_SIZE(PyTuple_GET_ITEM(t, 3)) % 4) {
-            PyErr_Format(PyExc_ValueError, "task %zd: ops must be a multiple of 4 ints",
-                         (Py_ssize_t)i);
-            return -1;
+        ops = PyTuple_GET_ITEM(t, 3);
+        if (PyBytes_Check(ops)) {
+            if (PyBytes_GET_SIZE(ops) % (4 * sizeof(i64))) {
+                PyErr_Format(PyExc_ValueError, "task %zd: packed ops must be a multiple of 4 "
+                             "int64 words", (Py_ssize_t)i);
+                return -1;
+            }
+            words = PyBytes_GET_SIZE(ops) / (Py_ssize_t)sizeof(i64);
+        } else {
+            if (as_tuple(ops, -1, "a task's ops") < 0)
+                return -1;
+            words = PyTuple_GET_SIZE(ops);
+            if (words % 4) {
+                PyErr_Format(PyExc_ValueError, "task %zd: ops must be a multiple of 4 ints",
+                             (Py_ssize_t)i);
+                return -1;
+            }
         }
-        nops += (size_t)PyTuple_GET_SIZE(PyTuple_GET_ITEM(t, 3));
-    }
-    if (nops >= (size_t)4 << 30) {      /* keeps page versions in 32 bits (struct page) */
-        PyErr_SetString(PyExc_ValueError, "the native engine runs programs of fewer than "
-                        "2**30 ops");
-        return -1;
+        nops += (size_t)words;
     }
     m->ops = xcalloc(m, nops, sizeof(i64));
-    m->task_off = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_len = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_tmpl = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_mm = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_pc = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_done = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_marks = xcalloc(m, 3 * m->ntasks, sizeof(i64));
-    m->task_cpu = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_nallowed = xcalloc(m, m->ntasks, sizeof(i64));
-    m->task_allowed = xcalloc(m, m->ntasks, sizeof *m->task_allowed);
+    {
+        const struct array arrays[] = {
+            ARRAY(task_off, m->ntasks), ARRAY(task_len, m->ntasks),
+            ARRAY(task_tmpl, m->ntasks), ARRAY(task_mm, m->ntasks),
+            ARRAY(task_pc, m->ntasks), ARRAY(task_done, m->ntasks),
+            ARRAY(task_marks, 3 * m->ntasks), ARRAY(task_cpu, m->ntasks),
+            ARRAY(task_nallowed, m->ntasks), ARRAY(task_allowed, m->ntasks),
+        };
+        m->pertask = carve(m, arrays, sizeof arrays / sizeof arrays[0]);
+    }
     for (i = 0, nops = 0; i < m->ntasks; i++) {
         PyObject *t = PyTuple_GET_ITEM(tasks, i), *ops = PyTuple_GET_ITEM(t, 3);
         i64 tmpl, cpu, start, *op;
@@ -348,14 +380,31 @@ static int parse_tasks(struct machine *m, PyObject *mm_pages, PyObject *tasks)
         m->task_marks[3 * i] = -1;
         m->task_cpu[i] = cpu;
         m->task_off[i] = (i64)nops;
-        m->task_len[i] = PyTuple_GET_SIZE(ops);
         if (tmpl >= 0)
             m->tmpl_threads[tmpl] += 1;     /* clone() takes mm_users before it runs */
-        for (j = 0; j < PyTuple_GET_SIZE(ops); j++)
-            if (!in_range(PyTuple_GET_ITEM(ops, j), -MAX_VALUE, MAX_VALUE, &m->ops[nops + j]))
-                return as_int(PyTuple_GET_ITEM(ops, j), -MAX_VALUE, MAX_VALUE,
-                              &m->ops[nops + j], "task %zd op %zd word %zd", (Py_ssize_t)i,
-                              j / 4, j % 4);
+        if (PyBytes_Check(ops)) {
+            /* native.run()'s packed form: int64 words in native byte order */
+            i64 *words = &m->ops[nops];
+            m->task_len[i] = PyBytes_GET_SIZE(ops) / (Py_ssize_t)sizeof(i64);
+            memcpy(words, PyBytes_AS_STRING(ops), (size_t)m->task_len[i] * sizeof(i64));
+            for (j = 0; j < m->task_len[i]; j++) {
+                if (words[j] < -MAX_VALUE || words[j] > MAX_VALUE) {
+                    PyErr_Format(PyExc_ValueError, "task %zd op %zd word %zd = %lld is out of "
+                                 "range [%lld, %lld]", (Py_ssize_t)i, j / 4, j % 4,
+                                 (long long)words[j], (long long)-MAX_VALUE,
+                                 (long long)MAX_VALUE);
+                    return -1;
+                }
+            }
+        } else {
+            m->task_len[i] = PyTuple_GET_SIZE(ops);
+            for (j = 0; j < PyTuple_GET_SIZE(ops); j++)
+                if (!in_range(PyTuple_GET_ITEM(ops, j), -MAX_VALUE, MAX_VALUE,
+                              &m->ops[nops + j]))
+                    return as_int(PyTuple_GET_ITEM(ops, j), -MAX_VALUE, MAX_VALUE,
+                                  &m->ops[nops + j], "task %zd op %zd word %zd",
+                                  (Py_ssize_t)i, j / 4, j % 4);
+        }
         for (op = &m->ops[nops]; op < &m->ops[nops + j]; op += 4) {
             i64 code = op[0], first = op[1], npages = op[2];
             Py_ssize_t at = (Py_ssize_t)(op - &m->ops[nops]) / 4;
@@ -433,71 +482,76 @@ static int machine_init(struct machine *m, PyObject *args)
     m->nchan = (size_t)nchan;
     m->rng = stream_state(seed, STREAM_MACHINE);
 
-    /* per-CPU state (cpu_tlbstate and friends) */
-    m->core = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->llc = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->socket = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->apicid = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->loaded_mm = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->loaded_asid = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->is_lazy = xcalloc(m, m->ncpu, 1);
-    m->ctx_id = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
-    m->ctx_gen = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
-    m->next_asid = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->cur = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->active_mm = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->lazy_ref = xcalloc(m, m->ncpu, 1);
-    m->hazard = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->drop_mm = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->cstate = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->wakes_pending = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->lazy_line = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->info_line = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->csq_line = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->hazard_line = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->drop_line = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->rq_line = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->in_handler = xcalloc(m, m->ncpu, 1);
-    m->ipi_pending = xcalloc(m, m->ncpu, 1);
-    m->in_idle = xcalloc(m, m->ncpu, 1);
-    m->idle_pos = xcalloc(m, m->ncpu, 1);
-    m->idle_since = xcalloc(m, m->ncpu, sizeof(i64));
-    m->idle_hist = xcalloc(m, (size_t)m->ncpu * INTERVALS, sizeof(i64));
-    m->irqs_off_until = xcalloc(m, m->ncpu, sizeof(i64));
-    m->irq_busy = xcalloc(m, m->ncpu, sizeof(i64));
-    m->step_token = xcalloc(m, m->ncpu, sizeof(i64));
-    m->step_at = xcalloc(m, m->ncpu, sizeof(i64));
-    m->hung = xcalloc(m, m->ncpu, 1);
-    m->hung_at = xcalloc(m, m->ncpu, sizeof(i64));
-    m->run_since = xcalloc(m, m->ncpu, sizeof(i64));
-    m->qs_at = xcalloc(m, m->ncpu, sizeof(i64));
-    m->csd_unlock = xcalloc(m, m->ncpu, sizeof *m->csd_unlock);
-    m->runq = xcalloc(m, m->ncpu, sizeof *m->runq);
-    m->handling = xcalloc(m, m->ncpu, sizeof *m->handling);
-    m->timers = xcalloc(m, m->ncpu, sizeof *m->timers);
-    m->pv_pending = xcalloc(m, m->ncpu, sizeof(i64));
-    m->csdq = xcalloc(m, m->ncpu, sizeof *m->csdq);
-    m->vwin = xcalloc(m, m->ncpu, sizeof *m->vwin);
-    m->vrng = xcalloc(m, m->ncpu, sizeof(uint64_t));
-    m->vlast = xcalloc(m, m->ncpu, sizeof(i64));
-    m->vlast_set = xcalloc(m, m->ncpu, 1);
-    m->hw = xcalloc(m, m->ncpu, sizeof *m->hw);
-    m->tlb_epoch = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
-    m->psc_epoch = xcalloc(m, (size_t)m->ncpu * NR_HW_ASIDS, sizeof(i64));
-    m->rings = xcalloc(m, (size_t)m->ncpu * RING, sizeof *m->rings);
-    m->rpos = xcalloc(m, m->ncpu, 1);
-    m->rlen = xcalloc(m, m->ncpu, 1);
-    m->ipis_received = xcalloc(m, m->ncpu, sizeof(i64));
-    m->seen = xcalloc(m, (size_t)m->ncpu * N_VKINDS, 1);
-    m->ran = xcalloc(m, (size_t)m->nwords, sizeof(uint64_t));
-    m->targets = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->cpus = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->newly = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->group = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->group_count = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->group_start = xcalloc(m, (size_t)m->ncpu + 1, sizeof(int32_t));
-    m->group_order = xcalloc(m, m->ncpu, sizeof(int32_t));
-    m->line_ids = xcalloc(m, m->ncpu, sizeof(int32_t));
+    /* per-CPU state (cpu_tlbstate and friends) and the scratch arrays */
+    {
+        const struct array arrays[] = {
+        ARRAY(core, m->ncpu),
+        ARRAY(llc, m->ncpu),
+        ARRAY(socket, m->ncpu),
+        ARRAY(apicid, m->ncpu),
+        ARRAY(loaded_mm, m->ncpu),
+        ARRAY(loaded_asid, m->ncpu),
+        ARRAY(is_lazy, m->ncpu),
+        ARRAY(ctx_id, m->ncpu * NR_HW_ASIDS),
+        ARRAY(ctx_gen, m->ncpu * NR_HW_ASIDS),
+        ARRAY(next_asid, m->ncpu),
+        ARRAY(cur, m->ncpu),
+        ARRAY(active_mm, m->ncpu),
+        ARRAY(lazy_ref, m->ncpu),
+        ARRAY(hazard, m->ncpu),
+        ARRAY(drop_mm, m->ncpu),
+        ARRAY(cstate, m->ncpu),
+        ARRAY(wakes_pending, m->ncpu),
+        ARRAY(lazy_line, m->ncpu),
+        ARRAY(info_line, m->ncpu),
+        ARRAY(csq_line, m->ncpu),
+        ARRAY(hazard_line, m->ncpu),
+        ARRAY(drop_line, m->ncpu),
+        ARRAY(rq_line, m->ncpu),
+        ARRAY(in_handler, m->ncpu),
+        ARRAY(ipi_pending, m->ncpu),
+        ARRAY(in_idle, m->ncpu),
+        ARRAY(idle_pos, m->ncpu),
+        ARRAY(idle_since, m->ncpu),
+        ARRAY(idle_hist, m->ncpu * INTERVALS),
+        ARRAY(irqs_off_until, m->ncpu),
+        ARRAY(irq_busy, m->ncpu),
+        ARRAY(step_token, m->ncpu),
+        ARRAY(step_at, m->ncpu),
+        ARRAY(hung, m->ncpu),
+        ARRAY(hung_at, m->ncpu),
+        ARRAY(run_since, m->ncpu),
+        ARRAY(qs_at, m->ncpu),
+        ARRAY(csd_unlock, m->ncpu),
+        ARRAY(runq, m->ncpu),
+        ARRAY(handling, m->ncpu),
+        ARRAY(timers, m->ncpu),
+        ARRAY(pv_pending, m->ncpu),
+        ARRAY(csdq, m->ncpu),
+        ARRAY(vwin, m->ncpu),
+        ARRAY(vrng, m->ncpu),
+        ARRAY(vlast, m->ncpu),
+        ARRAY(vlast_set, m->ncpu),
+        ARRAY(hw, m->ncpu),
+        ARRAY(tlb_epoch, m->ncpu * NR_HW_ASIDS),
+        ARRAY(psc_epoch, m->ncpu * NR_HW_ASIDS),
+        ARRAY(rings, m->ncpu * RING),
+        ARRAY(rpos, m->ncpu),
+        ARRAY(rlen, m->ncpu),
+        ARRAY(ipis_received, m->ncpu),
+        ARRAY(seen, m->ncpu * N_VKINDS),
+        ARRAY(ran, m->nwords),
+        ARRAY(targets, m->ncpu),
+        ARRAY(cpus, m->ncpu),
+        ARRAY(newly, m->ncpu),
+        ARRAY(group, m->ncpu),
+        ARRAY(group_count, m->ncpu),
+        ARRAY(group_start, m->ncpu + 1),
+        ARRAY(group_order, m->ncpu),
+        ARRAY(line_ids, m->ncpu),
+        };
+        m->percpu = carve(m, arrays, sizeof arrays / sizeof arrays[0]);
+    }
     for (c = 0; c < m->ncpu; c++) {
         /* Linux enumeration: CPUs 0..cores-1 are the first thread of every
          * core, socket by socket; their SMT siblings follow (Profile.core_of) */
@@ -564,22 +618,7 @@ static void machine_free(struct machine *m)
 {
     size_t i;
     int c;
-    free(m->cs_residency), free(m->cs_flushed), free(m->cs_polling);
-    free(m->cs_wake_min), free(m->cs_wake_max);
-    free(m->core), free(m->llc), free(m->socket), free(m->apicid), free(m->loaded_mm);
-    free(m->loaded_asid), free(m->is_lazy), free(m->ctx_id), free(m->ctx_gen);
-    free(m->next_asid), free(m->cur), free(m->active_mm), free(m->lazy_ref), free(m->hazard);
-    free(m->drop_mm), free(m->cstate), free(m->wakes_pending);
-    free(m->lazy_line), free(m->info_line), free(m->csq_line), free(m->hazard_line);
-    free(m->drop_line), free(m->rq_line), free(m->in_handler), free(m->ipi_pending);
-    free(m->in_idle), free(m->idle_pos), free(m->idle_since), free(m->idle_hist);
-    free(m->irqs_off_until), free(m->irq_busy), free(m->step_token), free(m->step_at);
-    free(m->hung), free(m->hung_at), free(m->run_since), free(m->qs_at);
-    free(m->pv_pending), free(m->vrng), free(m->vlast), free(m->vlast_set);
-    free(m->tlb_epoch), free(m->psc_epoch), free(m->rings), free(m->rpos), free(m->rlen);
-    free(m->ipis_received), free(m->seen), free(m->ran);
-    free(m->targets), free(m->cpus), free(m->newly), free(m->group), free(m->group_count);
-    free(m->group_start), free(m->group_order), free(m->group_of), free(m->line_ids);
+    free(m->percstate);
     for (c = 0; c < m->ncpu; c++) {
         if (m->csd_unlock)
             free(m->csd_unlock[c]);
@@ -596,8 +635,7 @@ static void machine_free(struct machine *m)
         if (m->hw)
             free(m->hw[c]);
     }
-    free(m->csd_unlock), free(m->runq), free(m->handling), free(m->timers), free(m->csdq);
-    free(m->vwin), free(m->hw);
+    free(m->percpu), free(m->group_of);
     for (i = 0; i < m->lines.n; i++) {
         free(m->lines.v[i].v);
         free(m->lines.v[i].holders);
@@ -613,7 +651,7 @@ static void machine_free(struct machine *m)
             free(M->blocks[block]);
         free(M->blocks), free(M->tables), free(M->mask);
     }
-    free(m->mms.v), free(m->returns.v);
+    free(m->mms.v);
     for (i = 0; i < m->tables.n; i++) {
         free(m->tables.v[i].cachers);
         free(m->tables.v[i].frees.v);
@@ -622,12 +660,9 @@ static void machine_free(struct machine *m)
     for (i = 0; i < m->rcu_pending.n; i++)
         free(m->rcu_pending.v[m->rcu_pending.head + i].tables.v);
     free(m->rcu_pending.v);
-    free(m->ops), free(m->task_off), free(m->task_len), free(m->task_tmpl), free(m->task_mm);
-    free(m->task_pc), free(m->task_done), free(m->task_marks), free(m->task_cpu);
-    free(m->task_nallowed);
     for (i = 0; m->task_allowed && i < m->ntasks; i++)
         free(m->task_allowed[i]);
-    free(m->task_allowed);
+    free(m->ops), free(m->pertask);
     free(m->tmpl_pages), free(m->tmpl_mm), free(m->tmpl_threads);
     free(m->snap_received);
     free(m->flush_lat.v);

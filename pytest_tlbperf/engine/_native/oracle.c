@@ -120,8 +120,8 @@ void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid)
  * already returned to its initiator. */
 void stale_tlb(struct machine *m, int c, int mm, i64 page)
 {
-    const struct flush_return *at = &m->returns.v[page_of(m, &m->mms.v[mm], page)->ret_at];
-    struct rec flush = { at->t, at->cpu, TR_FLUSH, mm, -1 };
+    const struct page *pg = page_of(m, &m->mms.v[mm], page);
+    struct rec flush = { pg->ret_t, pg->ret_cpu, TR_FLUSH, mm, -1 };
     ring(m, c, TR_ACCESS_STALE, page, mm);
     report(m, V_STALE_TLB, SEV_ERROR, c, &flush, 1);
 }

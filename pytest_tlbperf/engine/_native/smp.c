@@ -97,7 +97,7 @@ static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 
     size_t i, g, ngroups = 0, at;
     if (!n)
         return;
-    if (m->apic_mode == APIC_PHYSICAL) {
+    if (m->apic_mode == APIC_PHYSICAL || n == 1) {     /* one target: one write anyway */
         for (i = 0; i < n; i++) {
             m->group_order[i] = m->newly[i];
             first[i] = (int32_t)i;
@@ -290,15 +290,14 @@ void ev_call_done(struct machine *m, int c, i64 islot)
     size_t i;
     if (call->kind == CALL_FLUSH) {
         struct mm *M = &m->mms.v[call->mm];
-        struct flush_return ret_at = { now, c };
         if (m->measuring && call->t0 >= m->warmup)
             PUSH(m, m->flush_lat, now - call->t0);
-        PUSH(m, m->returns, ret_at);
         for (i = 0; i < call->snap.n; i++) {
             struct page *pg = page_of(m, M, call->snap.v[i].page);
             if (call->snap.v[i].ver > pg->ret) {
-                pg->ret = (int32_t)call->snap.v[i].ver;
-                pg->ret_at = (int32_t)(m->returns.n - 1);
+                pg->ret = call->snap.v[i].ver;
+                pg->ret_t = now;
+                pg->ret_cpu = c;
             }
         }
         if (call->tables.n && tlb_remove_tables(m, c, slot, now)) {
