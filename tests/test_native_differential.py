@@ -9,6 +9,7 @@ extension was not built."""
 
 import concurrent.futures
 import os
+from array import array
 import signal
 import subprocess
 import sys
@@ -399,6 +400,11 @@ def with_task(args, task):
     return replaced(args, TASKS, args[TASKS] + (task,))
 
 
+def packed(*words):
+    """ops as native.run() passes them: int64 words in native byte order"""
+    return array("q", words).tobytes()
+
+
 BAD = [
     # (what, change to good_args(), exception)
     ("profile not a tuple", lambda a: replaced(a, PROFILE, list(a[PROFILE])), TypeError),
@@ -463,6 +469,13 @@ BAD = [
      lambda a: with_task(a, (0, 0, 0, (abi.OP_WAKE, -1, 0, 0), ())), ValueError),
     ("loop to a negative op", lambda a: with_task(a, (0, 0, 0, (abi.OP_LOOP, -1, 0, 0), ())),
      ValueError),
+    ("packed ops not in fours", lambda a: with_task(a, (0, 0, 0, bytes(24), ())), ValueError),
+    ("packed op word beyond the bound",
+     lambda a: with_task(a, (0, 0, 0, packed(abi.OP_COMPUTE, 2**50, 0, 0), ())), ValueError),
+    ("packed unknown op", lambda a: with_task(a, (0, 0, 0, packed(99, 0, 0, 0), ())),
+     ValueError),
+    ("packed access beyond the mm",
+     lambda a: with_task(a, (0, 0, 0, packed(abi.OP_ACCESS, 510, 8, 1), ())), ValueError),
     ("seed a str", lambda a: replaced(a, SEED, "1"), TypeError),
     ("missing argument", lambda a: a[:-1], TypeError),
 ]
@@ -493,6 +506,23 @@ def test_inputs_machine_py_accepts_within_the_bounds():
             tp.workloads.TaskSpec(*t) for t in args[TASKS]], *args[CHANNELS:SEED])
         ref = Machine(prof, tp.Policy().knobs(prof), program, seed).run()
         assert_same(ref, _native.run(*args), "edge inputs")
+
+
+def test_packed_ops_are_the_ops():
+    """native.run() packs each task's ops once per program; the result is
+    the one the tuples of ints give, and a word beyond int64 still gets the
+    native engine's ValueError rather than array's OverflowError."""
+    prof = tp.profiles.get("laptop-8c")
+    knobs = tp.policies.get("hazptr_lazymm")().knobs(prof)
+    program = tp.workloads.hackbench(loops=2).compile(prof, 3)
+    args = (*native.flatten_profile(prof), native.flatten_knobs(knobs),
+            *native.flatten_program(program), 3)
+    assert isinstance(native._packed_program(program)[1][0][3], bytes)
+    assert native.run(prof, knobs, program, 3) == _native.run(*args)
+    huge = tp.workloads.Program("huge", [64], [
+        tp.workloads.TaskSpec(0, 0, 0, (abi.OP_COMPUTE, 2**70, 0, 0))])
+    with pytest.raises(ValueError, match="task 0 op 0 word 1"):
+        native.run(prof, knobs, huge, 0)
 
 
 # --- memory --------------------------------------------------------------------

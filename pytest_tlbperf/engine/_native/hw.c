@@ -122,13 +122,33 @@ static int nearest(const struct machine *m, int c, const struct line *L)
     return 3;
 }
 
+/* The first of h[0..n) that ends after x, or n. Holds do not overlap and
+ * are kept in order, so their ends are sorted: hw.py's linear scans are a
+ * bisection here when there are many (a line many CPUs load has many holds
+ * booked ahead; most lines have none or one). */
+static inline size_t first_ending_after(const struct hold *h, size_t n, i64 x)
+{
+    size_t lo = 0, hi = n;
+    if (n <= 8) {
+        while (lo < n && h[lo].end <= x)
+            lo++;
+        return lo;
+    }
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (h[mid].end <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Holds that ended before now can delay nothing any more. */
 static inline void forget_holds(const struct machine *m, struct line *L)
 {
     const struct hold *h = L->v + L->head;
-    size_t k = 0;
-    while (k < L->n && h[k].end <= m->now)
-        k++;
+    size_t k = first_ending_after(h, L->n, m->now);
     if (k) {
         L->last = h[k - 1].cpu;
         L->head += k;
@@ -148,14 +168,13 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
 {
     struct line *L = &m->lines.v[id];
     struct hold *h;
-    size_t i = 0, n;
+    size_t i, n;
     i64 start = t, end;
     int prev, level;
     forget_holds(m, L);
     h = L->v + L->head;
     n = L->n;
-    while (i < n && h[i].end <= t)
-        i++;
+    i = first_ending_after(h, n, t);
     prev = i ? h[i - 1].cpu : L->last;
     if (i == n) {
         /* nothing booked after t (the common case): the miss starts at t */
