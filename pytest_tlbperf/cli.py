@@ -7,9 +7,14 @@
   tlbperf matrix     every policy on the cells where the seeds make a claim
   tlbperf list       profiles, policies, workloads, metrics and saved runs
   tlbperf report     a saved run's regression report, as HTML or 80-column text
-  tlbperf compare    two saved runs (e.g. two commits), cell by cell, unpaired
+  tlbperf compare    two saved runs (e.g. two commits, `main X`, `HEAD~1 X`),
+                     cell by cell, paired by seed where the programs match
+  tlbperf history    the saved runs in git order, with change points
   tlbperf export     a saved run as pytest-benchmark or pyperf JSON
-  tlbperf validate   measure the detector's false-positive rate and power
+  tlbperf validate   measure the detector's error rates, power and coverage
+  tlbperf host       run a workload on the running kernel; its identity
+  tlbperf profile    this machine as a profile (--from-host), or a built-in
+  tlbperf check-model  the host against the model of this machine
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from . import api, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
+from .host import commands as host_commands
 from .reports import calibration
 from .storage import Storage, StorageError
 
@@ -105,7 +111,8 @@ def cmd_list(args) -> int:
     print("workloads: " + ", ".join(workloads.BUILDERS))
     print("metrics:")
     for m in metrics.METRICS.values():
-        print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  {m.description}")
+        print(f"  {m.name:22s} {m.unit:8s} {m.better} is better  [{'/'.join(m.backends)}] "
+              f"{m.description}")
     storage = Storage(args.storage)
     errors = []
     runs = storage.runs(on_error=errors.append)
@@ -153,11 +160,12 @@ def cmd_report(args) -> int:
     run, *refs = [load_run(ref, args.storage) for ref in args.runs]
     report = Report(run, refs, thresholds=_thresholds(args))
     out = args.output
+    host_lines = "".join(f"{line}\n" for line in host_commands.report_lines(run, refs))
     if out is None:
-        sys.stdout.write(text.render(report))
+        sys.stdout.write(text.render(report) + host_lines)
     else:
         kind = "text" if Path(out).suffix in (".txt", ".text") else "html"
-        content = text.render(report) if kind == "text" else html.render(report)
+        content = text.render(report) + host_lines if kind == "text" else html.render(report)
         Path(out).write_text(content, encoding="utf-8")
         print(f"wrote {out} ({kind}): {report.headline()}", file=sys.stderr)
     return 1 if args.fail_on_regression and report.regressions() else 0
@@ -172,9 +180,33 @@ def cmd_compare(args) -> int:
     if not findings:
         print(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} have no "
               f"cell (test, profile, policy) with a metric in common")
+        for line in host_commands.compare_lines(new, old):
+            print(line)
         return 0
     sys.stdout.write(text.render(report, violations=True, command=False))
+    for line in host_commands.compare_lines(new, old):
+        print(line)
     return 1 if args.fail_on_regression and report.regressions() else 0
+
+
+def cmd_history(args) -> int:
+    from .reports import history
+    storage = Storage(args.storage)
+    errors = []
+    runs = storage.runs(on_error=errors.append)
+    for err in errors:
+        print(f"tlbperf: skipped unreadable saved run: {err}", file=sys.stderr)
+    if not runs:
+        raise TlbperfError(f"no saved runs in {storage.path}")
+    th = _thresholds(args)
+    hist = history.History(runs, metric=args.metric, policy=args.policy,
+                           threshold=th.default if th else history.verdicts.DEFAULT_THRESHOLD)
+    if args.output:
+        Path(args.output).write_text(history.render_html(hist), encoding="utf-8")
+        print(f"wrote {args.output}: {len(hist.changes())} change points", file=sys.stderr)
+    else:
+        sys.stdout.write(history.render_text(hist))
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -188,13 +220,19 @@ def cmd_export(args) -> int:
 
 def cmd_validate(args) -> int:
     from .reports import validation
-    figures = validation.measure(engine=args.engine, progress=(
-        lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None)
-    for line in validation.summary(figures):
+    quiet = args.quiet
+    figures = validation.measure(engine=args.engine, progress=None if quiet else (
+        lambda msg: print(f"tlbperf validate: {msg}", file=sys.stderr, flush=True)))
+    for line in validation.table(figures):
         print(line)
-    print("\nfigures (reports/validation.py PUBLISHED):")
-    print(json.dumps(figures, indent=1, sort_keys=True))
-    return 0 if figures == validation.PUBLISHED else 1
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    if figures != validation.PUBLISHED:
+        print("\nthese figures differ from the ones reports print (reports/validation.py "
+              "PUBLISHED); update them with --json", file=sys.stderr)
+        return 1
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -256,23 +294,42 @@ def parser() -> argparse.ArgumentParser:
                           "stdout")
     run_args(rep)
     rep.set_defaults(func=cmd_report)
-    cmp_ = sub.add_parser("compare", help="compare two saved runs cell by cell (unpaired)")
-    cmp_.add_argument("old", metavar="A", help="the reference run (e.g. main)")
+    cmp_ = sub.add_parser("compare", help="compare two saved runs cell by cell (paired by "
+                                          "seed where the programs match)")
+    cmp_.add_argument("old", metavar="A", help="the reference run: id, name, commit prefix, "
+                                               "or a git name (main: its merge-base with "
+                                               "HEAD; HEAD~1; a tag)")
     cmp_.add_argument("new", metavar="B", help="the run judged against it")
     run_args(cmp_)
     cmp_.set_defaults(func=cmd_compare)
+    his = sub.add_parser("history", help="saved runs in git order with change points "
+                                         "(needs the [history] extra: Apache Otava)")
+    his.add_argument("--metric", help="only this metric")
+    his.add_argument("--policy", help="only this policy")
+    his.add_argument("-o", "--output", metavar="FILE.html",
+                     help="write a self-contained HTML page with a trend plot per metric; "
+                          "default: text on stdout")
+    his.add_argument("--storage", default=".tlbperf", metavar="DIR",
+                     help="folder of saved runs (default: .tlbperf)")
+    his.add_argument("--threshold", action="append", metavar="PERCENT",
+                     help="smallest relative change flagged (default: 2)")
+    his.set_defaults(func=cmd_history)
     exp = sub.add_parser("export", help="a saved run as pytest-benchmark or pyperf JSON")
     exp.add_argument("run", metavar="RUN", help="saved run (as for report)")
     exp.add_argument("--format", required=True, choices=("pytest-benchmark", "pyperf"))
     exp.add_argument("-o", "--output", required=True, metavar="FILE")
     exp.add_argument("--storage", default=".tlbperf", metavar="DIR")
     exp.set_defaults(func=cmd_export)
-    val = sub.add_parser("validate", help="measure the detector's false-positive rate (A/A) "
-                                          "and power (injected regressions)")
-    val.add_argument("--engine", default="python", choices=api.ENGINES,
-                     help="engine (default: python, as the published figures)")
-    val.add_argument("--progress", action="store_true", help="print each trial")
+    val = sub.add_parser("validate", help="measure the detector's false-positive rate (A/A), "
+                                          "power (injected regressions) and interval "
+                                          "coverage; about 2 minutes")
+    val.add_argument("--engine", default=None, choices=api.ENGINES,
+                     help="engine (default: native when built, else python; the figures "
+                          "are the same)")
+    val.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    val.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     val.set_defaults(func=cmd_validate)
+    host_commands.add_parsers(sub)
     return p
 
 

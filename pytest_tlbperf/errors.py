@@ -20,3 +20,14 @@ class WorkloadError(TlbperfError):
 
 class EngineUnavailable(TlbperfError):
     """The requested engine cannot run this policy on this installation."""
+
+
+class HostError(TlbperfError):
+    """A host run was asked for something this machine cannot give: an
+    offline CPU, more threads than CPUs, a window of 0, an output that
+    cannot be written."""
+
+
+class HostUnavailable(TlbperfError):
+    """The host backend cannot run here: the runner was not built, or this
+    is not Linux."""

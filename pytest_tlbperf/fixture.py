@@ -126,3 +126,82 @@ class TlbperfFixture:
             lines.append(f"{cell.policy} on {cell.profile}: known violation {kind} no longer "
                          f"appears (strict: the oracle has lost its teeth)")
         return "\n".join(lines)
+
+
+# -- the host backend (DESIGN §9) ------------------------------------------------
+HOST_PROFILE, HOST_POLICY = "host", "kernel"
+# what a host cell shows besides the suite's own metrics that the host gives
+HOST_METRICS = ("ops_per_sec", "ipis")
+
+
+class HostMachine:
+    """The running kernel, standing where a (profile, policy) cell's
+    modeled machine stands: `.run(workload, windows)` measures it.
+    `.identity` is the kernel's identity, recorded in every saved run."""
+
+    __slots__ = ("config", "identity", "digest", "counters")
+
+    def __init__(self, config, ident):
+        import hashlib
+        import json
+        self.config = config
+        self.identity = ident
+        self.digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()) \
+            .hexdigest()[:16]
+        self.counters = {}
+
+    def run(self, workload, windows):
+        from . import host
+        result = host.run(workload, windows=windows, config=self.config)
+        self.counters.update(result.counters)
+        return result
+
+    def __repr__(self):
+        return f"<HostMachine {self.identity.get('release')} CPUs {self.config.to_dict()['cpus']}>"
+
+
+def host_metrics(shown) -> list:
+    """The suite's metrics the host can give, then HOST_METRICS."""
+    from .metrics import METRICS
+    out = [m for m in shown if "host" in METRICS[m].backends]
+    return out + [m for m in HOST_METRICS if m not in out]
+
+
+class HostFixture:
+    """`tlbperf(workload, metrics=...)` under --tlbperf-backend=host: one
+    host run of `rounds` windows, each window one sample. A workload with
+    no host form, or too big for the CPUs the run may use, is skipped with
+    the reason; a host failure fails the test."""
+
+    def __init__(self, machine, test, rounds, metrics, session):
+        self.machine = machine
+        self.test = test
+        self.rounds = rounds
+        self.metrics = tuple(metrics)
+        self.session = session
+        self.calls = 0
+
+    def __call__(self, workload, metrics=None) -> Cell:
+        from . import host
+        if workload.name not in host.FORMS:
+            pytest.skip(f"{workload.name} runs on the model only: it has no host form "
+                        f"(host forms: {', '.join(host.FORMS)})")
+        started = time.perf_counter()
+        try:
+            result = self.machine.run(workload, self.rounds)
+        except host.TooFewCpus as exc:
+            pytest.skip(str(exc))
+        except host.HostError as exc:
+            pytest.fail(f"host: {exc}", pytrace=False)
+        self.calls += 1
+        label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
+        shown = [m for m in host_metrics(metrics or self.metrics)
+                 if any(m in s["metrics"] for s in result.samples)]
+        cell = Cell(label, HOST_PROFILE, HOST_POLICY, f"{workload!r} on {result.placement()}",
+                    "host", shown, result.samples)
+        self.session.add(cell, self.machine.digest, time.perf_counter() - started)
+        return cell
+
+    def membarrier(self):
+        pytest.skip("the membarrier litmus check runs on the model's x86-TSO checker: there "
+                    "is nothing to measure on the host")

@@ -18,11 +18,11 @@ import pytest
 
 from . import api, policies, profiles
 from .errors import TlbperfError
-from .fixture import (DEFAULT_METRICS, ModeledMachine, TlbperfFixture, runner_from_spec,
-                      runner_spec)
+from .fixture import (DEFAULT_METRICS, HOST_POLICY, HOST_PROFILE, HostFixture, HostMachine,
+                      ModeledMachine, TlbperfFixture, runner_from_spec, runner_spec)
 from .metrics import METRICS
 from .session import Session
-from .storage import Storage, StorageError, git_commit
+from .storage import Storage, StorageError, git_commit, git_sha
 
 # The reports (numpy, scipy, jinja2) are imported when a --tlbperf session
 # needs them, not when pytest loads the plugin: every pytest run in an
@@ -30,7 +30,9 @@ from .storage import Storage, StorageError, git_commit
 
 DEFAULTS = {"baseline": "mainline", "profiles": ["skylake-2s"], "rounds": 5,
             "max_rounds": 20, "engine": "auto", "storage": ".tlbperf",
-            "fail_on": "violation"}
+            "fail_on": "violation", "backend": "model", "host_window": 1000,
+            "host_warmup": 1000}
+BACKENDS = ("model", "host")
 FORMATS = ("pytest-benchmark", "pyperf")          # reports.export.FORMATS
 # what fails the run, each level including the ones after it: 'regression'
 # fails on a significant regression *and* on any violation that fails under
@@ -66,8 +68,11 @@ def pytest_addoption(parser):
         "when no NAME is given)", nargs="?", const="", metavar="NAME")
     add("--tlbperf-autosave", "tlbperf_autosave", "save every run, named after the commit",
         ini_type="bool", action="store_true", default=None)
-    add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name or "
-        "commit prefix (default: the latest)", nargs="?", const="latest", metavar="RUN")
+    add("--tlbperf-compare", "tlbperf_compare", "compare with a saved run: its id, name, "
+        "commit prefix, or a git name of its commit (main or another branch: its merge-base "
+        "with HEAD; HEAD~1; a tag) (default: the latest); each cell runs the saved cell's "
+        "seeds, so the comparison is paired where the programs match", nargs="?",
+        const="latest", metavar="RUN")
     add("--tlbperf-fail-on", "tlbperf_fail_on", "what fails the run: 'violation' (default: "
         "a violation the policy does not declare, or a declared one that is lost), "
         "'regression' (a significant regression beyond the threshold, and every violation "
@@ -91,6 +96,16 @@ def pytest_addoption(parser):
         "pytest-benchmark=PATH (read by 'pytest-benchmark compare') or pyperf=PATH (read "
         "by 'python -m pyperf compare_to'); repeatable", ini_type="linelist",
         action="append", metavar="FORMAT=PATH")
+    add("--tlbperf-backend", "tlbperf_backend", "what the suites run on: 'model' (the "
+        "modeled machine, default) or 'host' (the running kernel: the workloads with a "
+        "host form, one sample per measured window)", choices=BACKENDS)
+    add("--tlbperf-host-cpus", "tlbperf_host_cpus", "host backend: the CPUs runs may use, "
+        "as a cpulist such as 0-3,8 (default: every online CPU this process may run on)",
+        metavar="LIST")
+    add("--tlbperf-host-window", "tlbperf_host_window", "host backend: one window in ms, "
+        "one sample (default: 1000, as will-it-scale; 1..10000)", metavar="MS")
+    add("--tlbperf-host-warmup", "tlbperf_host_warmup", "host backend: warm-up before the "
+        "first window in ms (default: 1000; 0..60000)", metavar="MS")
 
 
 def _get(config, name, default=None):
@@ -128,6 +143,9 @@ class TlbperfPlugin:
         self.max_rounds = int(max_rounds) if max_rounds is not None else DEFAULTS["max_rounds"]
         self.threshold_specs = _get(config, "tlbperf_threshold") or []
         self.is_worker = hasattr(config, "workerinput")
+        self.backend = _get(config, "tlbperf_backend", DEFAULTS["backend"])
+        self.host_machine = None
+        self.host_notes = []
         self.reference = None
         self.storage_errors = []
         self.report = None
@@ -138,7 +156,13 @@ class TlbperfPlugin:
         self.thresholds = None
         if self.enabled:
             self._validate()
-        self.session = Session(self.baseline, self.options())
+            if self.backend not in BACKENDS:
+                raise pytest.UsageError(f"--tlbperf-backend: {self.backend!r} is not one of "
+                                        f"{', '.join(BACKENDS)}")
+            if self.backend == "host":
+                self._validate_host()
+        self.session = Session(HOST_POLICY if self.host_machine else self.baseline,
+                               self.options())
 
     def options(self) -> dict:
         args = list(self.config.invocation_params.args)
@@ -148,7 +172,9 @@ class TlbperfPlugin:
                 "fail_on": self.fail_on,
                 "thresholds": self.thresholds.to_dict() if self.thresholds else None,
                 "command": ["pytest"] + [str(a) for a in args],
-                "invocation_dir": str(self.config.invocation_params.dir)}
+                "invocation_dir": str(self.config.invocation_params.dir),
+                "backend": self.backend,
+                "host": self.host_machine.config.to_dict() if self.host_machine else None}
 
     def _validate(self):
         """Bad names fail before anything runs, with the offending name."""
@@ -178,13 +204,56 @@ class TlbperfPlugin:
             raise pytest.UsageError(str(exc)) from None
         if self.rounds_override is not None and self.rounds_override < 1:
             raise pytest.UsageError("--tlbperf-rounds must be at least 1")
-        if self.compare and not self.is_worker:
+        if self.compare:
+            # workers load it too: each cell runs the saved cell's seeds
             try:
-                run = self.storage.find(self.compare, on_error=self.storage_errors.append)
+                run = self.storage.find(self.compare, on_error=self.storage_errors.append,
+                                        cwd=self.config.rootpath)
             except StorageError as exc:
                 skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors)
                 raise pytest.UsageError(f"--tlbperf-compare: {exc}{skipped}") from None
             self.reference = run
+
+    def seeds_for(self, key, rounds) -> list:
+        """The seeds cell `key` = (test, profile, policy) runs: the saved
+        run's seeds of the same cell under --tlbperf-compare (so the two
+        can be paired seed by seed), else 0 .. rounds - 1."""
+        if self.reference is not None:
+            for cell in self.reference["cells"]:
+                if (cell["test"], cell["profile"], cell["policy"]) == key:
+                    seeds = sorted({s["seed"] for s in cell["seeds"]
+                                    if isinstance(s.get("seed"), int) and s["seed"] >= 0})
+                    if seeds:
+                        return seeds
+        return list(range(rounds))
+
+    def _validate_host(self):
+        """--tlbperf-backend=host: the runner exists, the CPUs and windows
+        make sense, and nothing else runs the workloads at the same time."""
+        from . import host
+        reason = host.unavailable()
+        if reason:
+            raise pytest.UsageError(f"--tlbperf-backend=host: {reason}")
+        if self.is_worker or getattr(self.config.option, "numprocesses", None):
+            raise pytest.UsageError("--tlbperf-backend=host measures this machine: run it "
+                                    "without pytest-xdist's -n, or the workers' runs would "
+                                    "measure each other")
+        try:
+            config = host.HostConfig(
+                cpus=_get(self.config, "tlbperf_host_cpus"),
+                window_ms=_get(self.config, "tlbperf_host_window", DEFAULTS["host_window"]),
+                warmup_ms=_get(self.config, "tlbperf_host_warmup", DEFAULTS["host_warmup"]))
+        except TlbperfError as exc:
+            raise pytest.UsageError(f"--tlbperf-backend=host: {exc}") from None
+        lo, hi = host.runner.BOUNDS["windows"]
+        if self.rounds_override is not None and not lo <= self.rounds_override <= hi:
+            raise pytest.UsageError(f"--tlbperf-rounds: with the host backend a round is a "
+                                    f"window, {lo}..{hi} per test, not {self.rounds_override}")
+        self.host_machine = HostMachine(config, host.machine_identity())
+        if self.candidates or self.profiles:
+            self.host_notes.append("--tlbperf-policy and --tlbperf-profile choose modeled "
+                                   "machines; the host backend measures the running kernel "
+                                   "on this machine, so they were not used")
 
     # -- collection ----------------------------------------------------------
     def policy_list(self) -> list:
@@ -194,6 +263,9 @@ class TlbperfPlugin:
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc):
         if "tlbperf_cell" not in metafunc.fixturenames:
+            return
+        if self.host_machine is not None:
+            metafunc.parametrize("tlbperf_cell", [(HOST_PROFILE, HOST_POLICY)], ids=["host"])
             return
         marker = metafunc.definition.get_closest_marker("tlbperf")
         chosen = self.profiles or (marker and marker.kwargs.get("profiles")) \
@@ -263,6 +335,10 @@ class TlbperfPlugin:
             return
         if not self.session.cells:
             return
+        if self.host_machine is not None and exitstatus == pytest.ExitCode.INTERRUPTED:
+            # Ctrl-C: the runner stopped mid-window; a run with some cells
+            # missing must not be saved, or later compared, as a whole one
+            return
         from .reports import adaptive
         from .reports.report import Report
         failing = {c.key for c, *_ in self.session.failures()}
@@ -272,7 +348,7 @@ class TlbperfPlugin:
         self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
         self.session.options["adaptive_rounds"] = self.adaptive_log
         commit, dirty = git_commit(self.config.rootpath)
-        run = self.session.to_run(commit, dirty)
+        run = self._with_host(self.session.to_run(commit, dirty, git_sha(self.config.rootpath)))
         self.saved = None
         if self.save is not None or self.autosave:
             self.saved = self.storage.save(run, name=self.save or None)
@@ -294,7 +370,8 @@ class TlbperfPlugin:
             outputs.append((self.json_path, lambda fh: json.dump(run, fh, indent=1,
                                                                  sort_keys=True)))
         if self.text_path:
-            outputs.append((self.text_path, lambda fh: fh.write(text.render(self.report))))
+            outputs.append((self.text_path, lambda fh: fh.write(
+                text.render(self.report) + self._host_text(run))))
         if self.html_path:
             outputs.append((self.html_path, lambda fh: fh.write(html.render(self.report))))
         for item in self.exports:
@@ -309,6 +386,20 @@ class TlbperfPlugin:
                 continue
             self.written.append(path)
 
+    def _with_host(self, run) -> dict:
+        """A host run says so, and carries the kernel's identity, how it
+        measured and where each counter came from (or why it is missing)."""
+        if self.host_machine is None:
+            return run
+        m = self.host_machine
+        return dict(run, backend="host", host={
+            "identity": m.identity, "settings": m.config.to_dict(), "counters": m.counters})
+
+    def _host_text(self, run) -> str:
+        from .host import report as host_report
+        lines = host_report.text(run, [self.reference] if self.reference else [])
+        return "\n".join([""] + lines) + "\n" if lines else ""
+
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter):
         if not self.enabled or self.is_worker or self.report is None:
@@ -320,6 +411,17 @@ class TlbperfPlugin:
         tr.section("tlbperf", sep="=")
         for line in text.render(report, violations=False, command=False).splitlines():
             tr.write_line(line[:WIDTH])
+        from .host import report as host_report
+        if self.host_machine is not None:
+            host_lines = host_report.text(report.run, [self.reference] if self.reference
+                                          else [])
+        else:       # a model run compared with a host run: say that nothing matches
+            host_lines = host_report.comparison(report.run, self.reference) \
+                if self.reference else []
+        for line in host_lines:
+            tr.write_line(line[:WIDTH], yellow=line.startswith("warning"))
+        for note in self.host_notes:
+            tr.write_line(f"tlbperf: note: {note}", yellow=True)
         if self.reference is not None:
             ref = {(c["test"], c["profile"], c["policy"]) for c in self.reference["cells"]}
             missing = sorted(ref - {c.key for c in s.cells})
@@ -385,6 +487,8 @@ def tlb_machine(tlbperf_cell, request):
     """The modeled machine of this cell: `.run(workload, seed)`, `.knobs`,
     `.profile`, `.policy`."""
     plugin = request.config._tlbperf
+    if plugin.host_machine is not None:
+        return plugin.host_machine
     profile, policy = tlbperf_cell
     return ModeledMachine(profile, policy, plugin.engine)
 
@@ -407,5 +511,8 @@ def tlbperf(tlb_machine, request):
               if k != "tlbperf_cell"} if hasattr(request.node, "callspec") else {}
     test = request.node.originalname + (
         "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else "")
-    return TlbperfFixture(tlb_machine, test, range(rounds), metrics,
+    if plugin.host_machine is not None:
+        return HostFixture(tlb_machine, test, rounds, metrics, plugin.session)
+    seeds = plugin.seeds_for((test, tlb_machine.profile.name, tlb_machine.policy_name), rounds)
+    return TlbperfFixture(tlb_machine, test, seeds, metrics,
                           kwargs.get("shows", ()), plugin.session, plugin.fail_on)

@@ -27,7 +27,8 @@ KNOB_DOCS = {
     "flush_local": "'before_remote': flush locally, then IPI; 'concurrent': flush locally "
                    "while the IPIs are in flight",
     "flush_wait": "'done': wait until targets flushed; 'ack': continue once targets copied "
-                  "the request (forced to 'done' when page tables are freed)",
+                  "the request, which travels inline in the csd (forced to 'done' when page "
+                  "tables are freed)",
     "lazy_mm_ref": "how a lazy CPU keeps its borrowed mm alive: 'refcount' (mmgrab/mmdrop), "
                    "'hazard_pointer', 'shootdown', or 'none' (unsafe)",
     "pv_flush": "use the KVM paravirtual TLB flush where the profile offers it",

@@ -22,13 +22,15 @@ class Cell:
     does not appear is *lost* (a strict XPASS: the oracle lost its teeth)."""
 
     __slots__ = ("test", "profile", "policy", "workload", "engine", "metrics", "samples",
-                 "expected", "shows")
+                 "expected", "shows", "rounds")
 
     def __init__(self, test, profile, policy, workload, engine, metrics, samples,
-                 expected=(), shows=()):
+                 expected=(), shows=(), rounds=None):
         self.test, self.profile, self.policy = test, profile, policy
         self.workload, self.engine, self.metrics = workload, engine, list(metrics)
-        self.samples = samples     # [{"seed", "metrics", "violations"}]
+        self.samples = samples     # [{"seed", "metrics", "violations", "program_digest"}]
+        # seeds the test itself ran: the first look of the adaptive rounds
+        self.rounds = len(samples) if rounds is None else rounds
         self.expected, self.shows = frozenset(expected), frozenset(shows)
 
     @property
@@ -55,18 +57,22 @@ class Cell:
         return {"test": self.test, "profile": self.profile, "policy": self.policy,
                 "workload": self.workload, "engine": self.engine, "metrics": self.metrics,
                 "expected": sorted(self.expected), "shows": sorted(self.shows),
-                "seeds": self.samples}
+                "rounds": self.rounds, "seeds": self.samples}
 
     @classmethod
     def from_dict(cls, d) -> "Cell":
         return cls(d["test"], d["profile"], d["policy"], d.get("workload", ""),
                    d.get("engine", ""), d.get("metrics", ()), d["seeds"],
-                   d.get("expected", ()), d.get("shows", ()))
+                   d.get("expected", ()), d.get("shows", ()), d.get("rounds"))
 
 
 def sample(result) -> dict:
+    """One seed of a cell as saved: its metrics, its violations and the
+    digest of the program it executed (what pairs it with the same seed of
+    another run, across commits)."""
     return {"seed": result.seed, "metrics": dict(result.metrics),
-            "violations": [v.to_dict() for v in result.violations]}
+            "violations": [v.to_dict() for v in result.violations],
+            "program_digest": result.program_digest}
 
 
 class Session:
@@ -113,10 +119,10 @@ class Session:
         return added
 
     # -- one serializer for every output ---------------------------------
-    def to_run(self, commit, dirty) -> dict:
+    def to_run(self, commit, dirty, commit_sha=None) -> dict:
         return {"format": FORMAT, "version": VERSION, "id": "", "name": None,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
-                "dirty": dirty, "model_version": api.MODEL_VERSION,
+                "commit_sha": commit_sha, "dirty": dirty, "model_version": api.MODEL_VERSION,
                 "baseline": self.baseline, "options": self.options,
                 "profiles": dict(sorted(self.profiles.items())),
                 "engines": sorted({c.engine for c in self.cells}),

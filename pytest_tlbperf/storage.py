@@ -2,9 +2,23 @@
 
 A run holds raw per-seed samples for every (test, profile, policy) cell plus
 what is needed to trust a comparison later: the commit (`git describe
---always --dirty`), the model version, each profile's digest, the engine and
-the options. Files are written atomically and never overwritten; a corrupt or
-foreign file is reported by name and does not hide the others.
+--always --dirty`, and the full hash), the model version, each profile's
+digest, the engine and the options. Each sample carries the digest of the
+program its seed executed, so a later run can pair with it seed by seed
+where the programs match (`reports.verdicts.pairing`). Files are written
+atomically and never overwritten; a corrupt or foreign file is reported by
+name and does not hide the others.
+
+Format versions (each older one is migrated on reading, `MIGRATIONS`):
+
+1. the first format;
+2. every sample has `program_digest` (None when migrated from 1: such a run
+   can only be compared unpaired), every cell `rounds` (seeds its test ran
+   before the adaptive rounds; None when migrated), the run `commit_sha`.
+
+A saved run is found by id, name, file name or commit prefix, or through
+git (`resolve_git`): `main`, `HEAD~1`, a branch (its merge-base with HEAD)
+or any commit.
 """
 
 from __future__ import annotations
@@ -19,9 +33,23 @@ from pathlib import Path
 from .errors import TlbperfError
 
 FORMAT = "pytest-tlbperf-run"
-VERSION = 1
+VERSION = 2
+
+
+def _v1_to_v2(data: dict) -> dict:
+    """Format 1 had no program digests, no initial rounds and no full hash."""
+    cells = []
+    for cell in data.get("cells") or []:
+        if isinstance(cell, dict):
+            cell = dict(cell, rounds=cell.get("rounds"), seeds=[
+                dict(s, program_digest=s.get("program_digest")) if isinstance(s, dict) else s
+                for s in cell.get("seeds") or []])
+        cells.append(cell)
+    return dict(data, version=2, cells=cells, commit_sha=data.get("commit_sha"))
+
+
 # version -> function upgrading a run of that version to version + 1
-MIGRATIONS: dict = {}
+MIGRATIONS: dict = {1: _v1_to_v2}
 
 
 class StorageError(TlbperfError):
@@ -39,6 +67,54 @@ def git_commit(cwd=None) -> tuple:
         return "unknown", False
     describe = out.stdout.strip()
     return describe, describe.endswith("-dirty")
+
+
+def _git(args, cwd=None):
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_sha(cwd=None):
+    """The full hash of HEAD, or None outside a git work tree."""
+    return _git(["rev-parse", "--verify", "-q", "HEAD"], cwd)
+
+
+def resolve_git(ref, cwd=None):
+    """(full hash, how it was found) of a commit named the way a developer
+    names it, or None when git does not know `ref`: a branch (local or
+    remote-tracking) means its merge-base with HEAD -- the commit the work
+    was branched from -- and anything else (HEAD~1, a tag, a hash) that
+    commit itself."""
+    sha = _git(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], cwd)
+    if not sha:
+        return None
+    for prefix in ("refs/heads/", "refs/remotes/"):
+        if _git(["show-ref", "--verify", "-q", prefix + ref], cwd) is not None:
+            base = _git(["merge-base", "HEAD", ref], cwd)
+            if base:
+                return base, f"merge-base of HEAD and {ref}"
+    return sha, ref
+
+
+def git_order(cwd=None) -> list:
+    """Full hashes of HEAD's history, oldest first (topological order)."""
+    out = _git(["rev-list", "--topo-order", "--reverse", "HEAD"], cwd)
+    return out.split() if out else []
+
+
+def run_matches_sha(run, sha) -> bool:
+    """Whether a saved run was made at commit `sha`: its full hash, or for a
+    format-1 run the abbreviated hash inside its `git describe`."""
+    if run.get("commit_sha"):
+        return run["commit_sha"] == sha
+    commit = str(run.get("commit", "")).removesuffix("-dirty")
+    short = commit.rsplit("-g", 1)[-1]
+    return len(short) >= 7 and all(c in "0123456789abcdef" for c in short) \
+        and sha.startswith(short)
 
 
 def check_run(data, source) -> dict:
@@ -105,8 +181,11 @@ class Storage:
                 on_error(exc)
         return out
 
-    def find(self, ref, on_error=None) -> dict:
-        """A run by id ("0003"), name, file name, commit prefix, or "latest"."""
+    def find(self, ref, on_error=None, cwd=None) -> dict:
+        """A run by id ("0003"), name, file name, commit prefix, "latest", or
+        a git name of its commit (`resolve_git`: main, HEAD~1, a branch's
+        merge-base, ...), the latest run of that commit; git is asked in
+        `cwd` (default: the current directory)."""
         runs = self.runs(on_error)
         if not runs:
             raise StorageError(f"no saved runs in {self.path}")
@@ -119,6 +198,14 @@ class Storage:
                    or str(run["commit"]).split("-g")[-1].startswith(ref)]
         if matches:
             return matches[-1]
+        resolved = resolve_git(ref, cwd)
+        if resolved:
+            sha, how = resolved
+            matches = [run for run in runs if run_matches_sha(run, sha)]
+            if matches:
+                return matches[-1]
+            raise StorageError(f"no saved run of commit {sha[:12]} ({how}) in {self.path}; "
+                               f"saved commits: {', '.join(r['commit'] for r in runs)}")
         raise StorageError(f"no saved run {ref!r} in {self.path} (ids: "
                            f"{', '.join(r['id'] for r in runs)})")
 

@@ -14,29 +14,29 @@ until no inconclusive comparison can grow. Pairing is preserved because
 both sides run the same new seeds (seed i of the workload is seed i for
 every policy), and the result is deterministic because the seeds are the
 next integers after those already run, the engine is deterministic per
-seed, and the report's statistics use a fixed bootstrap seed: the same
+seed, and the report's statistics are exact (no resampling): the same
 session always ends with the same seeds in every cell, whatever the test
 order or the number of xdist workers.
 
-The schedule doubles the seeds (5 -> 10 -> 20 by default): the exact
-signed-rank test cannot reach p < 0.05 with 5 pairs (its floor is 2/2**5 =
-0.0625), reaches 0.002 with 10 and 2e-6 with 20, so each step buys a real
-change in what can be detected, in few report rebuilds.
+The schedule doubles the seeds (5 -> 10 -> 20 by default), and the looks
+form a group-sequential design with a stated overall error rate
+(`sequential`: Lan-DeMets O'Brien-Fleming-type alpha spending, split across
+the looks): each look's p is judged against the alpha that look may spend,
+so stopping early on a lucky look cannot inflate the false-positive rate.
+Comparisons identical on every seed so far are inconclusive until enough
+seeds bound the share of seeds on which they differ (`verdicts.verdict`),
+so they grow too.
 
-Unpaired comparisons against a saved run are not extended: the saved side
-cannot grow, and their verdict uses what both runs hold.
+Comparisons against a saved run are not extended: the saved side cannot
+grow, and their verdict uses what both runs hold (one look).
 """
 
 from __future__ import annotations
 
 from . import stats, verdicts
+from .sequential import next_size
 
 DEFAULT_MAX_ROUNDS = 20
-
-
-def next_size(n: int, max_rounds: int) -> int:
-    """The next seed count after n: doubled, capped at max_rounds."""
-    return min(max_rounds, max(2 * n, n + 1))
 
 
 def plan(findings, max_rounds: int, baseline: str) -> dict:
@@ -45,7 +45,8 @@ def plan(findings, max_rounds: int, baseline: str) -> dict:
     are listed with the same target, so they stay paired."""
     wanted = {}
     for f in findings:
-        if f.design != stats.PAIRED or f.verdict != verdicts.INCONCLUSIVE:
+        if (f.design != stats.PAIRED or f.verdict != verdicts.INCONCLUSIVE
+                or f.reference != baseline):
             continue
         n = len(f.seeds)
         if n == 0 or n >= max_rounds:

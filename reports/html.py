@@ -19,6 +19,8 @@ import math
 
 import jinja2
 
+from pytest_tlbperf.metrics import METRICS
+
 from . import stats, text, verdicts
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -104,7 +106,8 @@ def forest(findings, width=560, row=22) -> dict:
     values = [1.0]
     for f in findings:
         c = f.comparison
-        values += [v for v in ([c.ratio] + list(c.ci or ())) if v is not None and v > 0]
+        values += [v for v in ([c.ratio] + list(c.ci or ()))
+                   if v is not None and 0 < v < math.inf]
         values += [1 - f.threshold, 1 + f.threshold]
     lo, hi = min(values) / 1.05, max(values) * 1.05
     axis = Axis(lo, hi, left, right, log=True)
@@ -122,7 +125,7 @@ def forest(findings, width=560, row=22) -> dict:
             item["note"] = f"{text.change(f)}: off the log scale"
         else:
             item["note"] = "no ratio: the baseline is 0"
-        if c.ci is not None and c.ci[0] > 0:
+        if text.bounded(c.ci):
             item["x1"], item["x2"] = axis(c.ci[0]), axis(c.ci[1])
         rows.append(item)
     t = findings[0].threshold
@@ -245,3 +248,62 @@ def context(report) -> dict:
 def render(report) -> str:
     """The report as one HTML document."""
     return _env.get_template("report.html.j2").render(**context(report))
+
+
+def trend(history, metric, width=760, height=280) -> dict:
+    """Geometry of one metric's trend plot: each series as its value over
+    its first value, one x step per run in git order, change points marked."""
+    series = [s for s in history.series if s.metric == metric]
+    left, right, top, bottom = 56, width - 110, 16, height - 66   # room for slanted commits
+    n = len(history.runs)
+    x = Axis(0, max(n - 1, 1), left, right)
+    rel = []
+    for s in series:
+        first = next((v for v in s.values if v), None)
+        rel.append([None if v is None or not first else v / first for v in s.values])
+    vals = [v for r in rel for v in r if v is not None] or [1.0]
+    lo, hi = min(vals + [1.0]), max(vals + [1.0])
+    pad = (hi - lo) * 0.08 or 0.02
+    y = Axis(lo - pad, hi + pad, bottom, top)
+    lines, marks = [], []
+    for i, (s, r) in enumerate(zip(series, rel)):
+        color = PALETTE[i % len(PALETTE)]
+        pts = " ".join(f"{x(k)},{y(v)}" for k, v in enumerate(r) if v is not None)
+        lines.append({"points": pts, "color": color, "label": s.label,
+                      "dots": [{"x": x(k), "y": y(v), "title": f"{history.commit(k)}: "
+                                f"{text.num(s.values[k])}"} for k, v in enumerate(r)
+                               if v is not None]})
+        for p in s.points:
+            if r[p.index] is not None:
+                marks.append({"x": x(p.index), "y": y(r[p.index]), "color": color,
+                              "title": f"{history.commit(p.index)}: {s.label} {metric} "
+                                       f"{text.pct(p.ratio)}% ({text.num(p.before)} -> "
+                                       f"{text.num(p.after)})"})
+    ticks = [{"y": y(v), "label": text.pct(v) + "%"} for v in _nice_linear(lo - pad, hi + pad)
+             if y.contains(v)]
+    commits = [{"x": x(k), "label": text.cut(history.commit(k), 22)} for k in range(n)]
+    return {"width": width, "height": height, "left": left, "right": right, "top": top,
+            "bottom": bottom, "lines": lines, "marks": marks, "ticks": ticks,
+            "commits": commits,
+            "cuts": sorted({m["x"] for m in marks})}
+
+
+def render_history(history) -> str:
+    """`tlbperf history -o FILE.html`: one self-contained page."""
+    metrics = sorted({s.metric for s in history.series})
+    plots = [{"metric": m, "unit": METRICS[m].unit, "better": METRICS[m].better,
+              "plot": trend(history, m)} for m in metrics]
+    changes = [{"commit": history.commit(p.index), "metric": s.metric, "series": s.label,
+                "change": text.pct(p.ratio) + "%", "before": text.num(p.before),
+                "after": text.num(p.after), "p": text.pvalue(p.pvalue),
+                "css": "regression" if (p.ratio > 1) == (METRICS[s.metric].better == "lower")
+                else "improvement"} for s, p in history.changes()]
+    from .history import MAX_PVALUE, render_text
+    return _env.get_template("history.html.j2").render(
+        title=f"tlbperf history: {len(history.runs)} runs", plots=plots, changes=changes,
+        runs=[{"commit": history.commit(i), "id": r.get("id", "?")}
+              for i, r in enumerate(history.runs)],
+        skipped=[{"commit": r.get("commit", "?"), "id": r.get("id", "?"), "why": why}
+                 for r, why in history.skipped],
+        threshold=f"{history.threshold:.0%}", max_pvalue=f"{MAX_PVALUE:g}",
+        text=render_text(history))

@@ -10,7 +10,7 @@ import shlex
 
 from pytest_tlbperf.result import Violation
 
-from . import stats, validation, verdicts
+from . import sequential, stats, validation, verdicts
 
 
 class ViolationEntry:
@@ -161,19 +161,35 @@ class Report:
         """Paragraphs that say how the verdicts were reached."""
         counts, max_rounds = self.rounds()
         n = len([f for f in self.findings if f.p_adjusted is not None])
+        initial = (self.run.get("options") or {}).get("rounds") or (counts[0] if counts else 5)
+        looks = sequential.table(initial, max_rounds, self.alpha)
+        share = verdicts.MAX_DIFFERING_SHARE
         paras = [
             "Paired (candidate policy vs the baseline policy in this run): both ran the same "
             "seeds, so seed i of each executed the same workload (common random numbers). "
-            "Test: Wilcoxon signed-rank on the per-seed log ratios (scipy.stats.wilcoxon: "
-            "the exact distribution without ties, an exact sign-flip enumeration with ties "
-            "up to 13 seeds, the normal approximation beyond). Change: geometric mean of "
-            "the per-seed ratios candidate/baseline - 1, with a 95% BCa bootstrap interval "
-            "(scipy.stats.bootstrap, paired=True, 9999 resamples, fixed seed). A metric "
-            "with a value <= 0 on some seed is tested on plain differences and its change "
-            "is the ratio of means.",
-            "Unpaired (this run vs a saved run from another commit): Mann-Whitney U "
-            "(scipy.stats.mannwhitneyu; a permutation test of U when ties meet small "
-            "samples); change: ratio of medians with a 95% BCa bootstrap interval.",
+            "Change: exp of the Hodges-Lehmann estimate of the per-seed log ratio "
+            "log(candidate/baseline) -- the median of its Walsh averages, a pseudo-median "
+            "of the per-seed ratios -- minus 1. Test: the exact Wilcoxon signed-rank test of "
+            "that log ratio, its null distribution computed exactly (dynamic programming "
+            "over the ranks), zeros kept by Pratt's method and ties given mid-ranks with the "
+            "null conditional on them. Interval: every ratio that same test does not reject "
+            f"at {1 - stats.CONFIDENCE:.0%}, so test and interval always agree; with 5 "
+            "differing seeds no 95% interval is finite (the smallest p is 0.0625). A "
+            "comparison in which some value is 0 is made on log(value + 1).",
+            "Against a saved run (--tlbperf-compare, tlbperf compare): this run runs the "
+            "saved run's seeds, and a cell is paired seed by seed when every common seed "
+            "executed the same program on both sides (its program digest), as above; "
+            "otherwise it is unpaired and says why: exact Mann-Whitney test of the log "
+            "values, Hodges-Lehmann shift of the logs with the interval from inverting "
+            "that test.",
+            f"Identical samples: a comparison equal on all n seeds says \"identical on n of "
+            f"n seeds\" and is no change only when the exact 95% upper bound on the share "
+            f"of seeds on which the two differ, 1 - 0.05^(1/n), is at most {share:.0%} "
+            f"(n >= 19); before that it is inconclusive and gets more seeds.",
+            f"Adaptive rounds: a group-sequential design, {sequential.DESIGN}; overall "
+            f"alpha {self.alpha:g} per comparison whatever the look it stops at. Looks: "
+            + ", ".join(f"{n} seeds alpha {a:.2g}" for n, a in looks)
+            + ". A look's p is scaled by alpha / its alpha before the adjustment below.",
             f"Multiple testing: Benjamini-Hochberg (scipy.stats.false_discovery_control) "
             f"over all {n} comparisons with a p-value in this report.",
             f"Verdict: regression / improvement when the adjusted p < {self.alpha:g} and the "

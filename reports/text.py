@@ -9,6 +9,7 @@ interval, the Benjamini-Hochberg adjusted p, the seeds and the verdict.
 
 from __future__ import annotations
 
+import math
 import shlex
 import textwrap
 
@@ -44,7 +45,14 @@ def factor(ratio) -> str:
 
 def _as_factor(finding) -> bool:
     c = finding.comparison
-    return c.ratio is not None and max([c.ratio] + list(c.ci or ())) >= 10
+    return c.ratio is not None and max(
+        v for v in [c.ratio] + list(c.ci or ()) if math.isfinite(v)) >= 10
+
+
+def bounded(ci) -> bool:
+    """An interval with both bounds finite and positive (with too few seeds
+    the exact test rejects no ratio, and the interval is (0, inf))."""
+    return ci is not None and ci[0] > 0 and math.isfinite(ci[1])
 
 
 def change(finding) -> str:
@@ -56,8 +64,12 @@ def change(finding) -> str:
 
 def interval(finding) -> str:
     ci = finding.comparison.ci
+    if finding.comparison.all_identical:
+        return f"same on {finding.comparison.n}"       # identical on n of n seeds
     if ci is None:
         return "-"
+    if not bounded(ci):
+        return "unbounded"
     fmt = factor if _as_factor(finding) else pct
     return f"{fmt(ci[0])}..{fmt(ci[1])}"
 
@@ -93,7 +105,7 @@ def block(test, profile, metric, reference, design, findings, baseline) -> list:
     how = (f"paired by seed vs {reference}" if paired else f"vs {reference}")
     head = [cut(f"{test}[{profile}]", WIDTH),
             cut(f"{metric} ({f0.unit}, {f0.better} is better), {how}", WIDTH)]
-    left, right = (cut(baseline, 8), "this") if paired else ("then", "now")
+    left, right = (cut(baseline, 8), "this") if reference == baseline else ("then", "now")
     rows = [_row(["policy", left, right, "change", "95% CI", "p(adj)", "n", "verdict"]),
             _row(["-" * w for w, _ in COLUMNS])]
     for f in findings:
@@ -116,17 +128,34 @@ def preamble(report) -> list:
         + (f" (inconclusive comparisons get doubled seeds, up to {max_rounds})"
            if max_rounds else ""), WIDTH)
     for ref in report.references:
-        lines.append(f"compared with saved run {verdicts.run_label(ref)[4:]}: unpaired, "
-                     f"cell by cell")
-    legend = (f"change = candidate/baseline - 1 with its 95% bootstrap CI, in percent: "
-              f"geometric mean of per-seed ratios when paired by seed (Wilcoxon "
-              f"signed-rank), ratio of medians against another run (Mann-Whitney U). "
-              f"p(adj): Benjamini-Hochberg over {n} comparisons. REGRESSION/improvement: "
-              f"p(adj) < {report.alpha:g} and the whole CI beyond "
-              f"{report.thresholds.describe()}; no change: CI within it.")
+        lines += textwrap.wrap(f"compared with saved run {verdicts.run_label(ref)[4:]}: "
+                               + pairing_summary(report, ref), WIDTH)
+    legend = (f"change = candidate/baseline - 1 in percent, the Hodges-Lehmann estimate "
+              f"of the per-seed ratio when paired by seed, with the 95% CI that inverts "
+              f"the same exact signed-rank test (Mann-Whitney when unpaired). p(adj): "
+              f"alpha-spending across the adaptive looks, then Benjamini-Hochberg over "
+              f"{n} comparisons. REGRESSION/improvement: p(adj) < {report.alpha:g} and the "
+              f"whole CI beyond {report.thresholds.describe()}; no change: CI within it. "
+              f"'same on n': identical on all n seeds, no change once that makes us 95% "
+              f"sure they differ on at most {verdicts.MAX_DIFFERING_SHARE:.0%} of seeds.")
     lines += textwrap.wrap(legend, WIDTH)
     lines += textwrap.wrap(report.headline(), WIDTH)
     return lines
+
+
+def pairing_summary(report, reference) -> str:
+    """How the comparisons with a saved run were made: how many paired by
+    seed, how many unpaired and why."""
+    label = verdicts.run_label(reference)
+    mine = [f for f in report.findings if f.reference == label]
+    paired = sum(f.design == stats.PAIRED for f in mine)
+    why = {}
+    for f in mine:
+        if f.design != stats.PAIRED:
+            why[f.why or "no common seeds"] = why.get(f.why or "no common seeds", 0) + 1
+    parts = [f"{paired} comparisons paired by seed (same programs)"] if paired else []
+    parts += [f"{k} unpaired: {w}" for w, k in sorted(why.items())]
+    return "; ".join(parts) or "no cell in common"
 
 
 def violation_lines(report, traces=True, width=WIDTH) -> list:

@@ -1,142 +1,246 @@
-"""The detector, validated rather than assumed (DESIGN §6): the
-false-positive rate from A/A runs and the power from injected regressions,
-measured on the modeled machine through the same pipeline a report uses
-(`ModeledMachine.run` -> run dict -> `verdicts.compare_runs` ->
-`adaptive.run_rounds`), with the default settings: 5 seeds, adaptive
-rounds up to 20, threshold 2%, alpha 0.05.
+"""The detector, validated rather than assumed (DESIGN §6): its
+false-positive rate, its power and the coverage of its intervals, measured
+on the modeled machine through the same pipeline a report uses (run dict ->
+`verdicts.compare_runs` -> `adaptive.run_rounds`, with the group-sequential
+design and Benjamini-Hochberg), at the default settings: 5 seeds, adaptive
+rounds to 20, threshold 2%, alpha 0.05. `tlbperf validate` measures and
+prints everything here; every report prints `summary()` of `PUBLISHED`.
 
-Set-up (cheap, so the whole measurement takes well under a minute):
-workload `madvise_dontneed(iterations=50)` (seed 002's loop, 2 threads) on
-`haswell-4c` under `mainline`, a few ms per run on the python engine.
+Two set-ups, chosen for their noise (coefficient of variation across seeds,
+measured on 30 seeds):
 
-* **A/A**: `mainline` against an identical copy (a subclass that changes
-  nothing) on *different* seeds (trial t: baseline seeds 100t + i, copy
-  seeds 100t + 50 + i, paired by i). With common seeds the engine would
-  return identical numbers and the test would never be exercised. Each
-  trial is one small report of `AA_METRICS` (BH across them); a trial's
-  comparison is a false positive when its verdict is `regression` or
-  `improvement`. Also counted: how often the adjusted p alone is below
-  alpha (the test's own size, without the practical threshold), and the
-  unpaired design (Mann-Whitney on the first 5 seeds of each side, as a
-  saved run at the default rounds would be compared).
-* **Power**: `mainline` on `haswell-4c` against `mainline` on a copy of
-  the profile with one cost scaled (`Profile.with_changes`), common seeds
-  (trial t: seeds 100t + i for both), metric `madvise_ns`. A trial detects
-  the regression when the verdict is `regression`.
+* `madvise`: `madvise_dontneed(iterations=50)` on haswell-4c (seed 002's
+  loop) with `madvise_ns` (CV 1.4%), `ipis` (3.2%), `atomic_contention_ns`
+  (3.1%) and `flush_latency_ns_p50` (5.1%);
+* `kernel_build`: `kernel_build()` on skylake-2s, the noisy one:
+  `makespan_ns` (4.1%), `ops_per_sec` (4.8%), `cr3_writes` (6.0%) and
+  `full_flushes` (7.5%).
 
-Why the injected cost is +25% and not +5%: no single cost of haswell-4c
-moves `madvise_ns` by 5% when scaled by 5%. Measured per-seed (20 seeds),
-the largest response is `page_fault_cycles` +5% -> `madvise_ns` +1.2%
-(then `zap_pte_cycles` +0.65%, `invlpg_ns` +0.6%, `irq_entry_cycles`
-+0.5%): the loop spends most of its time in IPIs, interrupt entry and the
-fault, and no one cost dominates. A +1.2% change is *below* the 2%
-practical threshold, so the right verdict for it is not `regression`; the
-+5% row below measures exactly that (how often it is called a regression
-anyway). `page_fault_cycles` +25% (800 -> 1000 cycles) moves `madvise_ns`
-by about +5.5%: a 5% regression in the figure a reviewer reads, which is
-what the power row measures.
+Measurements:
 
-Why not 5 seeds: with 5 pairs the exact signed-rank test's smallest
-two-sided p is 2/2**5 = 0.0625 > 0.05, so at exactly 5 seeds the power is 0
-by construction (`power_at_initial_rounds` shows it); the adaptive rounds
-take inconclusive comparisons to 10 and 20 seeds.
+* **A/A** (`AA_TRIALS` per set-up): `mainline` against itself on
+  *different* seeds, paired by index (with common seeds the engine returns
+  identical numbers and the test is never exercised), through the adaptive
+  rounds. Once as a *one-metric* report per metric and once as a
+  *many-metric* report of all four (BH across them). A false positive is a
+  `regression` or `improvement` verdict; also counted: adjusted p < alpha
+  alone (the test's own size, without the practical threshold). And
+  *unpaired*: 10 seeds a side against a "saved run" of 10 other seeds.
+* **Power**: `mainline` on haswell-4c against the same with
+  `page_fault_cycles` raised by 25%, 10% and 5% (`Profile.with_changes`),
+  common seeds, `madvise_ns`, adaptive rounds: how often `regression` is
+  called. +25% moves `madvise_ns` by about +5.4% (a clear regression),
+  +10% by about +2.2% (at the threshold), +5% by about +1.1% (below it:
+  `regression` would be wrong).
+* **Coverage** of the 95% interval at a fixed n = 10 and n = 20: how often
+  it holds the truth, the Hodges-Lehmann estimate from 300 pairs and from
+  1000 pairs, for every A/A metric (truth close to 0) and every injected
+  cost. Both are printed because the 300-seed estimate is not exact enough
+  for `madvise_ns`: its per-seed log ratio is a narrow spike with long
+  tails, so the n = 20 interval is narrow and the 300-seed estimate's own
+  error shows (measured on 1500 seeds at +25%: n = 20 covers the 300-seed
+  estimate 92% of the time and the 1500-seed one 97%).
 
-Trials: 60 A/A trials x 4 metrics = 240 comparisons (>= 200), and 60 power
-trials per injected cost: enough that 95% means something (57 of 60), and
-the exact binomial 95% interval (`scipy.stats.binomtest`) is printed
-next to each rate so the reader sees the resolution.
+Each rate comes with its exact binomial 95% interval (`scipy.stats.binomtest`).
 
-`tlbperf validate` measures and prints the figures; `PUBLISHED` holds the
-figures the reports print, and `tests/test_validation.py` checks that a
-fresh measurement reproduces them exactly (everything is deterministic).
+Engine runs are drawn from per-set-up pools of seeds, each run once
+(native engine when built: the figures are the same on either engine, bit
+for bit); `tlbperf validate` takes about 2 minutes on one core of this
+project's 2-core machine.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
+
+import numpy as np
 from scipy import stats as sps
 
-from pytest_tlbperf import policies, profiles, workloads
+from pytest_tlbperf import profiles, workloads
+from pytest_tlbperf.engine import native
 from pytest_tlbperf.fixture import ModeledMachine
 from pytest_tlbperf.session import sample
 
 from . import adaptive, stats, verdicts
 
-PROFILE = "haswell-4c"
 POLICY = "mainline"
-ITERATIONS = 50
 ROUNDS = 5
 MAX_ROUNDS = 20
-AA_TRIALS = 60
-AA_METRICS = ("madvise_ns", "makespan_ns", "flush_latency_ns_p50", "flush_latency_ns_p99")
+AA_TRIALS = 100
 POWER_TRIALS = 60
-POWER_METRIC = "madvise_ns"
-INJECTED = (("page_fault_cycles", 25), ("page_fault_cycles", 10), ("page_fault_cycles", 5))
+TRUTH_SEEDS = (300, 1000)      # the truth: the HL estimate from this many pairs
+UNPAIRED_SEEDS = 10
 TEST = "validation"
-
 COMMAND = "tlbperf validate"
 
-# What `tlbperf validate` measured; reports print these. tests/test_validation.py
-# re-measures and fails if they no longer match.
-PUBLISHED = {
-    "setup": "madvise_dontneed(iterations=50) on haswell-4c, mainline; 5 seeds, adaptive to "
-             "20; threshold 2%, alpha 0.05",
-    "aa": {"comparisons": 240, "false_positives": 0, "significant": 2,
-           "unpaired_comparisons": 240, "unpaired_false_positives": 1,
-           "unpaired_significant": 3},
-    "power": [
-        {"cost": "page_fault_cycles", "percent": 25, "trials": 60, "detected": 60,
-         "detected_at_initial_rounds": 0, "median_effect": 0.0532},
-        {"cost": "page_fault_cycles", "percent": 10, "trials": 60, "detected": 33,
-         "detected_at_initial_rounds": 0, "median_effect": 0.0212},
-        {"cost": "page_fault_cycles", "percent": 5, "trials": 60, "detected": 0,
-         "detected_at_initial_rounds": 0, "median_effect": 0.0106},
-    ],
+SETUPS = {
+    "madvise": ("madvise_dontneed", {"iterations": 50}, "haswell-4c",
+                ("madvise_ns", "ipis", "atomic_contention_ns", "flush_latency_ns_p50")),
+    "kernel_build": ("kernel_build", {}, "skylake-2s",
+                     ("makespan_ns", "ops_per_sec", "cr3_writes", "full_flushes")),
 }
+POWER_SETUP, POWER_METRIC = "madvise", "madvise_ns"
+INJECTED = (("page_fault_cycles", 25), ("page_fault_cycles", 10), ("page_fault_cycles", 5))
+# seed blocks, disjoint: truth pairs, A/A trials, power trials
+TRUTH_BASE, AA_BASE, POWER_BASE = 0, 10_000, 50_000
+TRUTH_GAP = 5_000             # A/A truth: seeds TRUTH_BASE + i against TRUTH_GAP + i
+
+SETUP_TEXT = ("mainline; madvise_dontneed(iterations=50) on haswell-4c and kernel_build() on "
+              "skylake-2s (metrics with CV 1-8%); 5 seeds, adaptive to 20; threshold 2%, "
+              "alpha 0.05")
+
+# What `tlbperf validate` measured; reports print these, and `tlbperf validate`
+# exits 1 when a fresh measurement differs (everything is deterministic).
+PUBLISHED = {'aa': [{'coverage': {'atomic_contention_ns': {'10/1000': 94,
+                                               '10/300': 94,
+                                               '20/1000': 96,
+                                               '20/300': 98,
+                                               'truth': {'1000': 1.00118, '300': 1.00019}},
+                      'flush_latency_ns_p50': {'10/1000': 96,
+                                               '10/300': 96,
+                                               '20/1000': 98,
+                                               '20/300': 98,
+                                               'truth': {'1000': 1.0016, '300': 1.0008}},
+                      'ipis': {'10/1000': 95,
+                               '10/300': 95,
+                               '20/1000': 95,
+                               '20/300': 98,
+                               'truth': {'1000': 1.0001, '300': 1.0}},
+                      'madvise_ns': {'10/1000': 93,
+                                     '10/300': 92,
+                                     '20/1000': 93,
+                                     '20/300': 91,
+                                     'truth': {'1000': 1.00048, '300': 0.99955}}},
+         'many_metric': {'at_max_seeds': 400,
+                         'comparisons': 400,
+                         'false_positives': 0,
+                         'median_seeds': 20.0,
+                         'significant': 6},
+         'metrics': ['madvise_ns', 'ipis', 'atomic_contention_ns', 'flush_latency_ns_p50'],
+         'one_metric': {'at_max_seeds': 311,
+                        'comparisons': 400,
+                        'false_positives': 0,
+                        'median_seeds': 20.0,
+                        'significant': 7},
+         'setup': 'madvise',
+         'trials': 100,
+         'unpaired': {'comparisons': 400, 'false_positives': 0, 'significant': 1}},
+        {'coverage': {'cr3_writes': {'10/1000': 97,
+                                     '10/300': 97,
+                                     '20/1000': 95,
+                                     '20/300': 96,
+                                     'truth': {'1000': 1.00065, '300': 0.99968}},
+                      'full_flushes': {'10/1000': 92,
+                                       '10/300': 92,
+                                       '20/1000': 97,
+                                       '20/300': 97,
+                                       'truth': {'1000': 1.00419, '300': 1.00343}},
+                      'makespan_ns': {'10/1000': 94,
+                                      '10/300': 96,
+                                      '20/1000': 95,
+                                      '20/300': 96,
+                                      'truth': {'1000': 0.99965, '300': 1.00197}},
+                      'ops_per_sec': {'10/1000': 94,
+                                      '10/300': 94,
+                                      '20/1000': 94,
+                                      '20/300': 94,
+                                      'truth': {'1000': 1.00219, '300': 0.99853}}},
+         'many_metric': {'at_max_seeds': 400,
+                         'comparisons': 400,
+                         'false_positives': 0,
+                         'median_seeds': 20.0,
+                         'significant': 2},
+         'metrics': ['makespan_ns', 'ops_per_sec', 'cr3_writes', 'full_flushes'],
+         'one_metric': {'at_max_seeds': 399,
+                        'comparisons': 400,
+                        'false_positives': 1,
+                        'median_seeds': 20.0,
+                        'significant': 19},
+         'setup': 'kernel_build',
+         'trials': 100,
+         'unpaired': {'comparisons': 400, 'false_positives': 2, 'significant': 5}}],
+ 'power': [{'cost': 'page_fault_cycles',
+            'coverage': {'10/1000': 57, '10/300': 56, '20/1000': 56, '20/300': 52},
+            'detected': 60,
+            'detected_at_fixed_20': 60,
+            'median_seeds': 10.0,
+            'percent': 25,
+            'trials': 60,
+            'truth': {'1000': 1.05313, '300': 1.05332}},
+           {'cost': 'page_fault_cycles',
+            'coverage': {'10/1000': 56, '10/300': 56, '20/1000': 60, '20/300': 59},
+            'detected': 58,
+            'detected_at_fixed_20': 58,
+            'median_seeds': 10.0,
+            'percent': 10,
+            'trials': 60,
+            'truth': {'1000': 1.02117, '300': 1.02116}},
+           {'cost': 'page_fault_cycles',
+            'coverage': {'10/1000': 57, '10/300': 58, '20/1000': 56, '20/300': 56},
+            'detected': 0,
+            'detected_at_fixed_20': 0,
+            'median_seeds': 10.0,
+            'percent': 5,
+            'trials': 60,
+            'truth': {'1000': 1.0107, '300': 1.01071}}],
+ 'setup': 'mainline; madvise_dontneed(iterations=50) on haswell-4c and kernel_build() on '
+          'skylake-2s (metrics with CV 1-8%); 5 seeds, adaptive to 20; threshold 2%, alpha '
+          '0.05'}
 
 
-class Identical(policies.get(POLICY)):
-    """mainline, unchanged: the 'B' of the A/A runs."""
-    name = "mainline-copy"
+class Pool:
+    """Lazily run seeds of one machine and workload, each once."""
+
+    def __init__(self, setup, engine, costs=None):
+        builder, params, profile, _ = SETUPS[setup]
+        prof = profiles.get(profile)
+        if costs:
+            prof = prof.with_changes(costs=costs)
+        self.machine = ModeledMachine(prof, POLICY, engine)
+        self.workload = workloads.BUILDERS[builder](**params)
+        self.samples = {}
+
+    def __call__(self, seed) -> dict:
+        if seed not in self.samples:
+            self.samples[seed] = sample(self.machine.run(self.workload, seed=seed))
+        return self.samples[seed]
+
+    def values(self, metric, seeds) -> list:
+        return [self(s)["metrics"][metric] for s in seeds]
 
 
-def _cell(policy, samples, metrics):
-    return {"test": TEST, "profile": PROFILE, "policy": policy, "workload": "", "engine": "",
-            "metrics": list(metrics), "expected": [], "shows": [], "seeds": samples}
+def _cell(label, samples, metrics, profile):
+    return {"test": TEST, "profile": profile, "policy": label, "workload": "", "engine": "",
+            "metrics": list(metrics), "expected": [], "shows": [], "rounds": ROUNDS,
+            "seeds": samples}
 
 
 class _Trial:
-    """Two cells of one small report, extended by the adaptive rounds. Each
-    side maps the report's seed index i to an engine seed (`offset` + i)."""
+    """One small report: the baseline side and a candidate side, each a
+    pool and a seed offset; the report's seed i is pool seed offset + i.
+    Extended by the adaptive rounds like a session's cells."""
 
-    def __init__(self, sides, metrics):
-        self.sides = sides             # policy label -> (machine, offset)
-        self.metrics = metrics
+    def __init__(self, sides, metrics, profile):
+        self.sides = sides                  # label -> (pool, offset)
+        self.metrics, self.profile = metrics, profile
         self.samples = {label: [] for label in sides}
         self.initial = None
-        self.workload = workloads.madvise_dontneed(iterations=ITERATIONS)
 
     def extend(self, key, seeds):
-        label = key[2]
-        machine, offset = self.sides[label]
-        have = self.samples[label]
+        pool, offset = self.sides[key[2]]
+        have = self.samples[key[2]]
         added = 0
         while len(have) < seeds:
-            result = machine.run(self.workload, seed=offset + len(have))
-            s = sample(result)
-            s["seed"] = len(have)            # the report's pairing index
+            s = dict(pool(offset + len(have)), seed=len(have))
             have.append(s)
             added += 1
         return added
 
-    def run(self):
-        for label in self.sides:
-            self.extend((TEST, PROFILE, label), ROUNDS)
-        return self.judge_rounds()
-
     def as_run(self):
-        return {"baseline": POLICY, "cells": [
-            _cell(label, list(samples), self.metrics if label != POLICY else ())
-            for label, samples in self.samples.items()]}
+        return {"baseline": POLICY, "options": {"rounds": ROUNDS, "max_rounds": MAX_ROUNDS},
+                "cells": [_cell(label, list(samples), self.metrics if label != POLICY else (),
+                                self.profile) for label, samples in self.samples.items()]}
 
     def judge(self):
         findings = verdicts.compare_runs(self.as_run())
@@ -144,111 +248,214 @@ class _Trial:
             self.initial = findings
         return findings
 
-    def judge_rounds(self):
+    def run(self):
+        for label in self.sides:
+            self.extend((TEST, self.profile, label), ROUNDS)
         findings, _ = adaptive.run_rounds(self.judge, self.extend, MAX_ROUNDS, POLICY)
         return findings
 
 
-def _rate_ci(k, n):
-    ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return [round(ci.low, 4), round(ci.high, 4)]
+def _hl_truth(base, cand, metric, seeds_b, seeds_c) -> float:
+    """The Hodges-Lehmann ratio from TRUTH_SEEDS pairs: the estimand."""
+    b = np.array(base.values(metric, seeds_b), float)
+    c = np.array(cand.values(metric, seeds_c), float)
+    _, f = stats._scale(b, c)
+    d = np.round(f(c) - f(b), stats.DECIMALS)
+    return float(np.exp(np.median(stats._walsh(d))))
 
 
-def measure_aa(trials=AA_TRIALS, engine="python", progress=None) -> dict:
-    """A/A: `trials` reports of mainline vs an identical copy on disjoint
-    seeds; counts of false positives (verdict regression/improvement) and
-    of adjusted p < alpha, paired (with adaptive rounds) and unpaired (5
-    seeds per side)."""
-    base = ModeledMachine(PROFILE, POLICY, engine)
-    copy = ModeledMachine(PROFILE, Identical, engine)
-    out = {"comparisons": 0, "false_positives": 0, "significant": 0,
-           "unpaired_comparisons": 0, "unpaired_false_positives": 0,
-           "unpaired_significant": 0}
+def _covers(base, cand, metric, seeds_b, seeds_c, truth) -> bool:
+    c = stats.paired(base.values(metric, seeds_b), cand.values(metric, seeds_c))
+    return c.ci is not None and c.ci[0] <= truth <= c.ci[1]
+
+
+def _flagged(f) -> bool:
+    return f.verdict in (verdicts.REGRESSION, verdicts.IMPROVEMENT)
+
+
+def measure_aa(setup, engine, trials=AA_TRIALS, progress=None, truths=TRUTH_SEEDS) -> dict:
+    """A/A on one set-up: one-metric and many-metric reports, unpaired, and
+    the coverage of the 95% interval at n = 10 and 20."""
+    _, _, profile, metrics = SETUPS[setup]
+    pool = Pool(setup, engine)
+    out = {"setup": setup, "metrics": list(metrics)}
+    one = {"comparisons": 0, "false_positives": 0, "significant": 0, "seeds": []}
+    many = {"comparisons": 0, "false_positives": 0, "significant": 0, "seeds": []}
+    unpaired = {"comparisons": 0, "false_positives": 0, "significant": 0}
+    cover = {m: {f"{n}/{k}": 0 for n in (10, 20) for k in truths} for m in metrics}
+    truth = {m: {k: _hl_truth(pool, pool, m, range(TRUTH_BASE, TRUTH_BASE + k),
+                              range(TRUTH_GAP, TRUTH_GAP + k)) for k in truths}
+             for m in metrics}
     for t in range(trials):
-        trial = _Trial({POLICY: (base, 100 * t), "mainline-copy": (copy, 100 * t + 50)},
-                       AA_METRICS)
-        for f in trial.run():
-            out["comparisons"] += 1
-            out["false_positives"] += f.verdict in (verdicts.REGRESSION, verdicts.IMPROVEMENT)
-            out["significant"] += f.p_adjusted is not None and f.p_adjusted < verdicts.ALPHA
-        this = {"cells": [_cell("mainline-copy", trial.samples["mainline-copy"][:ROUNDS],
-                                AA_METRICS)]}
-        ref = {"id": "A/A", "commit": "-", "cells": [
-            _cell("mainline-copy", trial.samples[POLICY][:ROUNDS], AA_METRICS)]}
+        a, b = AA_BASE + 40 * t, AA_BASE + 40 * t + 20
+        for report, wanted in [(many, metrics)] + [(one, (m,)) for m in metrics]:
+            trial = _Trial({POLICY: (pool, a), "copy": (pool, b)}, wanted, profile)
+            for f in trial.run():
+                report["comparisons"] += 1
+                report["false_positives"] += _flagged(f)
+                report["significant"] += f.p_adjusted is not None and \
+                    f.p_adjusted < verdicts.ALPHA
+                report["seeds"].append(len(f.seeds))
+        this = {"cells": [_cell("copy", [dict(pool(b + i), seed=i)
+                                         for i in range(UNPAIRED_SEEDS)], metrics, profile)]}
+        ref = {"id": "A/A", "commit": "-", "cells": [_cell("copy", [
+            dict(pool(a + i), seed=i, program_digest=None) for i in range(UNPAIRED_SEEDS)],
+            metrics, profile)]}
         for f in verdicts.judge(verdicts.unpaired_findings(this, ref)):
-            out["unpaired_comparisons"] += 1
-            out["unpaired_false_positives"] += f.verdict in (verdicts.REGRESSION,
-                                                             verdicts.IMPROVEMENT)
-            out["unpaired_significant"] += (f.p_adjusted is not None
-                                            and f.p_adjusted < verdicts.ALPHA)
-        if progress:
-            progress(f"A/A trial {t + 1}/{trials}")
+            unpaired["comparisons"] += 1
+            unpaired["false_positives"] += _flagged(f)
+            unpaired["significant"] += f.p_adjusted is not None and \
+                f.p_adjusted < verdicts.ALPHA
+        for m in metrics:
+            for n in (10, 20):
+                for k in truths:
+                    cover[m][f"{n}/{k}"] += _covers(pool, pool, m, range(a, a + n),
+                                                    range(b, b + n), truth[m][k])
+        if progress and (t + 1) % 10 == 0:
+            progress(f"A/A {setup}: {t + 1}/{trials} trials")
+    for report in (one, many):
+        seeds = report.pop("seeds")
+        report["median_seeds"] = statistics.median(seeds)
+        report["at_max_seeds"] = sum(n >= MAX_ROUNDS for n in seeds)
+    out.update(one_metric=one, many_metric=many, unpaired=unpaired, trials=trials,
+               coverage={m: dict(cover[m], truth={str(k): round(v, 5) for k, v in
+                                                  truth[m].items()}) for m in metrics})
     return out
 
 
-def measure_power(cost, percent, trials=POWER_TRIALS, engine="python", progress=None) -> dict:
-    """Injected regression: `cost` of the profile scaled by +`percent`%,
-    common seeds; how many of `trials` reports call `madvise_ns` a
-    regression, after the adaptive rounds and at the initial 5 seeds, and
-    the median measured effect (ratio - 1)."""
-    prof = profiles.get(PROFILE)
-    value = prof.raw["costs"][cost]
-    injected = prof.with_changes(costs={cost: round(value * (100 + percent) / 100)})
-    base = ModeledMachine(prof, POLICY, engine)
-    slow = ModeledMachine(injected, POLICY, engine)
+def measure_power(cost, percent, engine, trials=POWER_TRIALS, progress=None,
+                  truths=TRUTH_SEEDS) -> dict:
+    """Injected regression: `cost` of the profile +`percent`%, common seeds;
+    how many reports call `madvise_ns` a regression (adaptive rounds, and at
+    a fixed 20 seeds), the truth and the coverage at 10 and 20 seeds."""
+    _, _, profile, _ = SETUPS[POWER_SETUP]
+    value = profiles.get(profile).raw["costs"][cost]
+    base = Pool(POWER_SETUP, engine)
+    slow = Pool(POWER_SETUP, engine, {cost: round(value * (100 + percent) / 100)})
+    truth = {k: _hl_truth(base, slow, POWER_METRIC, range(TRUTH_BASE, TRUTH_BASE + k),
+                          range(TRUTH_BASE, TRUTH_BASE + k)) for k in truths}
     label = f"{cost}+{percent}%"
-    detected = initial = 0
-    effects = []
+    detected = fixed = 0
+    cover = {f"{n}/{k}": 0 for n in (10, 20) for k in truths}
+    seeds_used = []
     for t in range(trials):
-        trial = _Trial({POLICY: (base, 100 * t), label: (slow, 100 * t)}, (POWER_METRIC,))
+        s0 = POWER_BASE + 20 * t
+        trial = _Trial({POLICY: (base, s0), label: (slow, s0)}, (POWER_METRIC,), profile)
         (finding,) = trial.run()
         detected += finding.verdict == verdicts.REGRESSION
-        initial += trial.initial[0].verdict == verdicts.REGRESSION
-        effects.append(finding.comparison.ratio - 1)
-        if progress:
-            progress(f"power {label}: trial {t + 1}/{trials}")
-    effects.sort()
-    return {"cost": cost, "percent": percent, "trials": trials, "detected": detected,
-            "detected_at_initial_rounds": initial,
-            "median_effect": round(effects[len(effects) // 2], 4)}
+        seeds_used.append(len(finding.seeds))
+        seeds = range(s0, s0 + 20)
+        once = verdicts.judge([verdicts.Finding(
+            TEST, profile, POWER_METRIC, label, POLICY, base.values(POWER_METRIC, seeds),
+            slow.values(POWER_METRIC, seeds), list(seeds),
+            stats.paired(base.values(POWER_METRIC, seeds), slow.values(POWER_METRIC, seeds)))])
+        fixed += once[0].verdict == verdicts.REGRESSION
+        for n in (10, 20):
+            for k in truths:
+                cover[f"{n}/{k}"] += _covers(base, slow, POWER_METRIC, range(s0, s0 + n),
+                                             range(s0, s0 + n), truth[k])
+        if progress and (t + 1) % 20 == 0:
+            progress(f"power {label}: {t + 1}/{trials} trials")
+    return {"cost": cost, "percent": percent, "trials": trials,
+            "truth": {str(k): round(v, 5) for k, v in truth.items()},
+            "detected": detected, "detected_at_fixed_20": fixed,
+            "median_seeds": statistics.median(seeds_used), "coverage": cover}
 
 
-def measure(engine="python", progress=None) -> dict:
+def default_engine() -> str:
+    return "native" if native.available() else "python"
+
+
+def measure(engine=None, progress=None) -> dict:
     """Every published figure, freshly measured."""
-    return {"setup": PUBLISHED["setup"],
-            "aa": measure_aa(engine=engine, progress=progress),
-            "power": [measure_power(c, p, engine=engine, progress=progress)
-                      for c, p in INJECTED]}
+    engine = engine or default_engine()
+    started = time.perf_counter()
+    out = {"setup": SETUP_TEXT,
+           "aa": [measure_aa(s, engine, progress=progress) for s in SETUPS],
+           "power": [measure_power(c, p, engine, progress=progress) for c, p in INJECTED]}
+    if progress:
+        progress(f"validation measured in {time.perf_counter() - started:.0f} s "
+                 f"({engine} engine)")
+    return out
+
+
+def rate(k, n) -> str:
+    """'3/400 (0.8%, 95% CI 0.2-2.2%)': a rate with its exact binomial interval."""
+    if not n:
+        return "0/0"
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return f"{k}/{n} ({k / n:.1%}, 95% CI {ci.low:.1%}-{ci.high:.1%})"
+
+
+def short_rate(k, n) -> str:
+    """'91/100 [84-96%]': a rate and its exact binomial 95% interval, short."""
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return f"{k}/{n} [{ci.low:.0%}-{ci.high:.0%}]"
+
+
+def _coverage(c, trials) -> str:
+    truths = sorted({int(key.split("/")[1]) for key in c if "/" in key})
+    return "; ".join(f"vs {k}-seed truth: " + ", ".join(
+        f"n={n} {short_rate(c[f'{n}/{k}'], trials)}" for n in (10, 20))
+        for k in truths)
+
+
+def table(figures) -> list:
+    """What `tlbperf validate` prints: one line per measured rate."""
+    big = max(figures["power"][0]["truth"], key=int) if figures["power"] else ""
+    lines = [f"Validation: {figures['setup']}. `{COMMAND}` reproduces it.", "",
+             "A/A (no change; false positives = regression or improvement, nominal <= 5%):"]
+    for aa in figures["aa"]:
+        lines.append(f"  {aa['setup']} ({', '.join(aa['metrics'])}), {aa['trials']} trials:")
+        for key, what in (("one_metric", "one-metric reports"),
+                          ("many_metric", "4-metric reports")):
+            r = aa[key]
+            lines.append(f"    {what}: false positives "
+                         f"{rate(r['false_positives'], r['comparisons'])}; adjusted p < 0.05 "
+                         f"alone {r['significant']}; median seeds {r['median_seeds']:g}, "
+                         f"{r['at_max_seeds']} ended at 20")
+        r = aa["unpaired"]
+        lines.append(f"    unpaired, {UNPAIRED_SEEDS} seeds a side: false positives "
+                     f"{rate(r['false_positives'], r['comparisons'])}")
+        for m, c in aa["coverage"].items():
+            lines.append(f"    95% CI coverage, {m} (truth {c['truth'][big] - 1:+.2%}): "
+                         + _coverage(c, aa["trials"]))
+    lines += ["", f"Injected regression ({POWER_SETUP}, {POWER_METRIC}, common seeds):"]
+    for p in figures["power"]:
+        lines.append(f"  {p['cost']} +{p['percent']}% (truth {p['truth'][big] - 1:+.2%}): "
+                     f"called a regression {rate(p['detected'], p['trials'])} with adaptive "
+                     f"rounds (median {p['median_seeds']:g} seeds), "
+                     f"{p['detected_at_fixed_20']}/{p['trials']} at a fixed 20")
+        lines.append("    95% CI coverage: " + _coverage(p["coverage"], p["trials"]))
+    return lines
 
 
 def summary(figures=None) -> list:
-    """The methodology lines a report prints: rates with their exact
-    binomial 95% intervals."""
+    """The methodology lines a report prints (shorter than `table`)."""
     fig = figures or PUBLISHED
-    aa = fig["aa"]
-    lines = [f"Validation ({fig['setup']}; `{COMMAND}` reproduces it):"]
-    lo, hi = _rate_ci(aa["false_positives"], aa["comparisons"])
-    lines.append(
-        f"A/A, paired: {aa['false_positives']}/{aa['comparisons']} comparisons called a "
-        f"regression or improvement ({aa['false_positives'] / aa['comparisons']:.1%}, 95% CI "
-        f"{lo:.1%}-{hi:.1%}); adjusted p < alpha alone in {aa['significant']}.")
-    lo, hi = _rate_ci(aa["unpaired_false_positives"], aa["unpaired_comparisons"])
-    rate = aa["unpaired_false_positives"] / aa["unpaired_comparisons"]
-    lines.append(
-        f"A/A, unpaired (Mann-Whitney, 5 seeds a side): {aa['unpaired_false_positives']}/"
-        f"{aa['unpaired_comparisons']} false positives ({rate:.1%}, 95% CI {lo:.1%}-{hi:.1%}); "
-        f"adjusted p < alpha alone in {aa['unpaired_significant']}.")
-    for row in fig["power"]:
-        lo, hi = _rate_ci(row["detected"], row["trials"])
-        effect = row["median_effect"]
-        where = ("above" if effect > 0.03 else "below" if effect < 0.015 else "at")
-        lines.append(
-            f"Injected regression, {row['cost']} +{row['percent']}% (madvise_ns "
-            f"{effect:+.1%} median, {where} the 2% threshold): called a regression in "
-            f"{row['detected']}/{row['trials']} trials ({row['detected'] / row['trials']:.0%}, "
-            f"95% CI {lo:.0%}-{hi:.0%}); at a fixed 5 seeds: "
-            f"{row['detected_at_initial_rounds']}/{row['trials']}.")
-    lines.append(f"With 5 pairs the signed-rank test cannot give p < 0.05 (its floor is "
-                 f"{stats.min_p_paired(5):.4f}): power at a fixed 5 seeds is 0 by "
-                 f"construction; adaptive rounds add seeds (10, then 20).")
-    return lines
+    if not fig:
+        return [f"Validation: not measured yet; run `{COMMAND}`."]
+    big = str(TRUTH_SEEDS[-1])
+    fp = sum(a[k]["false_positives"] for a in fig["aa"] for k in ("one_metric", "many_metric"))
+    n = sum(a[k]["comparisons"] for a in fig["aa"] for k in ("one_metric", "many_metric"))
+
+    def cov(key):
+        hit = sum(c[key] for a in fig["aa"] for c in a["coverage"].values()) + \
+            sum(p["coverage"][key] for p in fig["power"])
+        total = sum(a["trials"] for a in fig["aa"] for _ in a["coverage"]) + \
+            sum(p["trials"] for p in fig["power"])
+        return rate(hit, total)
+    strong = fig["power"][0]
+    return [
+        f"Validation ({fig['setup']}; `{COMMAND}` reproduces it):",
+        f"A/A with adaptive rounds, one- and 4-metric reports: {rate(fp, n)} comparisons "
+        f"called a regression or improvement.",
+        "Coverage of the 95% interval: "
+        + "; ".join(f"n={k}: {cov(f'{k}/{t}')} against the {t}-seed estimate"
+                    for k in (10, 20) for t in TRUTH_SEEDS) + ".",
+        f"Injected regression, {strong['cost']} +{strong['percent']}% ({POWER_METRIC} "
+        f"{strong['truth'][big] - 1:+.1%}): called a regression "
+        f"{rate(strong['detected'], strong['trials'])}."
+        + "".join(f" +{p['percent']}% ({p['truth'][big] - 1:+.1%}): "
+                  f"{p['detected']}/{p['trials']}." for p in fig["power"][1:]),
+    ]

@@ -1,7 +1,7 @@
 """From saved runs to verdicts: which comparisons a report makes, the
-Benjamini-Hochberg adjustment across all of them, and the rule that turns
-an effect, its interval and an adjusted p-value into `regression`,
-`improvement`, `no change` or `inconclusive` (DESIGN §6).
+group-sequential and Benjamini-Hochberg adjustments across all of them, and
+the rule that turns an effect, its interval and an adjusted p-value into
+`regression`, `improvement`, `no change` or `inconclusive` (DESIGN §6).
 
 A report is built from run dicts in the saved-run format (`Session.to_run`,
 `Storage.load_file`), so `pytest --tlbperf`, `tlbperf report` and
@@ -11,10 +11,15 @@ A report is built from run dicts in the saved-run format (`Session.to_run`,
   (suite test, profile) and per metric the test shows: **paired** by seed;
 * a run against a reference run (another commit, `--tlbperf-compare`,
   `tlbperf compare A B`), the same (test, profile, policy) cell on both
-  sides: **unpaired** -- the model or the workload may differ between the
-  commits, so seed i there need not be seed i here. (When both runs hold
-  bit-identical values on the same seeds, nothing changed and the finding
-  is `no change` without a test: see `stats.identical`.)
+  sides: **paired** on the seeds both ran when every one of them executed
+  the same program on both sides (`program_digest`: same workload, profile
+  and seed, so common random numbers hold across the commits); otherwise
+  **unpaired**, and the finding's note says why (no digests in an old saved
+  run, programs that differ, no common seeds).
+
+Each finding's p-value is first put on the scale of the group-sequential
+design of the adaptive rounds (`sequential`), then adjusted with
+Benjamini-Hochberg across the whole report.
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ import statistics
 
 from pytest_tlbperf.metrics import METRICS
 
-from . import stats
+from . import sequential, stats
 
 ALPHA = 0.05
+# "no change" for samples identical on every seed needs the 95% upper bound
+# on the share of seeds where they differ (stats.differing_bound) at most this:
+# 20 identical seeds give 13.9%, 10 give 25.9%, 5 give 45%
+MAX_DIFFERING_SHARE = 0.15
 DEFAULT_THRESHOLD = 0.02           # 2%: the practical threshold of DESIGN §6
 REGRESSION, IMPROVEMENT, NO_CHANGE, INCONCLUSIVE = (
     "regression", "improvement", "no change", "inconclusive")
@@ -104,12 +113,18 @@ def verdict(comparison, p_adjusted, better: str, threshold: float, alpha: float 
     * inconclusive: anything else (too wide, or straddling the threshold,
       or no interval).
 
-    When the relative change is undefined (baseline 0 on every seed, so
-    `comparison.ratio` is None), every change from 0 is beyond any relative
-    threshold: the verdict follows the test alone (p_adjusted < alpha and
-    the sign of the change), else inconclusive."""
+    Samples identical on every seed (`comparison.all_identical`) are `no
+    change` only when the 95% upper bound on the share of seeds on which
+    they differ is at most MAX_DIFFERING_SHARE, else inconclusive (the
+    adaptive rounds then add seeds).
+
+    When no ratio exists (no values), the verdict follows the test alone
+    (p_adjusted < alpha and the sign of the change), else inconclusive."""
     if better not in ("lower", "higher"):
         raise ValueError(f"better must be 'lower' or 'higher', not {better!r}")
+    if comparison.all_identical:
+        bound = stats.differing_bound(comparison.n)
+        return NO_CHANGE if bound <= MAX_DIFFERING_SHARE else INCONCLUSIVE
     significant = p_adjusted is not None and p_adjusted < alpha
     worse_when_up = better == "lower"
     if comparison.ratio is None:
@@ -131,15 +146,19 @@ def verdict(comparison, p_adjusted, better: str, threshold: float, alpha: float 
 class Finding:
     """One comparison of a report: (suite test, profile, metric, candidate
     policy) against a reference -- the run's baseline policy (paired) or
-    the same cell of another run (unpaired) -- with its statistics, adjusted
-    p-value and verdict. `seeds` lists the seeds of a paired comparison in
-    the order of `baseline` and `candidate`."""
+    the same cell of another run (paired where the programs match, else
+    unpaired) -- with its statistics, adjusted p-value and verdict. `seeds`
+    lists the seeds of a paired comparison in the order of `baseline` and
+    `candidate`; `look_alpha` is the alpha its look of the group-sequential
+    design may spend, `p_sequential` its p on that design's scale, `why`
+    the reason a comparison with a saved run is unpaired."""
 
     __slots__ = ("test", "profile", "metric", "policy", "reference", "baseline", "candidate",
-                 "seeds", "comparison", "p_adjusted", "threshold", "verdict")
+                 "seeds", "comparison", "p_adjusted", "threshold", "verdict", "look_alpha",
+                 "p_sequential", "why")
 
     def __init__(self, test, profile, metric, policy, reference, baseline, candidate, seeds,
-                 comparison):
+                 comparison, look_alpha=ALPHA, why=""):
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}")
         self.test, self.profile, self.metric, self.policy = test, profile, metric, policy
@@ -147,6 +166,9 @@ class Finding:
         self.baseline, self.candidate = list(baseline), list(candidate)
         self.seeds = list(seeds) if seeds is not None else None
         self.comparison = comparison
+        self.look_alpha = look_alpha      # alpha this look may spend (sequential)
+        self.p_sequential = None
+        self.why = why                    # why a comparison with a saved run is unpaired
         self.p_adjusted = None
         self.threshold = None
         self.verdict = INCONCLUSIVE
@@ -180,7 +202,9 @@ class Finding:
                 "policy": self.policy, "reference": self.reference,
                 "design": self.design, "seeds": self.seeds,
                 "baseline": self.baseline, "candidate": self.candidate,
-                "comparison": self.comparison.to_dict(), "p_adjusted": self.p_adjusted,
+                "comparison": self.comparison.to_dict(), "look_alpha": self.look_alpha,
+                "p_sequential": self.p_sequential, "why": self.why,
+                "p_adjusted": self.p_adjusted,
                 "threshold": self.threshold, "verdict": self.verdict}
 
     def __repr__(self):
@@ -201,10 +225,27 @@ def _unpaired(b: tuple, c: tuple):
     return stats.unpaired(b, c)
 
 
-def paired_findings(run) -> list:
+def _adaptive(run):
+    """(default initial seeds, max_rounds) of the run's adaptive rounds; a
+    run that does not record its cells' first look (format 1) is taken to
+    have started at the default rounds."""
+    opts = run.get("options") or {}
+    max_rounds = opts.get("max_rounds")
+    return opts.get("rounds") or (sequential.DEFAULT_INITIAL if max_rounds else None), \
+        max_rounds
+
+
+def _initial(cell, default):
+    """Seeds the cell's test ran before any adaptive round."""
+    return cell.get("rounds") or default or len(cell["seeds"])
+
+
+def paired_findings(run, alpha=ALPHA) -> list:
     """Every candidate policy against the run's baseline policy, per
-    (test, profile) and per shown metric, paired on the seeds both ran."""
+    (test, profile) and per shown metric, paired on the seeds both ran; each
+    with the alpha its look may spend (`sequential.look_alpha`)."""
     baseline = run.get("baseline")
+    default_rounds, max_rounds = _adaptive(run)
     by_group = {}
     for cell in run["cells"]:
         by_group.setdefault((cell["test"], cell["profile"]), {})[cell["policy"]] = cell
@@ -218,13 +259,16 @@ def paired_findings(run) -> list:
             if policy == baseline:
                 continue
             cand_by_seed = {s["seed"]: s["metrics"] for s in cell["seeds"]}
+            initial = min(_initial(base, default_rounds), _initial(cell, default_rounds))
             for metric in cell.get("metrics", ()):
                 seeds = sorted(s for s in set(base_by_seed) & set(cand_by_seed)
                                if metric in base_by_seed[s] and metric in cand_by_seed[s])
                 b = [base_by_seed[s][metric] for s in seeds]
                 c = [cand_by_seed[s][metric] for s in seeds]
                 out.append(Finding(test, profile, metric, policy, baseline, b, c, seeds,
-                                   _paired(tuple(b), tuple(c))))
+                                   _paired(tuple(b), tuple(c)),
+                                   sequential.look_alpha(len(seeds), initial, max_rounds,
+                                                         alpha)))
     return out
 
 
@@ -234,9 +278,29 @@ def run_label(run) -> str:
     return f"run {ident} ({run.get('commit', 'unknown')})"
 
 
-def unpaired_findings(run, reference) -> list:
+def pairing(then_samples, now_samples) -> tuple:
+    """(common seeds, why not paired or "") for one cell in a saved run and
+    in this one: paired when they share seeds and every shared seed ran the
+    same program on both sides (equal `program_digest`)."""
+    then = {s["seed"]: s.get("program_digest") for s in then_samples}
+    now = {s["seed"]: s.get("program_digest") for s in now_samples}
+    common = sorted(set(then) & set(now))
+    if not common:
+        return common, "no seeds in common"
+    if any(then[s] is None or now[s] is None for s in common):
+        return common, "no program digests in the saved run (saved before format 2)"
+    differ = [s for s in common if then[s] != now[s]]
+    if differ:
+        return common, (f"programs differ on {len(differ)} of {len(common)} common seeds "
+                        f"(the workload, profile or program builder changed)")
+    return common, ""
+
+
+def unpaired_findings(run, reference, alpha=ALPHA) -> list:
     """The same (test, profile, policy) cell in `reference` and in `run`,
-    per metric the run's cell shows, unpaired."""
+    per metric the run's cell shows: paired on the common seeds where
+    their programs match (`pairing`), else unpaired with the reason in
+    `Finding.why`. One look each: the saved side cannot grow."""
     label = run_label(reference)
     ref = {(c["test"], c["profile"], c["policy"]): c for c in reference["cells"]}
     out = []
@@ -244,7 +308,19 @@ def unpaired_findings(run, reference) -> list:
         other = ref.get((cell["test"], cell["profile"], cell["policy"]))
         if other is None:
             continue
+        common, why = pairing(other["seeds"], cell["seeds"])
+        then_by_seed = {s["seed"]: s["metrics"] for s in other["seeds"]}
+        now_by_seed = {s["seed"]: s["metrics"] for s in cell["seeds"]}
         for metric in cell.get("metrics", ()):
+            if not why:
+                seeds = [s for s in common if metric in then_by_seed[s]
+                         and metric in now_by_seed[s]]
+                b = [then_by_seed[s][metric] for s in seeds]
+                c = [now_by_seed[s][metric] for s in seeds]
+                comparison = _paired(tuple(b), tuple(c))
+                out.append(Finding(cell["test"], cell["profile"], metric, cell["policy"],
+                                   label, b, c, seeds, comparison, alpha))
+                continue
             then = [(s["seed"], s["metrics"][metric]) for s in other["seeds"]
                     if metric in s["metrics"]]
             now = [(s["seed"], s["metrics"][metric]) for s in cell["seeds"]
@@ -252,21 +328,25 @@ def unpaired_findings(run, reference) -> list:
             b, c = [v for _, v in then], [v for _, v in now]
             if now and then == now:
                 # same seeds, same values: the deterministic engine says the
-                # cell did not change between the runs; nothing to infer
+                # cell did not change between the runs
                 comparison = stats.identical(stats.UNPAIRED, len(b), len(c),
                                              f"identical on all {len(c)} seeds in both runs")
             else:
                 comparison = _unpaired(tuple(b), tuple(c))
             out.append(Finding(cell["test"], cell["profile"], metric, cell["policy"], label,
-                               b, c, None, comparison))
+                               b, c, None, comparison, alpha, why=why))
     return out
 
 
 def judge(findings, thresholds=None, alpha=ALPHA) -> list:
-    """Adjust every finding's p-value with Benjamini-Hochberg across the
-    whole list (`stats.adjust`) and set its verdict; returns the list."""
+    """Put every finding's p on the sequential design's scale
+    (`sequential.sequential_p` with the alpha its look may spend), adjust
+    those with Benjamini-Hochberg across the whole list (`stats.adjust`) and
+    set each verdict; returns the list."""
     thresholds = thresholds or Thresholds()
-    adjusted = stats.adjust([f.comparison.p for f in findings])
+    for f in findings:
+        f.p_sequential = sequential.sequential_p(f.comparison.p, f.look_alpha, alpha)
+    adjusted = stats.adjust([f.p_sequential for f in findings])
     for finding, q in zip(findings, adjusted):
         finding.p_adjusted = q
         finding.threshold = thresholds(finding.metric)
@@ -278,9 +358,9 @@ def judge(findings, thresholds=None, alpha=ALPHA) -> list:
 def compare_runs(run, references=(), thresholds=None, alpha=ALPHA) -> list:
     """All findings of one report: the run's paired policy comparisons,
     then the run against each reference run; judged as one family."""
-    findings = paired_findings(run)
+    findings = paired_findings(run, alpha)
     for reference in references:
-        findings += unpaired_findings(run, reference)
+        findings += unpaired_findings(run, reference, alpha)
     return judge(findings, thresholds, alpha)
 
 

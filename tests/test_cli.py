@@ -67,8 +67,12 @@ def test_compare_two_runs_unpaired(store, capsys):
     row = next(line for line in lines if line.startswith("async_flush")).split()
     # 0.9 -> 1.2 of the baseline: +33.3%, ratio of medians, Mann-Whitney on 10 vs 10
     assert row[3] == "+33.3%" and row[-1] == "REGRESSION"
+    # the same values on the same 10 seeds: identical, but 10 seeds only bound
+    # the share of seeds on which they differ to 26% -- not yet "no change"
     mainline = next(line for line in lines if line.startswith("mainline")).split()
-    assert mainline[-2:] == ["no", "change"] and "paired by seed vs" not in out
+    assert mainline[-1] == "inconclusive" and "paired by seed vs" not in out
+    # format-1-like samples without program digests: unpaired, and it says why
+    assert "no program digests in the saved run" in " ".join(out.split())
     assert main("compare", "main", "branch", "--storage", store.path, "--threshold", "50",
                 "--fail-on-regression") == 0
 

@@ -29,7 +29,8 @@ def test_exit(tlbperf):
     tlbperf(tp.workloads.exit_storm(processes=12, cpus=8))
 '''
 
-FAST = ["--tlbperf-policy", "concurrent_flush", "--tlbperf-rounds", "2", "-p", "no:randomly"]
+FAST = ["--tlbperf-policy", "concurrent_flush", "--tlbperf-rounds", "2",
+        "--tlbperf-max-rounds", "2", "-p", "no:randomly"]
 
 
 @pytest.fixture
@@ -160,14 +161,17 @@ def test_save_then_compare_round_trips(suite):
     files = sorted(p.name for p in (suite.path / ".tlbperf").glob("*.json"))
     assert files[0] == "0001_base.json" and len(files) == 2      # nothing overwritten
     saved = json.loads((suite.path / ".tlbperf" / "0001_base.json").read_text())
-    assert saved["format"] == "pytest-tlbperf-run" and saved["version"] == 1
+    assert saved["format"] == "pytest-tlbperf-run" and saved["version"] == 2
+    assert all(len(s["program_digest"]) == 16 for c in saved["cells"] for s in c["seeds"])
     assert saved["model_version"] and saved["profiles"]["haswell-4c"]
     assert len(saved["cells"][0]["seeds"]) == 2 and "metrics" in saved["cells"][0]["seeds"][0]
     cmp = suite.runpytest("--tlbperf", *FAST, "--tlbperf-compare=base")
     cmp.assert_outcomes(passed=2)
-    cmp.stdout.fnmatch_lines(["*compared with saved run 0001*",
+    # the candidate ran the saved run's seeds, with the same programs: paired
+    cmp.stdout.fnmatch_lines(["*compared with saved run 0001*: 4 comparisons paired by seed*",
                               "test_madvise?haswell-4c?",
-                              "madvise_ns (ns, lower is better), vs run 0001*",
+                              "madvise_ns (ns, lower is better), paired by seed vs run 0001*",
+                              "policy * then * now *",
                               "concurrent_flush *+0.0%*"])
 
 

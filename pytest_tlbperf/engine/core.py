@@ -69,11 +69,13 @@ class Core:
         self.c_walk, self.c_walk_psc = c["walk"], c["walk_psc"]
         self.c_fault, self.c_zap, self.c_pte = c["page_fault"], c["zap_pte"], c["pte_update"]
         self.c_invlpg, self.c_full_flush = c["invlpg"], c["full_flush"]
+        self.c_invpcid = c["invpcid"]
         self.c_cr3, self.c_ctxsw = c["cr3_write"], c["context_switch"]
         self.c_irq, self.c_flush_func, self.c_csd = (c["irq_entry"], c["flush_func"],
                                                      c["csd_ack"])
         self.c_ipi_send, self.c_atomic, self.c_mb = c["ipi_send"], c["atomic"], c["smp_mb"]
         self.c_wakeup, self.c_pipe = c["wakeup"], c["pipe"]
+        self.c_csd_setup = c["csd_setup"]
         # PTI: every entry from user mode and every return to it switches CR3
         # (SWITCH_TO_KERNEL_CR3 / SWITCH_TO_USER_CR3, NOFLUSH with PCID):
         # syscalls, page faults and interrupts that land in user mode. Left out:
@@ -88,6 +90,7 @@ class Core:
         self.ipi_lat = (smt, socket, socket, remote)
         self.ipi_jitter = P.ipi_jitter
         self.xfer = P.line_transfer
+        self.c_inval = P.invalidate_cycles
         self.rng = Stream(seed, STREAM_MACHINE)
         self.seed = seed
         self.program = program

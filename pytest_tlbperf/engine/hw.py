@@ -140,11 +140,24 @@ class Hardware:
         return self.book(c, line, t, self.c_atomic if op is None else op, True)
 
     def read_line(self, c, line, t):
-        """A plain load by c: free while c holds a copy; a miss brings the
-        line from the nearest copy and c shares it from then on."""
-        if (self.line_holders[line] >> c) & 1:
+        """A plain load by c: free while c holds a copy at t; a miss brings
+        the line from the nearest copy and c shares it from then on."""
+        if (self.holders_at(line, t) >> c) & 1:
             return t
         return self.book(c, line, t, 0, False)
+
+    def holders_at(self, line, t):
+        """Who has a copy at time t: the holders after the holds that are
+        over, then every booked hold that started by t, in order (a store
+        leaves only its CPU, a load adds its CPU)."""
+        book = self.line_book[line]
+        self.forget_holds(line, book)
+        state = self.line_holders[line]
+        for start, _, x, exclusive in book:
+            if start > t:
+                break
+            state = (1 << x) if exclusive else state | (1 << x)
+        return state
 
     def book(self, c, line, t, op, exclusive):
         """Book a miss on a line, from time t; returns when c has the line.
@@ -165,20 +178,25 @@ class Hardware:
         mostly inside one core, L3 or socket before it crosses (what cohort
         locks exploit), instead of crossing on every hand-off as strict
         request order would make it."""
+        holders = self.holders_at(line, t)
         book = self.line_book[line]
-        self.forget_holds(line, book)
         i = 0
         while i < len(book) and book[i][1] <= t:
             i += 1
         prev = book[i - 1][2] if i else self.line_last[line]
-        holders = self.line_holders[line]
         start = t
         while True:
+            extra = 0
             if start == t:
                 if exclusive:
-                    level = self.farthest(c, holders & ~(1 << c))
+                    others = holders & ~(1 << c)
+                    level = self.farthest(c, others)
                     if level < 0 and prev < 0:
                         level = 2                   # first touch: from memory
+                    elif others & (others - 1):
+                        # every further copy is one more invalidation to send
+                        # and acknowledge
+                        extra = self.c_inval * (others.bit_count() - 1)
                 else:
                     level = self.nearest(c, holders)
             else:
@@ -187,15 +205,13 @@ class Hardware:
                     level = 1
                 if level > 2 and self.line_tail_socket[line][self.socket[c]] > t:
                     level = 2
-            end = start + (self.xfer[level] if level >= 0 else 0) + op
+            end = start + (self.xfer[level] if level >= 0 else 0) + extra + op
             if i == len(book) or end <= book[i][0]:
                 break
             start = max(start, book[i][1])          # overlaps a hold: wait for it
             prev = book[i][2]
             i += 1
-        book.insert(i, (start, end, c))
-        if i == len(book) - 1:                      # the newest hold decides the state
-            self.line_holders[line] = (1 << c) if exclusive else holders | (1 << c)
+        book.insert(i, (start, end, c, exclusive))
         self.n_contention += end - t - op
         tails = self.line_tail_llc[line]
         if tails[self.llc[c]] < end:
@@ -206,12 +222,17 @@ class Hardware:
         return end
 
     def forget_holds(self, line, book):
-        """Holds that ended before now can delay nothing any more."""
+        """Holds that ended before now can delay nothing any more: fold them
+        into the line's standing state."""
         now = self.now
         k = 0
+        state = self.line_holders[line]
         while k < len(book) and book[k][1] <= now:
+            _, _, x, exclusive = book[k]
+            state = (1 << x) if exclusive else state | (1 << x)
             k += 1
         if k:
+            self.line_holders[line] = state
             self.line_last[line] = book[k - 1][2]
             del book[:k]
 

@@ -85,8 +85,8 @@ class Smp:
             unlock = self.csd_unlock[c] = [0] * self.ncpu
         for x in targets:
             # csd_lock(): wait until x unlocked our previous request, then own
-            # the csd line x wrote last
-            t = max(t, unlock[x]) + self.xfer[self.dist(c, x)]
+            # the csd line x wrote last, and fill it in
+            t = max(t, unlock[x]) + self.xfer[self.dist(c, x)] + self.c_csd_setup
             call.pending += 1
             call.targets |= 1 << x
             if self.hung[x]:
@@ -201,8 +201,10 @@ class Smp:
         self.ring(x, abi.TR_IPI, call.kind, call.initiator)
         t += self.xfer[self.dist(x, call.initiator)]    # load the csd the initiator wrote
         if call.kind == CALL_FLUSH:
-            # the initiator's per-CPU flush_tlb_info, written for this flush
-            t = self.read_line(x, self.cpu_line(self.info_line, call.initiator), t)
+            if self.k_flush_wait != abi.WAIT_ACK:
+                # the initiator's per-CPU flush_tlb_info, written for this
+                # flush (the async RFC sends it inline in the csd instead)
+                t = self.read_line(x, self.cpu_line(self.info_line, call.initiator), t)
             if call.wait_ack:
                 ack = t + self.c_csd      # copy the request, unlock the csd, then flush
                 t = self.flush_tlb_func(x, call, ack)

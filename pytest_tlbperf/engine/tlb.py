@@ -218,7 +218,7 @@ class Tlb:
         NOFLUSH, dropping every user entry (charged here, when it is marked)."""
         if self.invpcid:
             self.n_invpcid += npages
-            return t + self.c_invlpg * npages
+            return t + self.c_invpcid * npages
         self.flush_asid(c, asid)
         self.n_full_flushes += 1
         return t + self.c_full_flush
@@ -228,7 +228,9 @@ class Tlb:
         t = self.atomic(c, self.mm_line(mm, 2), t)       # inc_mm_tlb_gen()
         self.mm_gen[mm] += 1
         # get_flush_tlb_info(): fill this CPU's flush_tlb_info for the targets
-        t = self.atomic(c, self.cpu_line(self.info_line, c), t, 0)
+        # (the async RFC's "inline messages" copy it into each csd instead)
+        if self.k_flush_wait != abi.WAIT_ACK:
+            t = self.atomic(c, self.cpu_line(self.info_line, c), t, 0)
         cid = self.next_call
         self.next_call += 1
         call = self.calls[cid] = Call(CALL_FLUSH, c, mm, task, cont, t0)

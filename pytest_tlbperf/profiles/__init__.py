@@ -38,11 +38,13 @@ _SCHEMA = {
         "ipi_send_cycles": (int, True), "atomic_cycles": (int, True),
         "smp_mb_cycles": (int, True), "wakeup_cycles": (int, False),
         "pipe_cycles": (int, False), "file_fault_cycles": (int, False),
+        "invpcid_ns": (int, False), "csd_setup_cycles": (int, False),
     },
     "ipi": {"smt_ns": (int, True), "socket_ns": (int, True), "remote_ns": (int, True),
             "jitter_ns": (int, True), "apic": (str, False)},
     "cache_line": {"smt_cycles": (int, True), "llc_cycles": (int, False),
-                   "socket_cycles": (int, True), "remote_cycles": (int, True)},
+                   "socket_cycles": (int, True), "remote_cycles": (int, True),
+                   "invalidate_cycles": (int, False)},
     "speculation": {"walk_interval_ns": (int, True), "freed_table_walk": (str, True)},
     "virt": {"preempt_percent": (int, True), "preempt_us": (int, True),
              "pv_tlb_flush": (bool, True)},
@@ -52,7 +54,7 @@ _CSTATE_SCHEMA = {"name": (str, True), "exit_latency_us": (int, True),
                   "target_residency_us": (int, True), "tlb_flushed": (bool, True),
                   "polling": (bool, False), "wake_latency_ns": (list, False)}
 # Optional fields and what they mean when absent: the model before they existed.
-DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600}
+DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600, "csd_setup_cycles": 0}
 _OPTIONAL_TABLES = {"virt", "memory"}
 APIC_MODES = ("cluster", "physical", "kvm_pv")
 
@@ -86,7 +88,7 @@ class Profile:
     """A validated machine profile. Time values are integer cycles."""
 
     __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus", "cores_per_llc",
-                 "meltdown", "invpcid", "apic", "table_batch_fail_percent",
+                 "meltdown", "invpcid", "apic", "table_batch_fail_percent", "invalidate_cycles",
                  "smt", "tlb_entries", "tlb_ways", "psc_entries", "costs", "ipi_ns",
                  "ipi_jitter", "line_transfer", "cstates", "walk_interval",
                  "freed_table_walk", "virt", "source", "digest", "raw")
@@ -113,7 +115,8 @@ class Profile:
             tlb["entries"], tlb["ways"], tlb["psc_entries"])
         # every cost in cycles, keyed without its unit suffix
         self.costs = {}
-        defaults = dict(DEFAULT_COSTS, file_fault_cycles=raw["costs"]["page_fault_cycles"])
+        defaults = dict(DEFAULT_COSTS, file_fault_cycles=raw["costs"]["page_fault_cycles"],
+                        invpcid_ns=raw["costs"]["invlpg_ns"])
         for key, value in {**defaults, **raw["costs"]}.items():
             base, unit = key.rsplit("_", 1)
             self.costs[base] = self._to_cycles(value, unit)
@@ -126,6 +129,8 @@ class Profile:
         # by distance: same core, same last-level cache, same socket, remote
         self.line_transfer = (line["smt_cycles"], line.get("llc_cycles", line["socket_cycles"]),
                               line["socket_cycles"], line["remote_cycles"])
+        # a store to a line shared by k others pays this for each beyond the first
+        self.invalidate_cycles = line.get("invalidate_cycles", 0)
         us = lambda v: self.cycles_from_ns(v * 1000)   # noqa: E731
         self.cstates = tuple(
             CState(c["name"], us(c["exit_latency_us"]), us(c["target_residency_us"]),
