@@ -78,6 +78,15 @@ def test_constants_match_the_python_engine():
     assert not missing, f"constants the test does not compare: {missing}"
 
 
+def test_fields_are_flattened_in_the_order_the_c_reads_them():
+    assert native.PROFILE_FIELDS == _native.PROFILE_FIELDS
+    assert native.CSTATE_FIELDS == _native.CSTATE_FIELDS
+    assert native.KNOB_FIELDS == _native.KNOB_FIELDS
+    assert set(native.KNOB_FIELDS) == set(tp.policy.KNOB_NAMES)
+    # every cost of a profile reaches the engine
+    assert set(tp.profiles.get("haswell-4c").costs) <= set(native.PROFILE_FIELDS)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workload", sorted(tp.workloads.BUILDERS))
 @pytest.mark.parametrize("profile", tp.profiles.names())
@@ -146,6 +155,14 @@ def counter(name, check):
     """A check on the python engine's counters, so a scenario that stops
     reaching its path fails instead of passing for nothing."""
     return lambda raws: check([raw["counters"][name] for raw in raws])
+
+
+def barriers(b, profile):
+    mm = b.mm(64)
+    for cpu in range(6):
+        t = b.task(mm, cpu)
+        for _ in range(4):
+            t.access(cpu, 2).membarrier().madvise(cpu, 1).compute_us(3)
 
 
 def window_from_zero(b, profile):
@@ -233,6 +250,17 @@ KNOB_SCENARIOS = [
     # read_mm_tlb_gen before and after aa44284960d5
     ("read_gen_always", "skylake-2s", policy(read_mm_tlb_gen="always"),
      W.tlb_flush1(threads=12, **SHORT), None),
+    # a store to a line many CPUs share pays one invalidation per further
+    # copy; filling each csd costs its setup (zero in the built-in profiles)
+    ("rfo_invalidations", skylake(cache_line={"invalidate_cycles": 40}), policy(),
+     W.tlb_flush1(threads=20, **SHORT), None),
+    ("rfo_invalidations_context_switch1", skylake(cache_line={"invalidate_cycles": 25}),
+     policy("hazptr_lazymm"), W.context_switch1(pairs=28, **SHORT), None),
+    ("csd_setup", skylake(costs={"csd_setup_cycles": 60}), policy("async_flush"),
+     W.madvise_dontneed(threads=8, iterations=40), None),
+    ("csd_setup_membarrier", tp.profiles.get("laptop-8c").with_changes(
+        name="l", costs={"csd_setup_cycles": 90, "invpcid_ns": 300}), policy(pti=True),
+     W.custom("barriers", barriers), None),
     # windows, and pipes with affinity and (non-)polling C-states
     ("window_from_zero", "laptop-8c", policy(), W.custom("window_from_zero", window_from_zero),
      lambda raws: all(r["window_marks"] and r["finished"] for r in raws)),

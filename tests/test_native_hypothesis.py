@@ -52,7 +52,10 @@ def machines(draw):
         "ipi": {"jitter_ns": draw(st.sampled_from([0, 80, 1000])),
                 "apic": draw(st.sampled_from(["cluster", "physical"]
                                              + (["kvm_pv"] if virt else [])))},
-        "cache_line": {"llc_cycles": draw(st.integers(0, 400))},
+        "cache_line": {"llc_cycles": draw(st.integers(0, 400)),
+                       "invalidate_cycles": draw(st.sampled_from([0, 0, 15, 120]))},
+        "costs": {"csd_setup_cycles": draw(st.sampled_from([0, 0, 40])),
+                  "invpcid_ns": draw(st.integers(0, 400))},
         "cstates": cstates,
     }
     if virt:

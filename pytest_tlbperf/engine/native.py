@@ -30,14 +30,17 @@ if not hasattr(_native, "run"):
 
 # The order _native/module.c's parse_profile() reads a profile in (its P_* enum).
 PROFILE_FIELDS = (
-    "cpus", "smt", "sockets", "cores_per_llc", "clock_mhz", "pcid", "meltdown", "invpcid",
+    "cpus", "smt", "sockets", "cores_per_llc", "clock_mhz", "pcid", "meltdown", "has_invpcid",
     "apic", "tlb_sets", "tlb_ways", "psc_entries", "walk_interval", "walk_severity",
     "watchdog", "table_batch_fail_percent", "ipi_jitter", "ipi_smt", "ipi_socket",
     "ipi_remote", "xfer_smt", "xfer_llc", "xfer_socket", "xfer_remote",
     # Profile.costs, in cycles
     "syscall", "access", "walk", "walk_psc", "page_fault", "file_fault", "zap_pte",
     "pte_update", "invlpg", "full_flush", "cr3_write", "context_switch", "irq_entry",
-    "flush_func", "csd_ack", "ipi_send", "atomic", "smp_mb", "wakeup", "pipe",
+    "flush_func", "csd_ack", "ipi_send", "atomic", "smp_mb", "wakeup", "pipe", "invpcid",
+    "csd_setup",
+    # Profile.invalidate_cycles
+    "invalidate_cycles",
 )
 # ... a CState (its S_* enum)
 CSTATE_FIELDS = ("target_residency", "tlb_flushed", "polling", "wake_min", "wake_max")
@@ -59,13 +62,13 @@ def flatten_profile(profile) -> tuple:
         "cpus": profile.cpus, "smt": profile.smt, "sockets": profile.sockets,
         "cores_per_llc": profile.cores_per_llc, "clock_mhz": profile.clock_mhz,
         "pcid": int(profile.pcid), "meltdown": int(profile.meltdown),
-        "invpcid": int(profile.invpcid), "apic": APIC_MODES.index(profile.apic),
+        "has_invpcid": int(profile.invpcid), "apic": APIC_MODES.index(profile.apic),
         "tlb_sets": profile.tlb_entries // profile.tlb_ways, "tlb_ways": profile.tlb_ways,
         "psc_entries": profile.psc_entries, "walk_interval": profile.walk_interval,
         "walk_severity": abi.SEV_HANG if profile.freed_table_walk == "hang" else abi.SEV_SILENT,
         "watchdog": profile.cycles_from_ns(WATCHDOG_NS),
         "table_batch_fail_percent": profile.table_batch_fail_percent,
-        "ipi_jitter": profile.ipi_jitter,
+        "ipi_jitter": profile.ipi_jitter, "invalidate_cycles": profile.invalidate_cycles,
     }
     for distance, name in enumerate(("smt", "socket", "remote")):
         values[f"ipi_{name}"] = profile.cycles_from_ns(profile.ipi_ns[distance])

@@ -87,37 +87,43 @@ static inline int in_socket(const struct machine *m, int c, const uint64_t *h)
     return in_domain(m, h, m->socket[c] * m->cores_per_socket, m->cores_per_socket);
 }
 
-/* Distance level from c to the farthest holder of the line other than c
- * itself, -1 if none (hw.py farthest(c, holders & ~(1 << c))). */
-static int farthest(const struct machine *m, int c, const struct line *L)
+/* Who has a copy of a line at some time: a bitmap of n CPUs (bits is not
+ * read when n <= 1), and the CPU when there is one. */
+struct holders { const uint64_t *bits; int n, one; };
+
+/* Distance level from c to the farthest holder other than c itself, -1 if
+ * none (hw.py farthest(c, holders & ~(1 << c))); *others: how many. */
+static int farthest(const struct machine *m, int c, const struct holders *H, int *others)
 {
-    int self, total, socket, llc;
-    if (L->nheld <= 1)                  /* most lines: one CPU has it exclusive */
-        return L->nheld && L->one != c ? dist(m, c, L->one) : -1;
-    self = test_bit(L->holders, c);
-    total = L->nheld - self;
-    if (!total)
+    int self, socket, llc;
+    if (H->n <= 1) {                    /* most lines: one CPU has it exclusive */
+        *others = H->n && H->one != c;
+        return *others ? dist(m, c, H->one) : -1;
+    }
+    self = test_bit(H->bits, c);
+    *others = H->n - self;
+    if (!*others)
         return -1;
-    socket = in_socket(m, c, L->holders) - self;
-    if (total > socket)
+    socket = in_socket(m, c, H->bits) - self;
+    if (*others > socket)
         return 3;
-    llc = in_llc(m, c, L->holders) - self;
+    llc = in_llc(m, c, H->bits) - self;
     if (socket > llc)
         return 2;
-    return llc > in_core(m, c, L->holders) - self ? 1 : 0;
+    return llc > in_core(m, c, H->bits) - self ? 1 : 0;
 }
 
 /* Distance level from c to the nearest holder; a line no cache holds comes
  * from memory, charged as a same-socket transfer (hw.py nearest()). */
-static int nearest(const struct machine *m, int c, const struct line *L)
+static int nearest(const struct machine *m, int c, const struct holders *H)
 {
-    if (L->nheld <= 1)
-        return L->nheld ? dist(m, c, L->one) : 2;
-    if (in_core(m, c, L->holders))
+    if (H->n <= 1)
+        return H->n ? dist(m, c, H->one) : 2;
+    if (in_core(m, c, H->bits))
         return 0;
-    if (in_llc(m, c, L->holders))
+    if (in_llc(m, c, H->bits))
         return 1;
-    if (!L->nheld || in_socket(m, c, L->holders))
+    if (in_socket(m, c, H->bits))
         return 2;
     return 3;
 }
@@ -144,12 +150,51 @@ static inline size_t first_ending_after(const struct hold *h, size_t n, i64 x)
     return lo;
 }
 
-/* Holds that ended before now can delay nothing any more. */
+/* The holds of h[0..n) that started by x: they come before the first that
+ * ends after x (i), and the one at i if it straddles x (holds do not
+ * overlap, so no other can). */
+static inline size_t started_by(const struct hold *h, size_t n, size_t i, i64 x)
+{
+    return i + (i < n && h[i].start <= x);
+}
+
+/* The standing state of a line: its holders bitmap with nheld and one */
+static inline struct holders standing(const struct line *L)
+{
+    struct holders H = { L->holders, L->nheld, L->one };
+    return H;
+}
+
+/* state = {x} (a store) or state | {x} (a load), on a line's standing state */
+static inline void fold(const struct machine *m, struct line *L, int x, int exclusive)
+{
+    if (exclusive) {
+        /* plain stores: a store after an RMW of the same word waits for it */
+        if (L->nheld == 1)
+            L->holders[L->one >> 6] = 0;
+        else if (L->nheld)
+            memset(L->holders, 0, (size_t)m->nwords * sizeof *L->holders);
+        L->holders[x >> 6] = (uint64_t)1 << (x & 63);
+        L->nheld = 1;
+        L->one = x;
+    } else if (!test_bit(L->holders, x)) {
+        set_bit(L->holders, x);
+        if (!L->nheld++)
+            L->one = x;
+    }
+}
+
+/* Holds that ended before now can delay nothing any more: fold them into
+ * the line's standing state (from the last store among them on). */
 static inline void forget_holds(const struct machine *m, struct line *L)
 {
     const struct hold *h = L->v + L->head;
-    size_t k = first_ending_after(h, L->n, m->now);
+    size_t k = first_ending_after(h, L->n, m->now), j, e;
     if (k) {
+        for (e = k; e > 0 && !h[e - 1].exclusive; e--)
+            ;
+        for (j = e ? e - 1 : 0; j < k; j++)
+            fold(m, L, h[j].cpu, h[j].exclusive);
         L->last = h[k - 1].cpu;
         L->head += k;
         L->n -= k;
@@ -158,53 +203,97 @@ static inline void forget_holds(const struct machine *m, struct line *L)
     }
 }
 
+/* Who has a copy at time t (hw.py holders_at(), after forget_holds()): the
+ * standing state, then every booked hold that started by t (h[0..k)), in
+ * order -- that is, the last store among them and the loads after it. A
+ * state made of several CPUs is built in m->held. */
+static struct holders holders_at(struct machine *m, const struct line *L, size_t k)
+{
+    const struct hold *h = L->v + L->head;
+    struct holders H;
+    size_t e, j;
+    if (!k)
+        return standing(L);
+    for (e = k; e > 0 && !h[e - 1].exclusive; e--)
+        ;
+    if (e == k) {                       /* a store last: it alone has the line */
+        H.bits = NULL, H.n = 1, H.one = h[k - 1].cpu;
+        return H;
+    }
+    if (e) {
+        memset(m->held, 0, (size_t)m->nwords * sizeof *m->held);
+        set_bit(m->held, h[e - 1].cpu);
+        H.n = 1, H.one = h[e - 1].cpu;
+    } else {
+        memcpy(m->held, L->holders, (size_t)m->nwords * sizeof *m->held);
+        H.n = L->nheld, H.one = L->one;
+    }
+    for (j = e; j < k; j++) {
+        if (!test_bit(m->held, h[j].cpu)) {
+            set_bit(m->held, h[j].cpu);
+            if (!H.n++)
+                H.one = h[j].cpu;
+        }
+    }
+    H.bits = m->held;
+    return H;
+}
+
+/* Does c have a copy of the line at t? hw.py read_line()'s test of
+ * holders_at(line, t): the last of the holds that started by t either is
+ * c's or a store by another, or none is and the standing state says. */
+int holds_copy(struct machine *m, int c, int id, i64 t)
+{
+    struct line *L = &m->lines.v[id];
+    const struct hold *h;
+    size_t k;
+    forget_holds(m, L);
+    h = L->v + L->head;
+    k = started_by(h, L->n, first_ending_after(h, L->n, t), t);
+    while (k--) {
+        if (h[k].cpu == c)
+            return 1;
+        if (h[k].exclusive)
+            return 0;
+    }
+    return test_bit(L->holders, c);
+}
+
 /* Book a miss on a line, from time t; returns when c has the line. See
  * hw.py book(): the line is a timeline of holds booked out of order, a miss
  * takes the first gap at or after t that fits it; its transfer is the
- * farthest copy a store invalidates or the nearest copy a load takes, and
- * behind others the nearest CPU that holds or waits for the line (the
- * arbitration rule, through the per-LLC and per-socket tails). */
+ * farthest copy a store invalidates (plus one invalidation per further
+ * copy) or the nearest copy a load takes, and behind others the nearest CPU
+ * that holds or waits for the line (the arbitration rule, through the
+ * per-LLC and per-socket tails). A hold records whether it was a store: the
+ * holders at a time are read off the timeline (holders_at). */
 i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
 {
     struct line *L = &m->lines.v[id];
+    struct holders H;
     struct hold *h;
     size_t i, n;
-    i64 start = t, end;
-    int prev, level;
+    i64 start = t, end, extra;
+    int prev, level, others;
     forget_holds(m, L);
     h = L->v + L->head;
     n = L->n;
     i = first_ending_after(h, n, t);
+    H = holders_at(m, L, started_by(h, n, i, t));
     prev = i ? h[i - 1].cpu : L->last;
-    if (i == n) {
-        /* nothing booked after t (the common case): the miss starts at t */
-        if (exclusive) {
-            level = farthest(m, c, L);
-            if (level < 0 && prev < 0)
-                level = 2;
-        } else {
-            level = nearest(m, c, L);
-        }
-        end = t + (level >= 0 ? m->xfer[level] : 0) + op;
-        if (L->head + n == L->cap) {
-            if (L->head) {
-                memmove(L->v, h, n * sizeof *L->v);
-                L->head = 0;
-            } else {
-                L->v = grow(m, L->v, &L->cap, sizeof *L->v);
-            }
-            h = L->v + L->head;
-        }
-        goto append;
-    }
     for (;;) {
+        extra = 0;
         if (start == t) {
             if (exclusive) {
-                level = farthest(m, c, L);
+                level = farthest(m, c, &H, &others);
                 if (level < 0 && prev < 0)
                     level = 2;                  /* first touch: from memory */
+                else if (others > 1)
+                    /* every further copy is one more invalidation to send
+                     * and acknowledge */
+                    extra = m->c_inval * (others - 1);
             } else {
-                level = nearest(m, c, L);
+                level = nearest(m, c, &H);
             }
         } else {
             level = dist(m, prev, c);
@@ -213,17 +302,17 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
             if (level > 2 && L->tail_socket[m->socket[c]] > t)
                 level = 2;
         }
-        end = start + (level >= 0 ? m->xfer[level] : 0) + op;
+        end = start + (level >= 0 ? m->xfer[level] : 0) + extra + op;
         if (i == n || end <= h[i].start)
             break;
         start = max64(start, h[i].end);        /* overlaps a hold: wait for it */
         prev = h[i].cpu;
         i++;
     }
-    /* book.insert(i, (start, end, c)) */
-    if (L->head + L->n == L->cap) {
+    /* book.insert(i, (start, end, c, exclusive)) */
+    if (L->head + n == L->cap) {
         if (L->head) {
-            memmove(L->v, L->v + L->head, L->n * sizeof *L->v);
+            memmove(L->v, L->v + L->head, n * sizeof *L->v);
             L->head = 0;
         } else {
             L->v = grow(m, L->v, &L->cap, sizeof *L->v);
@@ -231,26 +320,8 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
     }
     h = L->v + L->head;
     memmove(h + i + 1, h + i, (n - i) * sizeof *h);
-append:
-    h[i].start = start, h[i].end = end, h[i].cpu = c;
+    h[i].start = start, h[i].end = end, h[i].cpu = c, h[i].exclusive = exclusive;
     L->n = n + 1;
-    if (i == n) {                               /* the newest hold decides the state */
-        if (exclusive) {
-            /* holders = {c}: plain stores (one store after another RMW on
-             * the same word would wait for it) */
-            if (L->nheld == 1)
-                L->holders[L->one >> 6] = 0;
-            else
-                memset(L->holders, 0, (size_t)m->nwords * sizeof *L->holders);
-            L->holders[c >> 6] = (uint64_t)1 << (c & 63);
-            L->nheld = 1;
-            L->one = c;
-        } else if (!test_bit(L->holders, c)) {
-            set_bit(L->holders, c);
-            if (!L->nheld++)
-                L->one = c;
-        }
-    }
     m->n_contention += end - t - op;
     if (L->tail_llc[m->llc[c]] < end)
         L->tail_llc[m->llc[c]] = end;

@@ -182,7 +182,7 @@ struct event { i64 t; uint64_t seq; i64 a, b; int32_t cpu, ev; };
 struct win { i64 start, end; };                   /* a vCPU preemption window */
 struct page_ver { i64 page, ver; };               /* a flush's snapshot entry */
 struct table_free { i64 t; int32_t cpu, mm; };    /* table_frees[table][g] */
-struct hold { i64 start, end; int32_t cpu; };     /* a booked hold of a cache line */
+struct hold { i64 start, end; int32_t cpu, exclusive; };  /* a booked hold of a line */
 
 struct i32vec { int32_t *v; size_t n, cap; };
 struct i64vec { i64 *v; size_t n, cap; };
@@ -196,8 +196,9 @@ struct windeque { struct win *v; size_t head, n, cap; };
 
 /* One contended kernel cache line (hw.py line_*): the holds booked on it,
  * oldest first, in v[head .. head+n); the holder before the first of them;
- * the CPUs whose caches hold a copy (nheld of them); and per LLC domain and
- * per socket the end of the last hold taken from there. */
+ * the CPUs whose caches held a copy after the holds that are over (nheld of
+ * them; the booked holds tell the rest, see holders_at()); and per LLC
+ * domain and per socket the end of the last hold taken from there. */
 struct line {
     struct hold *v;
     size_t head, n, cap;
@@ -267,8 +268,8 @@ struct machine {
     int ncpu, nwords, pcid, invpcid, pti, apic_mode;
     i64 smt, cores, cores_per_llc, cores_per_socket, n_llc, n_socket, us, slice;
     i64 c_syscall, c_access, c_walk, c_walk_psc, c_fault, c_fault_file, c_zap, c_pte,
-        c_invlpg, c_full_flush, c_cr3, c_ctxsw, c_irq, c_flush_func, c_csd, c_ipi_send,
-        c_atomic, c_mb, c_wakeup, c_pipe, c_pti;
+        c_invlpg, c_invpcid, c_full_flush, c_cr3, c_ctxsw, c_irq, c_flush_func, c_csd,
+        c_csd_setup, c_ipi_send, c_atomic, c_mb, c_wakeup, c_pipe, c_pti, c_inval;
     i64 ipi_lat[4], ipi_jitter, xfer[4];
     int ncstates;
     i64 *cs_residency, *cs_flushed, *cs_polling, *cs_wake_min, *cs_wake_max;
@@ -363,6 +364,7 @@ struct machine {
     int32_t *group, *group_count, *group_start, *group_order;  /* send_call_function_ipi_mask */
     int32_t *group_of;           /* APIC cluster -> group, -1: none (max_apicid/16 + 1) */
     int32_t *line_ids;           /* read_lines()'s lines */
+    uint64_t *held;              /* holders_at()'s bitmap (nwords) */
     struct snapvec snap;         /* change_ptes -> flush_tlb_mm_range, swapped into the call */
     struct i32vec freed_tables;  /* likewise */
     struct recvec extra;         /* ev_watchdog's hung CPUs */
@@ -474,6 +476,7 @@ void counters(const struct machine *m, i64 *out);
 /* hw.c */
 int new_line(struct machine *m);
 i64 book(struct machine *m, int c, int line, i64 t, i64 op, int exclusive);
+int holds_copy(struct machine *m, int c, int line, i64 t);
 i64 read_lines(struct machine *m, int c, const int32_t *lines, size_t n, i64 t);
 void flush_asid(struct machine *m, int c, int asid);
 void flush_everything(struct machine *m, int c);
@@ -578,11 +581,11 @@ static inline i64 atomic(struct machine *m, int c, int line, i64 t, i64 op)
     return book(m, c, line, t, op, 1);
 }
 
-/* A plain load by c: free while c holds a copy; a miss brings the line from
- * the nearest copy and c shares it from then on. */
+/* A plain load by c: free while c holds a copy at t; a miss brings the line
+ * from the nearest copy and c shares it from then on. */
 static inline i64 read_line(struct machine *m, int c, int line, i64 t)
 {
-    if (test_bit(m->lines.v[line].holders, c))
+    if (holds_copy(m, c, line, t))
         return t;
     return book(m, c, line, t, 0, 0);
 }

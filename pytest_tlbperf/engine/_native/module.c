@@ -18,15 +18,17 @@ enum { P_CPUS, P_SMT, P_SOCKETS, P_CORES_PER_LLC, P_CLOCK_MHZ, P_PCID, P_MELTDOW
        P_XFER_SMT, P_XFER_LLC, P_XFER_SOCKET, P_XFER_REMOTE, P_SYSCALL, P_ACCESS, P_WALK,
        P_WALK_PSC, P_PAGE_FAULT, P_FILE_FAULT, P_ZAP_PTE, P_PTE_UPDATE, P_INVLPG,
        P_FULL_FLUSH, P_CR3_WRITE, P_CONTEXT_SWITCH, P_IRQ_ENTRY, P_FLUSH_FUNC, P_CSD_ACK,
-       P_IPI_SEND, P_ATOMIC, P_SMP_MB, P_WAKEUP, P_PIPE, N_PROFILE };
+       P_IPI_SEND, P_ATOMIC, P_SMP_MB, P_WAKEUP, P_PIPE, P_INVPCID_COST, P_CSD_SETUP,
+       P_INVALIDATE, N_PROFILE };
 static const char *const profile_fields[N_PROFILE] = {
-    "cpus", "smt", "sockets", "cores_per_llc", "clock_mhz", "pcid", "meltdown", "invpcid",
+    "cpus", "smt", "sockets", "cores_per_llc", "clock_mhz", "pcid", "meltdown", "has_invpcid",
     "apic", "tlb_sets", "tlb_ways", "psc_entries", "walk_interval", "walk_severity",
     "watchdog", "table_batch_fail_percent", "ipi_jitter", "ipi_smt", "ipi_socket",
     "ipi_remote", "xfer_smt", "xfer_llc", "xfer_socket", "xfer_remote", "syscall", "access",
     "walk", "walk_psc", "page_fault", "file_fault", "zap_pte", "pte_update", "invlpg",
     "full_flush", "cr3_write", "context_switch", "irq_entry", "flush_func", "csd_ack",
-    "ipi_send", "atomic", "smp_mb", "wakeup", "pipe",
+    "ipi_send", "atomic", "smp_mb", "wakeup", "pipe", "invpcid", "csd_setup",
+    "invalidate_cycles",
 };
 /* ... a C-state (native.CSTATE_FIELDS) */
 enum { S_RESIDENCY, S_FLUSHED, S_POLLING, S_WAKE_MIN, S_WAKE_MAX, N_CSTATE };
@@ -188,6 +190,8 @@ static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, P
     m->c_irq = p[P_IRQ_ENTRY], m->c_flush_func = p[P_FLUSH_FUNC], m->c_csd = p[P_CSD_ACK];
     m->c_ipi_send = p[P_IPI_SEND], m->c_atomic = p[P_ATOMIC], m->c_mb = p[P_SMP_MB];
     m->c_wakeup = p[P_WAKEUP], m->c_pipe = p[P_PIPE];
+    m->c_invpcid = p[P_INVPCID_COST], m->c_csd_setup = p[P_CSD_SETUP];
+    m->c_inval = p[P_INVALIDATE];    /* a store pays it per sharer beyond the first */
 
     if (as_tuple(cstates, -1, "cstates") < 0)
         return -1;
@@ -549,6 +553,7 @@ static int machine_init(struct machine *m, PyObject *args)
         ARRAY(group_start, m->ncpu + 1),
         ARRAY(group_order, m->ncpu),
         ARRAY(line_ids, m->ncpu),
+        ARRAY(held, m->nwords),
         };
         m->percpu = carve(m, arrays, sizeof arrays / sizeof arrays[0]);
     }
@@ -956,6 +961,27 @@ static int add_abi(PyObject *module)
     return 0;
 }
 
+/* The field names, in the order run() reads them, for tests to compare
+ * with native.PROFILE_FIELDS, CSTATE_FIELDS and KNOB_FIELDS. */
+static int add_names(PyObject *module, const char *attr, const char *const *names, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    int i;
+    for (i = 0; t && i < n; i++) {
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    if (!t || PyModule_AddObject(module, attr, t) < 0) {
+        Py_XDECREF(t);
+        return -1;
+    }
+    return 0;
+}
+
 static int native_exec(PyObject *module)
 {
     PyObject *threading = PyImport_ImportModule("threading"), *main, *ident;
@@ -972,6 +998,10 @@ static int native_exec(PyObject *module)
     main_thread_ident = PyLong_AsUnsignedLong(ident);
     Py_DECREF(ident);
     if (PyErr_Occurred())
+        return -1;
+    if (add_names(module, "PROFILE_FIELDS", profile_fields, N_PROFILE) < 0
+            || add_names(module, "CSTATE_FIELDS", cstate_fields, N_CSTATE) < 0
+            || add_names(module, "KNOB_FIELDS", knob_fields, N_KNOBS) < 0)
         return -1;
     return add_abi(module);
 }

@@ -70,8 +70,8 @@ i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *ta
         int x = targets[i];
         struct call *call = &m->calls.v[slot];
         /* csd_lock(): wait until x unlocked our previous request, then own the
-         * csd line x wrote last */
-        t = max64(t, unlock[x]) + m->xfer[dist(m, c, x)];
+         * csd line x wrote last, and fill it in */
+        t = max64(t, unlock[x]) + m->xfer[dist(m, c, x)] + m->c_csd_setup;
         call->pending += 1;
         PUSH(m, call->targets, x);
         if (m->hung[x])
@@ -238,8 +238,10 @@ static i64 run_call(struct machine *m, int x, int slot, i64 t)
     ring(m, x, TR_IPI, call->kind, initiator);
     t += m->xfer[dist(m, x, initiator)];         /* load the csd the initiator wrote */
     if (call->kind == CALL_FLUSH) {
-        /* the initiator's per-CPU flush_tlb_info, written for this flush */
-        t = read_line(m, x, cpu_line(m, m->info_line, initiator), t);
+        /* the initiator's per-CPU flush_tlb_info, written for this flush (the
+         * async RFC sends it inline in the csd instead) */
+        if (m->k_flush_wait != WAIT_ACK)
+            t = read_line(m, x, cpu_line(m, m->info_line, initiator), t);
         call = &m->calls.v[slot];
         if (call->wait_ack) {
             ack = t + m->c_csd;     /* copy the request, unlock the csd, then flush */

@@ -155,7 +155,7 @@ static i64 flush_user_asid(struct machine *m, int c, int asid, i64 npages, i64 t
 {
     if (m->invpcid) {
         m->n_invpcid += npages;
-        return t + m->c_invlpg * npages;
+        return t + m->c_invpcid * npages;
     }
     flush_asid(m, c, asid);
     m->n_full_flushes += 1;
@@ -231,8 +231,10 @@ void flush_tlb_mm_range(struct machine *m, int c, int mm, i64 start, i64 npages,
     int slot, flush_all, local, i, x;
     t = atomic(m, c, mm_line(m, mm, 2), t, m->c_atomic);     /* inc_mm_tlb_gen() */
     m->mms.v[mm].gen += 1;
-    /* get_flush_tlb_info(): fill this CPU's flush_tlb_info for the targets */
-    t = atomic(m, c, cpu_line(m, m->info_line, c), t, 0);
+    /* get_flush_tlb_info(): fill this CPU's flush_tlb_info for the targets
+     * (the async RFC's "inline messages" copy it into each csd instead) */
+    if (m->k_flush_wait != WAIT_ACK)
+        t = atomic(m, c, cpu_line(m, m->info_line, c), t, 0);
     slot = new_call(m, CALL_FLUSH, c, mm, task, cont, t0);
     call = &m->calls.v[slot];
     call->start = start;
