@@ -278,6 +278,27 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
     forget_holds(m, L);
     h = L->v + L->head;
     n = L->n;
+    if (!n) {
+        /* no hold booked (most lines): the standing state, no wait */
+        H = standing(L);
+        extra = 0;
+        if (exclusive) {
+            level = farthest(m, c, &H, &others);
+            if (level < 0 && L->last < 0)
+                level = 2;
+            else if (others > 1)
+                extra = m->c_inval * (others - 1);
+        } else {
+            level = nearest(m, c, &H);
+        }
+        end = t + (level >= 0 ? m->xfer[level] : 0) + extra + op;
+        if (!L->cap)
+            L->v = grow(m, L->v, &L->cap, sizeof *L->v);
+        i = 0;
+        h = L->v;
+        L->head = 0;
+        goto append;
+    }
     i = first_ending_after(h, n, t);
     H = holders_at(m, L, started_by(h, n, i, t));
     prev = i ? h[i - 1].cpu : L->last;
@@ -320,6 +341,7 @@ i64 book(struct machine *m, int c, int id, i64 t, i64 op, int exclusive)
     }
     h = L->v + L->head;
     memmove(h + i + 1, h + i, (n - i) * sizeof *h);
+append:
     h[i].start = start, h[i].end = end, h[i].cpu = c, h[i].exclusive = exclusive;
     L->n = n + 1;
     m->n_contention += end - t - op;
