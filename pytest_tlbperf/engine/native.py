@@ -11,7 +11,6 @@ python engine only; `api._pick_engine()` decides.
 
 from __future__ import annotations
 
-import functools
 from array import array
 
 from ..errors import EngineUnavailable
@@ -99,13 +98,19 @@ def flatten_program(program) -> tuple:
             program.channels, program.warmup, program.window)
 
 
-@functools.lru_cache(maxsize=16)
+_PACKED_MAX = 16       # packed programs kept (oldest dropped first)
+_packed: dict = {}     # id(program) -> (program, packed): held, so the id stays its own
+
+
 def _packed_program(program) -> tuple:
     """flatten_program() with each task's ops packed as int64 words, which
     _native.run() copies instead of converting int by int. Programs are
     immutable (workloads.Program) and one is run for many policies and
-    seeds, so the packing is done once per program (keyed by identity).
-    Ops beyond int64 stay a tuple: _native.run() then names the bad word."""
+    seeds, so the packing is done once per program object. Ops beyond
+    int64 stay a tuple: _native.run() then names the bad word."""
+    hit = _packed.get(id(program))
+    if hit is not None and hit[0] is program:
+        return hit[1]
     mm_pages, tasks, *rest = flatten_program(program)
     packed = []
     for mm, cpu, start, ops, affinity in tasks:
@@ -114,7 +119,11 @@ def _packed_program(program) -> tuple:
         except (OverflowError, TypeError):
             pass
         packed.append((mm, cpu, start, ops, affinity))
-    return (mm_pages, tuple(packed), *rest)
+    flat = (mm_pages, tuple(packed), *rest)
+    _packed[id(program)] = (program, flat)
+    if len(_packed) > _PACKED_MAX:
+        del _packed[next(iter(_packed))]
+    return flat
 
 
 def run(profile, knobs, program, seed: int) -> dict:

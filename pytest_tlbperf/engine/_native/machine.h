@@ -46,12 +46,17 @@
  *   an mm's per-page state (mm_present, mm_ver, mm_ret, mm_ret_at) lives in
  *   blocks of BLOCK pages allocated at the first fault in them: a page of a
  *   missing block is not present, at version 0, as machine.py starts it.
- *   A sender's
- *   csd_unlock row is made at its first cross-call, as in smp.py, and a
- *   per-CPU cache line at its first use (cpu_line), as in hw.py.
+ *   A sender's csd_unlock row is made at its first cross-call, as in
+ *   smp.py, and a per-CPU cache line at its first use (cpu_line), as in
+ *   hw.py. The per-CPU arrays of the machine are carved from one block.
  * - A cache line's booked holds are an array with a head index: holds that
- *   ended before now are dropped from the front (forget_holds), a hold is
- *   inserted where it fits, as `list.insert` does.
+ *   ended before now are folded into the standing state and dropped from
+ *   the front (forget_holds), a hold is inserted where it fits, as
+ *   `list.insert` does. The holds are in time order and do not overlap, so
+ *   hw.py's scans for "the first that ends after t" are bisections here,
+ *   and holders_at() replays only the last store and the loads after it.
+ * - A task's ops may come packed as int64 bytes (native.run() packs each
+ *   program once); they are checked word by word either way.
  * - Scans machine.py makes over every CPU for the ones that run or
  *   reference an mm (oracle_mm_freed, membarrier) walk m->ran instead, the
  *   bitmap of CPUs that ever switched to a task, in the same ascending
