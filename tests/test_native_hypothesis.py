@@ -59,8 +59,11 @@ def machines(draw):
         "cstates": cstates,
     }
     if virt:
-        changes["virt"] = {"preempt_percent": draw(st.integers(0, 95)),
-                           "preempt_us": draw(st.integers(1, 4000)),
+        percent = draw(st.integers(0, 95))
+        # a vCPU runs at least 1 us between preemptions (profiles.MIN_VCPU_RUN_US)
+        shortest = max(1, -(-percent // (100 - percent)))
+        changes["virt"] = {"preempt_percent": percent,
+                           "preempt_us": draw(st.integers(shortest, 4000)),
                            "pv_tlb_flush": draw(st.booleans())}
         changes["memory"] = {"table_batch_fail_percent": draw(st.sampled_from([0, 30, 100]))}
     return base.with_changes(name="random", **changes)
