@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from pytest_tlbperf.errors import PolicyError
-from pytest_tlbperf.policy import Policy
+from pytest_tlbperf.policy import Policy, call_policy, describe_exception
 
 __all__ = ["names", "get", "resolve", "builtin"]
 
@@ -52,9 +52,11 @@ def _third_party() -> dict:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()
-        except Exception as exc:  # a broken plugin must not hide the others
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a broken plugin is named
             raise PolicyError(f"policy entry point {ep.name!r} ({ep.value}) failed to "
-                              f"import: {exc}") from exc
+                              f"import: {describe_exception(exc)}") from exc
         if not (inspect.isclass(cls) and issubclass(cls, Policy)):
             raise PolicyError(f"policy entry point {ep.name!r} ({ep.value}) is not a "
                               f"pytest_tlbperf.Policy subclass")
@@ -99,21 +101,29 @@ def _pick(classes, where, attr):
 
 
 def _load_file(path: Path, attr):
-    if not path.is_file():
+    if not path.exists():
         raise PolicyError(f"policy file {path} does not exist")
+    if not path.is_file():
+        raise PolicyError(f"policy file {path} is not a regular file")
     modname = f"tlbperf_user_policy_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(modname, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     try:
         spec.loader.exec_module(module)
-    except PolicyError:
+    except (PolicyError, KeyboardInterrupt):
+        del sys.modules[modname]
         raise
-    except Exception as exc:
+    except BaseException as exc:        # SystemExit too: importing must not end the run
         del sys.modules[modname]
         raise PolicyError(f"policy file {path} failed to import: "
-                          f"{type(exc).__name__}: {exc}") from exc
+                          f"{describe_exception(exc)}") from exc
     return _pick(_policy_classes(module), str(path), attr)
+
+
+def _instance(cls) -> Policy:
+    """cls(), its __init__ run as the policy's own code (policy.call_policy)."""
+    return call_policy(cls, "__init__()", cls)
 
 
 def resolve(spec) -> Policy:
@@ -124,20 +134,22 @@ def resolve(spec) -> Policy:
     if inspect.isclass(spec):
         if not issubclass(spec, Policy):
             raise PolicyError(f"{spec!r} is not a pytest_tlbperf.Policy subclass")
-        return spec()
+        return _instance(spec)
     if not isinstance(spec, str) or not spec:
         raise PolicyError(f"cannot make a policy from {spec!r}")
     target, _, attr = spec.partition(":")
     if target.endswith(".py"):
-        return _load_file(Path(target), attr)()
+        return _instance(_load_file(Path(target), attr))
     if attr:
         try:
             module = importlib.import_module(target)
-        except Exception as exc:
+        except (PolicyError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
             raise PolicyError(f"policy module {target!r} failed to import: "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{describe_exception(exc)}") from exc
         cls = getattr(module, attr, None)
         if not (inspect.isclass(cls) and issubclass(cls, Policy)):
             raise PolicyError(f"{spec!r}: {target} has no Policy subclass {attr!r}")
-        return cls()
-    return get(spec)()
+        return _instance(cls)
+    return _instance(get(spec))

@@ -44,6 +44,11 @@ class LazyPcid(Policy):
     pti = False
     lazy_mm_scan = "mm_cpumask"
     lazy_mm_release = "handoff"
+    cpumask_update = "eager"
+    broadcast_flush = "none"
+    tlbsync = "before_return"
+    lru_drain = "on_zap"
+    table_free = "after_flush"
     # the historic bug: reported as expected (like xfail) and must keep
     # appearing, or the oracle has lost its teeth (DESIGN §5)
     known_violations = frozenset({"freed_table_walk"})

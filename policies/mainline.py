@@ -1,24 +1,30 @@
-"""mainline: today's x86 (arch/x86/mm/tlb.c), the baseline of every comparison.
+"""mainline: today's x86 (v6.15 and later), the baseline of every comparison.
 
-v4.20's lazy handling (mainline_v4_20: lazy CPUs stay in mm_cpumask and get
-IPIs only when page tables are freed) plus concurrent local/remote flushing
-(concurrent_flush, v5.13), mmgrab()/mmdrop() refcounting of lazy mms, KVM's
-PV flush for preempted vCPUs (858a43aae236), PTI on Meltdown-affected parts,
-leave_mm() before idle states that flush the TLB (cpuidle_enter_state(), made
-generic by "cpuidle: Make CPUIDLE_FLAG_TLB_FLUSHED generic", 2020), and
-flush_tlb_func() reading the contended mm->context.tlb_gen only when this CPU
-is behind the flush it was sent (aa44284960d5, "x86/mm/tlb: Avoid reading
-mm_tlb_gen when possible", v6.0). These are also the defaults of `Policy`, so
-a reviewer's subclass changes only what the patch changes.
+v6.14 (mainline_v6_14: lazy mm_cpumask, once-a-second trim, no lru_add_drain
+in zaps) plus v6.15's AMD broadcast TLB invalidation, van Riel's series merged
+with "Merge tag 'x86-core-2025-03-22'" (e34c38057a13): on parts with INVLPGB,
+an mm that runs on more than 3 CPUs at once gets a global ASID
+(d504d1247e36, be88a1dd6112, 4afeb0ed1753) and its flushes go out as
+INVLPGB + TLBSYNC instead of IPIs; reclaim flushes its batches with one
+INVLPGB of every PCID (72a920eacd8a, 0b7eb55cb706). The kernel keeps
+INVLPGB off without PCID (44126343d58c, "x86/mm: Disable broadcast TLB flush
+when PCID is disabled", May 2026) and with PTI on (94a17f2dc90b, v6.16):
+broadcast_flush="auto" resolves, per profile, to the broadcast flush the
+kernel would use there (`policy.broadcast_for`). Page tables are freed after an RCU grace period on
+every x86 kernel (a37259732a7d, "x86/mm: Make MMU_GATHER_RCU_TABLE_FREE
+unconditional", the prerequisite for INVLPGB). These are also the defaults
+of `Policy`, so a reviewer's subclass changes only what the patch changes.
 
-Relative to concurrent_flush: read_mm_tlb_gen="when_needed".
-Kernel functions: switch_mm_irqs_off, enter_lazy_tlb, flush_tlb_mm_range,
-native_flush_tlb_multi / kvm_flush_tlb_multi, flush_tlb_func.
+Relative to mainline_v6_14: table_free="rcu", broadcast_flush="auto".
+Kernel functions: flush_tlb_mm_range, broadcast_tlb_flush,
+finish_asid_transition, consider_global_asid, switch_mm_irqs_off,
+choose_new_asid, flush_tlb_func, arch_tlbbatch_flush.
 """
 
-from .concurrent_flush import ConcurrentFlush
+from .mainline_v6_14 import MainlineV614
 
 
-class Mainline(ConcurrentFlush):
+class Mainline(MainlineV614):
     name = "mainline"
-    read_mm_tlb_gen = "when_needed"
+    table_free = "rcu"
+    broadcast_flush = "auto"

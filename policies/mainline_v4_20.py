@@ -42,3 +42,8 @@ class MainlineV420(Policy):
     pti = "auto"
     lazy_mm_scan = "mm_cpumask"
     lazy_mm_release = "handoff"
+    cpumask_update = "eager"
+    broadcast_flush = "none"
+    tlbsync = "before_return"
+    lru_drain = "on_zap"
+    table_free = "after_flush"

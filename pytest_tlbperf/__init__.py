@@ -7,6 +7,10 @@ on a modeled multicore machine.
     result.metrics["ipis"], result.violations
 """
 
+from ._source_tree import map_source_folders
+
+map_source_folders(__name__, __file__)      # a clone imports whole: see _source_tree
+
 from . import metrics, profiles, workloads
 from . import policies
 from .api import MODEL_VERSION, Result, run

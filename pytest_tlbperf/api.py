@@ -8,8 +8,9 @@ from . import metrics, profiles
 from .engine import abi, native
 from .engine.machine import Machine
 from .engine.trace import format_trace
-from .errors import EngineUnavailable, TlbperfError
+from .errors import EngineUnavailable, PolicyError, TlbperfError
 from .policies import resolve
+from .policy import call_policy, policy_label
 from .result import Violation
 
 MODEL_VERSION = "1"
@@ -88,6 +89,23 @@ def _pick_engine(engine: str, policy) -> str:
     return "python"
 
 
+def _hook(policy):
+    """should_flush_cpu as the engine calls it: run as the policy's own code
+    (bounded, its errors named; policy.call_policy), and its answer a real
+    bool -- 'yes', None or 1 are bugs the engine would otherwise read as
+    True or False without a word."""
+    method = policy.should_flush_cpu
+
+    def hook(cpu, info):
+        send = call_policy(policy, f"should_flush_cpu(cpu{cpu})", method, cpu, info)
+        if type(send) is not bool:
+            raise PolicyError(f"{policy_label(policy)}: should_flush_cpu(cpu{cpu}) returned "
+                              f"{send!r} ({type(send).__name__}); it must return True or "
+                              f"False")
+        return send
+    return hook
+
+
 def _executed_digest(program, task_pc) -> str:
     import hashlib
     h = hashlib.sha256()
@@ -106,7 +124,7 @@ def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
     knobs = pol.knobs(prof)
     chosen = _pick_engine(engine, pol)
     program = workload.compile(prof, seed)
-    hook = pol.should_flush_cpu if pol.has_python_hooks() else None
+    hook = _hook(pol) if pol.has_python_hooks() else None
     raw = (native.run(prof, knobs, program, seed) if chosen == "native"
            else Machine(prof, knobs, program, seed, hook=hook).run())
     violations = [Violation(abi.VIOLATION_KINDS[kind], abi.SEVERITIES[sev], cpu,

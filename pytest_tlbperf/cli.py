@@ -3,7 +3,8 @@
   tlbperf simulate   run the built-in workloads on the profiles where their
                      question matters, over several seeds, and print metrics
                      and violations (the main job until `pytest --tlbperf`)
-  tlbperf calibrate  haswell-4c's madvise(DONTNEED) table next to seed 002's
+  tlbperf calibrate  the calibration tables, model beside published: seed 002
+                     (haswell-4c), tlb_flush1 (skylake-2s), tlb_flush2 (milan-36c)
   tlbperf matrix     every policy on the cells where the seeds make a claim
   tlbperf list       profiles, policies, workloads, metrics and saved runs
   tlbperf report     a saved run's regression report, as HTML or 80-column text
@@ -23,6 +24,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 
 from pathlib import Path
 
@@ -30,7 +32,10 @@ from . import api, evidence, metrics, policies, profiles, workloads
 from .errors import TlbperfError
 from .host import commands as host_commands
 from .reports import calibration
-from .storage import Storage, StorageError
+from .storage import Storage, StorageError, comparability
+from .userio import check_output, printable, printable_lines
+
+MAX_SEEDS = 10_000          # seeds per cell: a bound on a typo's cost, far beyond any use
 
 # where each workload's question is asked (DESIGN §3.8 / the seeds)
 HOME_PROFILES = {
@@ -41,6 +46,12 @@ HOME_PROFILES = {
     "context_switch": ["skylake-2s"],
     "exit_storm": ["skylake-2s"],
     "vm_overcommit": ["kvm-guest-16"],
+    "tlb_flush1": ["skylake-2s"],
+    "tlb_flush2": ["milan-36c"],
+    "tlb_flush3": ["skylake-2s"],
+    "context_switch1": ["skylake-2s"],
+    "hackbench": ["milan-36c"],
+    "page_reclaim": ["milan-36c", "genoa-2s"],
 }
 COLUMNS = [("flush_latency_ns_p50", "flush p50 ns"), ("flush_latency_ns_p99", "flush p99 ns"),
            ("ipis", "IPIs"), ("ipis_to_idle", "to idle"), ("ipis_to_lazy", "to lazy"),
@@ -57,51 +68,132 @@ def _cells(args):
             yield name, prof
 
 
+def _check_outputs(*outputs) -> None:
+    """(option, path) pairs: each path writable before any work is done, so
+    a typo does not throw the results away at the end."""
+    for what, path in outputs:
+        problem = path and check_output(path, what)
+        if problem:
+            raise TlbperfError(problem)
+
+
+def _write(path, content: str) -> None:
+    """Write an output; a failure (disk full, a path that changed since it
+    was checked) is an error naming the file."""
+    try:
+        Path(path).write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise TlbperfError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_policies(names, profile_names, engine) -> None:
+    """Each policy imports, constructs and configures on the profiles the
+    command runs, and can run on `engine`: one error before any work."""
+    chosen = [profiles.get(p) for p in profile_names]
+    for name in names:
+        policy = policies.resolve(name)
+        for prof in chosen:
+            policy.knobs(prof)
+        if engine == "native":
+            api._pick_engine(engine, policy)
+
+
 def cmd_simulate(args) -> int:
-    for prof in args.profile or []:
-        profiles.get(prof)                 # fail before any work on a bad name
+    _check_outputs(("--json", args.json))
+    names = args.policy or ["mainline"]
     cells = list(_cells(args))
+    _check_policies(names, sorted({prof for _, prof in cells}), args.engine)
     rows, dump, failed = [], [], False
-    for i, (name, prof) in enumerate(cells, 1):
-        print(f"[{i}/{len(cells)}] {name} on {prof}, {args.seeds} seeds, policy {args.policy}",
-              file=sys.stderr, flush=True)
-        results = [api.run(workloads.BUILDERS[name](), prof, args.policy, seed=s,
-                           engine=args.engine) for s in range(args.seeds)]
-        dump += [r.to_dict() for r in results]
-        med = {m: statistics.median(r.metrics[m] for r in results) for m, _ in COLUMNS}
-        kinds = sorted({v.kind for r in results for v in r.violations})
-        failed |= bool(kinds)
-        rows.append([name, prof] + [f"{med[m]:.0f}" for m, _ in COLUMNS] +
-                    [", ".join(kinds) or "-"])
-        for r in results:
-            for v in r.violations[: args.traces]:
-                print(f"{name}@{prof} seed {r.seed}: {v.format()}")
-    header = ["workload", "profile"] + [label for _, label in COLUMNS] + ["violations"]
+    progress = _Progress(first=False)      # each cell says it starts; long ones say more
+    for policy in names:
+        for i, (name, prof) in enumerate(cells, 1):
+            print(f"[{i}/{len(cells)}] {name} on {prof}, {args.seeds} seeds, policy "
+                  f"{policy}", file=sys.stderr, flush=True)
+            results = []
+            for s in range(args.seeds):
+                results.append(api.run(workloads.BUILDERS[name](), prof, policy, seed=s,
+                                       engine=args.engine))
+                progress(f"  seed {s + 1}/{args.seeds}")
+            dump += [r.to_dict() for r in results]
+            med = {m: statistics.median(r.metrics[m] for r in results) for m, _ in COLUMNS}
+            kinds = sorted({v.kind for r in results for v in r.violations})
+            failed |= bool(kinds)
+            rows.append(([policy] if len(names) > 1 else []) + [name, prof] +
+                        [f"{med[m]:.0f}" for m, _ in COLUMNS] + [", ".join(kinds) or "-"])
+            for r in results:
+                for v in r.violations[: args.traces]:
+                    print(printable_lines(f"{name}@{prof} seed {r.seed}: {v.format()}"))
+    header = (["policy"] if len(names) > 1 else []) + ["workload", "profile"] + \
+        [label for _, label in COLUMNS] + ["violations"]
+    first = len(header) - len(COLUMNS) - 1       # the numeric columns, right-aligned
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
-    print(f"policy {args.policy}, median over {args.seeds} seeds, engine {args.engine}")
+    print(printable(f"policy {', '.join(names)}, median over {args.seeds} seeds, engine "
+                    f"{args.engine}"))
     for row in [header] + rows:
-        print("  ".join(str(cell).rjust(w) if 1 < i < len(row) - 1 else str(cell).ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))))
+        print(printable("  ".join(
+            str(cell).rjust(w) if first <= i < len(row) - 1 else str(cell).ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths)))))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"model_version": api.MODEL_VERSION, "results": dump}, fh, indent=1)
+        _write(args.json, json.dumps({"model_version": api.MODEL_VERSION, "results": dump},
+                                     indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if failed and args.fail_on_violation else 0
 
 
+CALIBRATION_TABLES = ("seed002", "tlb_flush1", "tlb_flush2")
+
+
+class _Progress:
+    """Progress lines on stderr: the first message, then one every `every`
+    seconds (or every one, with `always`), so long loops -- many seeds, the
+    validation trials -- are not silent."""
+
+    def __init__(self, every: float = 5.0, always: bool = False, first: bool = True):
+        self.every, self.always = every, always
+        self.started = time.monotonic()
+        self.last = None if first else self.started
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        if self.always or self.last is None or now - self.last >= self.every:
+            self.last = now
+            print(f"{message} ({now - self.started:.0f} s)", file=sys.stderr, flush=True)
+
+
 def cmd_calibrate(args) -> int:
-    table = calibration.measure(seeds=args.seeds, iterations=args.iterations,
-                                engine=args.engine)
-    print(calibration.render(table, args.seeds))
-    return 0 if all(ok for *_, ok in calibration.checks(table)) else 1
+    ok = True
+    chosen = args.table or list(CALIBRATION_TABLES)
+    for i, name in enumerate(chosen):
+        print(f"[{i + 1}/{len(chosen)}] measuring the {name} table ...", file=sys.stderr,
+              flush=True)
+        if name == "seed002":
+            seeds = args.seeds or 20
+            table = calibration.measure(seeds=seeds, iterations=args.iterations,
+                                        engine=args.engine)
+            text, checks = calibration.render(table, seeds), calibration.checks(table)
+        elif name == "tlb_flush1":
+            seeds = args.seeds or 3
+            table = calibration.measure_tlb_flush1(seeds=seeds, engine=args.engine)
+            text = calibration.render_tlb_flush1(table, seeds)
+            checks = calibration.checks_tlb_flush1(table)
+        else:
+            seeds = args.seeds or 3
+            table = calibration.measure_tlb_flush2(seeds=seeds, engine=args.engine)
+            text = calibration.render_tlb_flush2(table, seeds)
+            checks = calibration.checks_tlb_flush2(table)
+        if i:
+            print()
+        print(text, flush=True)
+        ok = ok and all(c[-1] for c in checks)
+    return 0 if ok else 1
 
 
 def cmd_matrix(args) -> int:
     names = args.policy or None
-    for name in names or []:
-        policies.resolve(name)              # a bad name fails before any work
-    print(evidence.table(seeds=args.seeds, engine=args.engine, names=names,
-                         progress=lambda msg: print(msg, file=sys.stderr, flush=True)))
+    _check_policies(names or [], profiles.names(), args.engine)   # before any work
+    print(printable_lines(evidence.table(
+        seeds=args.seeds, engine=args.engine, names=names,
+        progress=lambda msg: print(printable(msg), file=sys.stderr, flush=True))))
     return 0
 
 
@@ -120,11 +212,11 @@ def cmd_list(args) -> int:
     for run in runs:
         cells = run["cells"]
         seeds = sorted({len(c["seeds"]) for c in cells})
-        print(f"  {run['id']}  {run.get('name') or '-':16s} {run['commit']:24s} "
-              f"{run.get('created', ''):24s} {len(cells)} cells, "
-              f"{'/'.join(map(str, seeds)) or 0} seeds  {run.get('file', '')}")
+        print(printable(f"  {run['id']}  {run.get('name') or '-':16s} {run['commit']:24s} "
+                        f"{run.get('created', ''):24s} {len(cells)} cells, "
+                        f"{'/'.join(map(str, seeds)) or 0} seeds  {run.get('file', '')}"))
     for err in errors:
-        print(f"  unreadable: {err}")
+        print(printable(f"  unreadable: {err}"))
     return 0
 
 
@@ -140,8 +232,8 @@ def load_run(ref, storage_dir):
     try:
         return Storage(storage_dir).find(ref, on_error=skipped.append)
     except StorageError as exc:
-        raise StorageError(str(exc) + "".join(f"\n  skipped: {e}" for e in skipped)) \
-            from None
+        raise StorageError(str(exc) + "".join(f"\n  skipped: {e}" for e in skipped
+                                              if e is not exc)) from None
 
 
 def _thresholds(args):
@@ -154,19 +246,33 @@ def _thresholds(args):
         raise TlbperfError(f"--threshold: {exc}") from None
 
 
+def _warn_comparability(run, refs) -> None:
+    for ref in refs:
+        for warning in comparability(run, ref):
+            print(printable(f"tlbperf: warning: {warning}"), file=sys.stderr)
+
+
+def _print_text(content: str) -> None:
+    """Report text to stdout, every line escaped (saved ids and names are
+    strings a user chose)."""
+    sys.stdout.write("".join(printable(line) + "\n" for line in content.splitlines()))
+
+
 def cmd_report(args) -> int:
     from .reports import html, text
     from .reports.report import Report
+    _check_outputs(("-o", args.output))
     run, *refs = [load_run(ref, args.storage) for ref in args.runs]
+    _warn_comparability(run, refs)
     report = Report(run, refs, thresholds=_thresholds(args))
     out = args.output
     host_lines = "".join(f"{line}\n" for line in host_commands.report_lines(run, refs))
     if out is None:
-        sys.stdout.write(text.render(report) + host_lines)
+        _print_text(text.render(report) + host_lines)
     else:
         kind = "text" if Path(out).suffix in (".txt", ".text") else "html"
         content = text.render(report) + host_lines if kind == "text" else html.render(report)
-        Path(out).write_text(content, encoding="utf-8")
+        _write(out, content)
         print(f"wrote {out} ({kind}): {report.headline()}", file=sys.stderr)
     return 1 if args.fail_on_regression and report.regressions() else 0
 
@@ -175,17 +281,19 @@ def cmd_compare(args) -> int:
     from .reports import text, verdicts
     from .reports.report import Report
     old, new = load_run(args.old, args.storage), load_run(args.new, args.storage)
-    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args))
+    _warn_comparability(new, [old])
+    findings = verdicts.judge(verdicts.unpaired_findings(new, old), _thresholds(args),
+                              family=verdicts.reference_family(new))
     report = Report(new, [old], findings=findings, thresholds=_thresholds(args))
     if not findings:
-        print(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} have no "
-              f"cell (test, profile, policy) with a metric in common")
+        print(printable(f"tlbperf: {verdicts.run_label(new)} and {verdicts.run_label(old)} "
+                        f"have no cell (test, profile, policy) with a metric in common"))
         for line in host_commands.compare_lines(new, old):
-            print(line)
+            print(printable(line))
         return 0
-    sys.stdout.write(text.render(report, violations=True, command=False))
+    _print_text(text.render(report, violations=True, command=False))
     for line in host_commands.compare_lines(new, old):
-        print(line)
+        print(printable(line))
     return 1 if args.fail_on_regression and report.regressions() else 0
 
 
@@ -211,28 +319,44 @@ def cmd_history(args) -> int:
 
 def cmd_export(args) -> int:
     from .reports import export
+    _check_outputs(("-o", args.output))
     run = load_run(args.run, args.storage)
     content = export.FORMATS[args.format](run)
-    Path(args.output).write_text(content, encoding="utf-8")
+    _write(args.output, content)
     print(f"wrote {args.output} ({args.format})", file=sys.stderr)
     return 0
 
 
 def cmd_validate(args) -> int:
     from .reports import validation
+    _check_outputs(("--json", args.json))
     quiet = args.quiet
     figures = validation.measure(engine=args.engine, progress=None if quiet else (
         lambda msg: print(f"tlbperf validate: {msg}", file=sys.stderr, flush=True)))
     for line in validation.table(figures):
         print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+        _write(args.json, json.dumps(figures, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     if figures != validation.PUBLISHED:
         print("\nthese figures differ from the ones reports print (reports/validation.py "
               "PUBLISHED); update them with --json", file=sys.stderr)
         return 1
     return 0
+
+
+def _count(lo: int, hi: int):
+    """An argparse type: an integer from lo to hi, named in the error."""
+    def parse(text):
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer from {lo} to {hi}, got "
+                                             f"{value}")
+        return value
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -244,24 +368,32 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", action="append",
                    help="profile name or .toml path (repeatable; default: each workload's "
                         "home profiles)")
-    s.add_argument("--policy", default="mainline",
-                   help="policy name, module:Class or file.py[:Class] (default: mainline)")
-    s.add_argument("--seeds", type=int, default=5, help="seeds per cell (default: 5)")
+    s.add_argument("--policy", action="append",
+                   help="policy name, module:Class or file.py[:Class]; repeatable: each "
+                        "runs every cell (default: mainline)")
+    s.add_argument("--seeds", type=_count(1, MAX_SEEDS), default=5,
+                   help="seeds per cell (default: 5)")
     s.add_argument("--engine", default="auto", choices=api.ENGINES)
     s.add_argument("--json", metavar="PATH", help="also write every result as JSON")
-    s.add_argument("--traces", type=int, default=1,
+    s.add_argument("--traces", type=_count(0, 64), default=1,
                    help="violations printed with their trace per run (default: 1)")
     s.add_argument("--fail-on-violation", action="store_true",
                    help="exit 1 when any run reports a violation")
     s.set_defaults(func=cmd_simulate)
-    cal = sub.add_parser("calibrate", help="print haswell-4c's madvise table next to seed 002's")
-    cal.add_argument("--seeds", type=int, default=20, help="seeds per cell (default: 20)")
-    cal.add_argument("--iterations", type=int, default=200,
+    cal = sub.add_parser("calibrate", help="print the calibration tables, model beside "
+                         "published: seed 002 (haswell-4c), tlb_flush1 (skylake-2s), "
+                         "tlb_flush2 (milan-36c)")
+    cal.add_argument("--table", action="append", choices=CALIBRATION_TABLES,
+                     help="only this table (repeatable; default: all three)")
+    cal.add_argument("--seeds", type=_count(1, MAX_SEEDS), default=None,
+                     help="seeds per cell (default: 20 for seed002, 3 for tlb_flush1, "
+                          "3 for tlb_flush2)")
+    cal.add_argument("--iterations", type=_count(1, 100_000), default=200,
                      help="madvise+touch iterations per thread (default: 200)")
     cal.add_argument("--engine", default="auto", choices=api.ENGINES)
     cal.set_defaults(func=cmd_calibrate)
     mat = sub.add_parser("matrix", help="what the model says about each patch (Markdown)")
-    mat.add_argument("--seeds", type=int, default=evidence.SEEDS,
+    mat.add_argument("--seeds", type=_count(1, MAX_SEEDS), default=evidence.SEEDS,
                      help=f"seeds per cell (default: {evidence.SEEDS})")
     mat.add_argument("--policy", action="append",
                      help="policy to include (repeatable; default: every registered one)")
@@ -335,13 +467,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "seeds", 1) < 1:
-        parser().error("--seeds must be at least 1")
     try:
         return args.func(args)
     except TlbperfError as exc:
-        print(f"tlbperf: error: {exc}", file=sys.stderr)
+        print(printable_lines(f"tlbperf: error: {exc}"), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("tlbperf: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ import time
 import pytest
 
 from . import api, policies, profiles, workloads
+from .errors import TlbperfError, WorkloadError
+from .policy import call_policy
 from .session import Cell, sample
+from .userio import printable, printable_lines
 
 DEFAULT_METRICS = ("flush_latency_ns_p99", "ipis")
 
@@ -73,9 +76,12 @@ class TlbperfFixture:
     The metrics named are the ones the summary shows for this test (all are
     recorded). Violations the policy does not declare fail the test, and so
     does a declared one that this test shows but no longer finds, unless
-    --tlbperf-fail-on=none."""
+    --tlbperf-fail-on=none. A cell run only because a candidate's knobs
+    differ on its profile (`touched`) is skipped when the workload does not
+    fit that machine."""
 
-    def __init__(self, machine, test, seeds, metrics, shows, session, fail_on):
+    def __init__(self, machine, test, seeds, metrics, shows, session, fail_on, nodeid=None,
+                 touched=False):
         self.machine = machine
         self.test = test
         self.seeds = seeds
@@ -83,14 +89,26 @@ class TlbperfFixture:
         self.shows = frozenset(shows)
         self.session = session
         self.fail_on = fail_on
+        self.nodeid, self.touched = nodeid, touched
         self.calls = 0
 
     def __call__(self, workload, metrics=None) -> Cell:
         started = time.perf_counter()
-        results = [self.machine.run(workload, seed=s) for s in self.seeds]
-        return self._record(repr(workload), results[0].engine, metrics or self.metrics,
-                            [sample(r) for r in results], time.perf_counter() - started,
-                            runner=(self.machine, workload))
+        try:
+            results = [self.machine.run(workload, seed=s) for s in self.seeds]
+        except WorkloadError as exc:
+            if self.touched:
+                pytest.skip(printable_lines(
+                    f"run here for the candidate's knobs, but the workload does not fit "
+                    f"{self.machine.profile.name}: {exc}"))
+            pytest.fail(printable_lines(f"{self.machine.policy_name} on "
+                                        f"{self.machine.profile.name}: {exc}"), pytrace=False)
+        except TlbperfError as exc:     # bad parameters, a policy's bug: one clean failure
+            pytest.fail(printable_lines(f"{self.machine.policy_name} on "
+                                        f"{self.machine.profile.name}: {exc}"), pytrace=False)
+        return self._record(printable(repr(workload)), results[0].engine,
+                            metrics or self.metrics, [sample(r) for r in results],
+                            time.perf_counter() - started, runner=(self.machine, workload))
 
     def membarrier(self) -> Cell:
         """Check seed 004's membarrier scenarios against this cell's knobs on
@@ -107,13 +125,19 @@ class TlbperfFixture:
         self.calls += 1
         label = self.test if self.calls == 1 else f"{self.test}#{self.calls}"
         m = self.machine
-        cell = Cell(label, m.profile.name, m.policy_name, what, engine, metrics, samples,
-                    expected=m.policy.expected_violations(m.profile), shows=self.shows)
+        try:
+            expected = call_policy(m.policy, f"expected_violations({m.profile.name})",
+                                   m.policy.expected_violations, m.profile)
+        except TlbperfError as exc:
+            pytest.fail(printable_lines(str(exc)), pytrace=False)
+        cell = Cell(label, m.profile.name, printable(m.policy_name), what, engine, metrics,
+                    samples, expected=expected, shows=self.shows, nodeid=self.nodeid,
+                    touched=self.touched)
         self.session.add(cell, m.profile.digest, elapsed, runner=runner)
         # --tlbperf-fail-on=regression fails on violations too: a policy that
         # breaks the oracle's invariants is worse than a slow one
         if self.fail_on in ("violation", "regression") and (cell.unexpected() or cell.lost()):
-            pytest.fail(self._explain(cell), pytrace=False)
+            pytest.fail(printable_lines(self._explain(cell)), pytrace=False)
         return cell
 
     @staticmethod

@@ -62,6 +62,13 @@ METRICS = {m.name: m for m in (
            "reschedule IPIs try_to_wake_up() sent to idle CPUs that were not polling; "
            "host: every reschedule IPI received (/proc/interrupts RES), all CPUs, per "
            "window, kicks to busy CPUs included", ("model", "host")),
+    Metric("flush_cpu_ns", "ns", "lower",
+           "CPU time all CPUs spent on TLB flushes: each initiator from "
+           "flush_tlb_mm_range() entry to its return (IPI waits, INVLPGB issue and TLBSYNC "
+           "included), each target's interrupt and flush_tlb_func() for flush requests, "
+           "and each RAR target's microcode time"),
+    Metric("invlpgb", "instructions", "lower",
+           "INVLPGB instructions issued (broadcast_flush='invlpgb')"),
     Metric("switch_mm_barrier_ns", "ns", "lower",
            "time in the explicit smp_mb() after switching to a user mm "
            "(switch_mm_barrier='explicit', seed 003's cost)"),
@@ -107,8 +114,9 @@ def compute(raw: dict, profile) -> dict:
         iterations = sum(n for _, n in spans)
         out["madvise_ns"] = ns(total // iterations)
     for name in ("ipis", "ipis_to_idle", "ipis_to_lazy", "cr3_writes", "full_flushes",
-                 "invlpg", "tlb_misses", "idle_wakeups", "resched_ipis"):
+                 "invlpg", "tlb_misses", "idle_wakeups", "resched_ipis", "invlpgb"):
         out[name] = counters[name]
     out["atomic_contention_ns"] = ns(counters["atomic_contention"])
+    out["flush_cpu_ns"] = ns(counters["flush_cycles"])
     out["switch_mm_barrier_ns"] = ns(counters["switch_mm_barriers"] * profile.costs["smp_mb"])
     return {name: out[name] for name in METRICS if name in out}

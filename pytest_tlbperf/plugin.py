@@ -11,18 +11,23 @@ skipped, so plain `pytest` stays fast.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from . import api, policies, profiles
+from . import api, policies, profiles, selection
+from .engine import abi, native
 from .errors import TlbperfError
 from .fixture import (DEFAULT_METRICS, HOST_POLICY, HOST_PROFILE, HostFixture, HostMachine,
                       ModeledMachine, TlbperfFixture, runner_from_spec, runner_spec)
 from .metrics import METRICS
 from .session import Session
-from .storage import Storage, StorageError, git_commit, git_sha
+from .storage import Storage, StorageError, comparability, git_commit, git_sha
+from .userio import check_output, printable, printable_lines
 
 # The reports (numpy, scipy, jinja2) are imported when a --tlbperf session
 # needs them, not when pytest loads the plugin: every pytest run in an
@@ -39,6 +44,7 @@ FORMATS = ("pytest-benchmark", "pyperf")          # reports.export.FORMATS
 # 'violation' (an undeclared or lost one); 'none' only reports
 FAIL_ON = ("regression", "violation", "none")
 WIDTH = 100
+MAX_ROUNDS = 10_000       # seeds per cell: a bound on a typo's cost, far beyond any use
 
 
 def pytest_addoption(parser):
@@ -51,13 +57,26 @@ def pytest_addoption(parser):
     add("--tlbperf", "tlbperf", "run the tlbperf suites (without it they are skipped)",
         ini_type="bool", action="store_true", default=None)
     add("--tlbperf-policy", "tlbperf_policy", "candidate policy: a registered name, "
-        "module:Class, or path/to/file.py[:Class]; repeatable (default: every registered "
-        "policy)", ini_type="linelist", action="append", metavar="POLICY")
+        "module:Class, or path/to/file.py[:Class]; repeatable; the verdict and the exit "
+        "status speak about the candidates (default: every registered policy is one)",
+        ini_type="linelist", action="append", metavar="POLICY")
+    add("--tlbperf-reference", "tlbperf_reference", "with --tlbperf-policy: also run this "
+        "policy as a reference row, shown beside the candidates but never counted in the "
+        "verdict or the exit status; 'all' for every registered policy; repeatable "
+        "(default: none)", ini_type="linelist", action="append", metavar="POLICY|all")
     add("--tlbperf-baseline", "tlbperf_baseline", "policy the candidates are compared "
         "against (default: mainline)", metavar="POLICY")
     add("--tlbperf-profile", "tlbperf_profile", "machine profile, name or .toml path; "
         "repeatable; overrides the suites' own choice", ini_type="linelist", action="append",
         metavar="PROFILE")
+    add("--tlbperf-extra-profile", "tlbperf_extra_profile", "also run every suite test on "
+        "this profile, beside its own ones; repeatable", ini_type="linelist",
+        action="append", metavar="PROFILE")
+    add("--tlbperf-touched-profiles", "tlbperf_touched_profiles", "where a candidate's "
+        "effective knobs (after configure()) differ from the baseline's on a profile in a "
+        "way none of a suite test's own profiles shows: 'run' the test there too "
+        "(default), or only 'list' the profile in the summary",
+        choices=selection.TOUCHED_MODES)
     add("--tlbperf-rounds", "tlbperf_rounds", "seeds per cell (default: 5, or the marker's "
         "rounds=)", type=int, metavar="N")
     add("--tlbperf-engine", "tlbperf_engine", "engine: auto, python or native (default: auto)",
@@ -113,8 +132,75 @@ def _get(config, name, default=None):
     value = config.getoption(name)
     if value is not None:
         return value              # "" is a value: --tlbperf-save with no NAME
-    value = config.getini(name)
+    try:
+        value = config.getini(name)
+    except (ValueError, pytest.UsageError) as exc:   # a bool one that is no truth value
+        raise pytest.UsageError(f"ini option {name}: {exc}") from None
     return default if value in (None, [], "") else value
+
+
+def _flag(name) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _int_option(config, name, default=None):
+    """An integer option (--tlbperf-rounds or ini tlbperf_rounds = N) from 1
+    to MAX_ROUNDS; anything else is a usage error naming the option."""
+    value = _get(config, name)
+    if value is None:
+        return default
+    where = f"{_flag(name)} / ini {name}"
+    try:
+        number = int(str(value).strip(), 10)
+    except ValueError:
+        raise pytest.UsageError(f"{where}: {value!r} is not an integer") from None
+    if not 1 <= number <= MAX_ROUNDS:
+        raise pytest.UsageError(f"{where}: {number} is out of range 1..{MAX_ROUNDS}")
+    return number
+
+
+def project_root(config) -> Path:
+    """The folder pytest would have taken as rootdir had it known this
+    plugin's options.
+
+    pytest finds its rootdir (and ini file) before it loads plugins, so it
+    takes the value of `--tlbperf-html /elsewhere/r.html` -- written with a
+    space -- for a test path once that file exists, and roots the session at
+    a common ancestor: runs were saved to /elsewhere/../.tlbperf as
+    0001_unknown.json, outside the repository. Asked again with the test
+    paths as finally parsed, pytest's own rule gives the intended folder.
+    (`determine_setup` is pytest-internal: on a pytest whose signature
+    differs, its rootdir is used.)"""
+    try:
+        from _pytest.config.findpaths import determine_setup
+        root = determine_setup(inifile=config.option.inifilename,
+                               override_ini=config.option.override_ini,
+                               args=list(config.option.file_or_dir or ()),
+                               rootdir_cmd_arg=config.option.rootdir or None,
+                               invocation_dir=config.invocation_params.dir)[0]
+    except Exception:             # noqa: BLE001 - another pytest: keep its rootdir
+        return config.rootpath
+    if root != config.rootpath:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"pytest-tlbperf: pytest took an option's value for a test path and chose "
+            f"rootdir {config.rootpath} (ini file {config.inipath}); its test paths give "
+            f"{root}, where tlbperf keeps its runs. Write path options as "
+            f"--tlbperf-html=PATH so that pytest reads the right ini file"), stacklevel=2)
+    return root
+
+
+def storage_path(config, root: Path) -> Path:
+    """--tlbperf-storage DIR relative to where pytest was run (as any
+    command-line path, in both spellings), ini tlbperf_storage relative to
+    the ini file, and the default `.tlbperf` in the project root."""
+    value = config.getoption("tlbperf_storage")
+    if value is not None:
+        return config.invocation_params.dir / Path(value).expanduser()
+    value = config.getini("tlbperf_storage")
+    if value:
+        base = config.inipath.parent if config.inipath else root
+        return base / Path(value).expanduser()
+    return root / DEFAULTS["storage"]
 
 
 class TlbperfPlugin:
@@ -126,12 +212,11 @@ class TlbperfPlugin:
         self.baseline = _get(config, "tlbperf_baseline", DEFAULTS["baseline"])
         self.candidates = _get(config, "tlbperf_policy") or None
         self.profiles = _get(config, "tlbperf_profile") or None
-        rounds = _get(config, "tlbperf_rounds")
-        self.rounds_override = int(rounds) if rounds is not None else None
+        self.rounds_override = _int_option(config, "tlbperf_rounds") if self.enabled else None
         self.engine = _get(config, "tlbperf_engine", DEFAULTS["engine"])
         self.fail_on = _get(config, "tlbperf_fail_on", DEFAULTS["fail_on"])
-        self.storage = Storage(config.rootpath / _get(config, "tlbperf_storage",
-                                                      DEFAULTS["storage"]))
+        self.root = project_root(config) if self.enabled else config.rootpath
+        self.storage = Storage(storage_path(config, self.root))
         self.save = _get(config, "tlbperf_save")
         self.autosave = bool(_get(config, "tlbperf_autosave", False))
         self.compare = _get(config, "tlbperf_compare")
@@ -139,8 +224,8 @@ class TlbperfPlugin:
         self.html_path = _get(config, "tlbperf_html")
         self.text_path = _get(config, "tlbperf_text")
         self.exports = _get(config, "tlbperf_export") or []
-        max_rounds = _get(config, "tlbperf_max_rounds")
-        self.max_rounds = int(max_rounds) if max_rounds is not None else DEFAULTS["max_rounds"]
+        self.max_rounds = _int_option(config, "tlbperf_max_rounds", DEFAULTS["max_rounds"]) \
+            if self.enabled else DEFAULTS["max_rounds"]
         self.threshold_specs = _get(config, "tlbperf_threshold") or []
         self.is_worker = hasattr(config, "workerinput")
         self.backend = _get(config, "tlbperf_backend", DEFAULTS["backend"])
@@ -153,9 +238,15 @@ class TlbperfPlugin:
         self.late_failures = []
         self.written = []
         self.write_errors = []
+        self.saved = None
+        self.save_error = None
+        self.interrupted = False
+        self.failure_reasons = []
         self.thresholds = None
+        self._init_selection(config)
         if self.enabled:
             self._validate()
+            self._validate_selection()
             if self.backend not in BACKENDS:
                 raise pytest.UsageError(f"--tlbperf-backend: {self.backend!r} is not one of "
                                         f"{', '.join(BACKENDS)}")
@@ -173,6 +264,11 @@ class TlbperfPlugin:
                 "thresholds": self.thresholds.to_dict() if self.thresholds else None,
                 "command": ["pytest"] + [str(a) for a in args],
                 "invocation_dir": str(self.config.invocation_params.dir),
+                # the host backend measures the running kernel, not the policies
+                "candidates": None if self.host_machine else self.roles.candidates
+                if self.enabled and self.candidates else self.candidates,
+                "references": [] if self.host_machine else self.references(),
+                "touched": self.touched_log,
                 "backend": self.backend,
                 "host": self.host_machine.config.to_dict() if self.host_machine else None}
 
@@ -188,31 +284,116 @@ class TlbperfPlugin:
             self.thresholds = Thresholds.parse(self.threshold_specs)
         except ValueError as exc:
             raise pytest.UsageError(f"--tlbperf-threshold: {exc}") from None
-        if self.max_rounds < 1:
-            raise pytest.UsageError("--tlbperf-max-rounds must be at least 1")
         for item in self.exports:
             fmt, sep, path = str(item).partition("=")
             if not sep or not path or fmt not in FORMATS:
                 raise pytest.UsageError(f"--tlbperf-export: {item!r}: expected FORMAT=PATH "
                                         f"with FORMAT one of {', '.join(FORMATS)}")
-        try:
-            for spec in [self.baseline] + list(self.candidates or ()):
-                policies.resolve(spec)
-            for prof in self.profiles or ():
-                profiles.get(prof)
-        except TlbperfError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        if self.rounds_override is not None and self.rounds_override < 1:
-            raise pytest.UsageError("--tlbperf-rounds must be at least 1")
+        self._validate_outputs()
+        self._validate_policies()
         if self.compare:
             # workers load it too: each cell runs the saved cell's seeds
             try:
                 run = self.storage.find(self.compare, on_error=self.storage_errors.append,
-                                        cwd=self.config.rootpath)
+                                        cwd=self.root)
             except StorageError as exc:
-                skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors)
+                skipped = "".join(f"\n  skipped: {err}" for err in self.storage_errors
+                                  if err is not exc)
                 raise pytest.UsageError(f"--tlbperf-compare: {exc}{skipped}") from None
             self.reference = run
+
+    def _validate_outputs(self):
+        """Every report path is writable before the run starts: a typo must
+        not throw a long run's results away at its end."""
+        if self.is_worker:
+            return
+        outputs = [("--tlbperf-json", self.json_path), ("--tlbperf-html", self.html_path),
+                   ("--tlbperf-text", self.text_path)]
+        outputs += [(f"--tlbperf-export {str(item).partition('=')[0]}",
+                     str(item).partition("=")[2]) for item in self.exports]
+        for what, path in outputs:
+            problem = path and check_output(path, what)
+            if problem:
+                raise pytest.UsageError(problem)
+
+    def _validate_policies(self):
+        """Each policy imports, constructs and configures on every profile
+        the run may use, and can run on the chosen engine -- one usage error
+        before anything runs, not a failure in every cell."""
+        try:
+            chosen = [profiles.get(p) for p in self.profiles or profiles.names()]
+            for spec in [self.baseline] + list(self.candidates or ()):
+                try:
+                    policy = policies.resolve(spec)
+                    for prof in chosen:
+                        policy.knobs(prof)
+                except KeyboardInterrupt:   # pytest ends silently here: say where it was
+                    sys.stderr.write(printable(f"tlbperf: interrupted while loading policy "
+                                               f"{spec}") + "\n")
+                    raise
+                if self.engine == "native" and policy.has_python_hooks():
+                    raise pytest.UsageError(
+                        f"--tlbperf-engine native: policy {spec} defines should_flush_cpu, "
+                        f"a Python hook the native engine cannot call; use "
+                        f"--tlbperf-engine python or auto")
+        except TlbperfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if self.engine == "native" and not native.available():
+            raise pytest.UsageError("--tlbperf-engine native: the native engine is not built "
+                                    "in this installation (no C compiler when it was "
+                                    "installed?); use --tlbperf-engine python or auto")
+
+    # -- candidates, references and the profiles their knobs touch ---------------
+    def _init_selection(self, config):
+        self.reference_specs = _get(config, "tlbperf_reference") or []
+        self.extra_profiles = _get(config, "tlbperf_extra_profile") or []
+        self.touched_mode = _get(config, "tlbperf_touched_profiles", "run")
+        self._roles = None
+        self.touched_log = []          # selection.touched's entries, with the test
+        self.added = set()             # (test function, profile, policy) run because touched
+
+    def _validate_selection(self):
+        """Bad reference names or extra profiles fail before anything runs."""
+        if self.touched_mode not in selection.TOUCHED_MODES:
+            raise pytest.UsageError(f"--tlbperf-touched-profiles: {self.touched_mode!r} is "
+                                    f"not one of {', '.join(selection.TOUCHED_MODES)}")
+        try:
+            for spec in self.reference_specs:
+                if spec != "all":
+                    policies.resolve(spec)
+            for prof in self.extra_profiles:
+                profiles.get(prof)
+        except TlbperfError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def references(self) -> list:
+        return self.roles.references if self.enabled and self.candidates else []
+
+    @property
+    def roles(self) -> selection.Roles:
+        # made on first use: without --tlbperf, pytest loads this plugin but
+        # needs no policy imported
+        if self._roles is None:
+            self._roles = selection.Roles(self.baseline, self.candidates,
+                                          self.reference_specs)
+        return self._roles
+
+    def profiles_of(self, metafunc) -> tuple:
+        """(profiles, touched entries) of one suite test: the profiles it
+        runs on for every policy, and `selection.touched`'s entries -- the
+        ADDED ones run the baseline and that candidate there too."""
+        marker = metafunc.definition.get_closest_marker("tlbperf")
+        chosen = list(self.profiles or (marker and marker.kwargs.get("profiles"))
+                      or DEFAULTS["profiles"])
+        if not self.enabled:
+            return chosen, []
+        chosen += [p for p in self.extra_profiles if p not in chosen]
+        try:
+            entries = selection.touched(chosen, self.roles, selection.universe(chosen),
+                                        self.touched_mode, fixed=bool(self.profiles))
+        except TlbperfError as exc:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+        return chosen, entries
 
     def seeds_for(self, key, rounds) -> list:
         """The seeds cell `key` = (test, profile, policy) runs: the saved
@@ -257,8 +438,7 @@ class TlbperfPlugin:
 
     # -- collection ----------------------------------------------------------
     def policy_list(self) -> list:
-        candidates = self.candidates or [p for p in policies.names() if p != self.baseline]
-        return [self.baseline] + [p for p in candidates if p != self.baseline]
+        return self.roles.policies()
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc):
@@ -268,19 +448,49 @@ class TlbperfPlugin:
             metafunc.parametrize("tlbperf_cell", [(HOST_PROFILE, HOST_POLICY)], ids=["host"])
             return
         marker = metafunc.definition.get_closest_marker("tlbperf")
-        chosen = self.profiles or (marker and marker.kwargs.get("profiles")) \
-            or DEFAULTS["profiles"]
+        if marker is not None and self.enabled:
+            check_marker(marker, metafunc.definition.nodeid)
+        chosen, entries = self.profiles_of(metafunc)
         cells = [(prof, pol) for prof in chosen for pol in self.policy_list()]
-        metafunc.parametrize("tlbperf_cell", cells, ids=[f"{p}-{pol}" for p, pol in cells])
+        name = metafunc.function.__name__
+        for entry in entries:
+            self.touched_log.append(dict(entry, test=name))
+            if entry["status"] != selection.ADDED:
+                continue
+            for pol in (self.baseline, entry["policy"]):
+                if (entry["spec"], pol) not in cells:
+                    cells.append((entry["spec"], pol))
+                    self.added.add((name, entry["spec"], pol))
+        metafunc.parametrize("tlbperf_cell", cells,
+                             ids=[printable(f"{p}-{pol}") for p, pol in cells])
 
-    @pytest.hookimpl
-    def pytest_collection_modifyitems(self, items):
+    @pytest.hookimpl(tryfirst=True)     # before -k / -m select among the built-ins
+    def pytest_collection_modifyitems(self, session, items):
         if self.enabled:
+            if not items and self.config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
+                items[:] = self._builtin_suite_items(session)
             return
         skip = pytest.mark.skip(reason="tlbperf suites run with --tlbperf")
         for item in items:
             if "tlbperf_cell" in getattr(item, "fixturenames", ()):
                 item.add_marker(skip)
+
+    def _builtin_suite_items(self, session) -> list:
+        """`pytest --tlbperf` where there is nothing to collect -- no test
+        path given, nothing found (an empty folder holding my_rfc.py) --
+        runs the built-in suites, as `--pyargs pytest_tlbperf.suites` would
+        (DESIGN 5). Test paths, when given, are taken as they are."""
+        spec = importlib.util.find_spec("pytest_tlbperf.suites")
+        path = Path(next(iter(spec.submodule_search_locations)))
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"tlbperf: no tests here; running the built-in suites "
+                          f"(pytest_tlbperf.suites, {path})")
+        # as an initial path, the suites get the node ids `--pyargs` gives them
+        # (test_madvise.py::...), not ones relative to an unrelated rootdir
+        session._initialpaths = frozenset(getattr(session, "_initialpaths", ())) | {path}
+        node = session.config.hook.pytest_collect_directory(path=path, parent=session)
+        return [] if node is None else list(session.genitems(node))
 
     # -- end of session -----------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -335,33 +545,133 @@ class TlbperfPlugin:
             return
         if not self.session.cells:
             return
-        if self.host_machine is not None and exitstatus == pytest.ExitCode.INTERRUPTED:
-            # Ctrl-C: the runner stopped mid-window; a run with some cells
-            # missing must not be saved, or later compared, as a whole one
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.interrupted = True       # Ctrl-C: no more seeds, nothing half saved
             return
+        try:
+            self._finish(session)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _finish(self, session):
         from .reports import adaptive
         from .reports.report import Report
         failing = {c.key for c, *_ in self.session.failures()}
+        judge, extend = self._with_progress()
         findings, self.adaptive_log = adaptive.run_rounds(
-            self._judge, self._extend, self.max_rounds, self.baseline)
-        # seeds added by the adaptive rounds are judged like the tests' own
-        self.late_failures = [f for f in self.session.failures() if f[0].key not in failing]
+            judge, extend, self.max_rounds, self.baseline, progress=self._say)
+        # seeds added by the adaptive rounds are judged like the tests' own;
+        # a reference policy's never fail the run
+        self.late_failures = [f for f in self.session.failures() if f[0].key not in failing
+                              and self.roles.role(f[0].policy) != selection.REFERENCE]
         self.session.options["adaptive_rounds"] = self.adaptive_log
-        commit, dirty = git_commit(self.config.rootpath)
-        run = self._with_host(self.session.to_run(commit, dirty, git_sha(self.config.rootpath)))
-        self.saved = None
-        if self.save is not None or self.autosave:
-            self.saved = self.storage.save(run, name=self.save or None)
-            run = self.storage.load_file(self.saved)       # with its id and name
+        self.session.policy_info = self._policy_info()
+        commit, dirty = git_commit(self.root)
+        run = self._with_host(self.session.to_run(commit, dirty, git_sha(self.root)))
         self.report = Report(run, [self.reference] if self.reference else [], findings,
                              self.thresholds, adaptive_log=self.adaptive_log)
-        self._write(run)
-        failed = ((self.fail_on == "regression" and self.report.regressions())
-                  or (self.fail_on != "none" and self.late_failures))
+        self._write(run)        # the reports first: a failed save must not lose them
+        self._save(run)
+        self.failure_reasons = self._failure_reasons()
+        failed = bool(self.failure_reasons)
         if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
+        if (self.write_errors or self.save_error) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def _save(self, run):
+        if self.save is None and not self.autosave:
+            return
+        try:
+            self.saved = self.storage.save(run, name=self.save or None)
+        except StorageError as exc:
+            self.save_error = str(exc)
+
+    def _say(self, message: str) -> None:
+        """A progress line while the session ends (adaptive rounds)."""
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        if getattr(getattr(tr, "_tw", None), "width_of_current_line", 0):
+            tr.line("")             # after the last test's dots and [100%]
+        tr.write_line(printable(message))
+
+    def _with_progress(self, every: float = 2.0):
+        """(judge, extend) for the adaptive rounds, saying what they do: the
+        statistics of every comparison, then more seeds, can take many
+        seconds after the last test's dot. A line before each judgement,
+        and one every `every` seconds while seeds run."""
+        started = last = time.monotonic()
+        cells = seeds = judged = 0
+
+        def judge():
+            nonlocal judged
+            judged += 1
+            self._say(f"tlbperf: judging the comparisons{' again' * (judged > 1)} "
+                      f"({time.monotonic() - started:.0f} s)")
+            return self._judge()
+
+        def extend(key, wanted):
+            nonlocal last, cells, seeds
+            added = self._extend(key, wanted)
+            if added:
+                cells, seeds = cells + 1, seeds + added
+            now = time.monotonic()
+            if now - last >= every:
+                last = now
+                self._say(f"tlbperf: adaptive rounds: {seeds} more seeds in {cells} cells "
+                          f"({now - started:.0f} s)")
+            return added
+        return judge, extend
+
+    def _failure_reasons(self) -> list:
+        """Why this plugin fails the run, one line each: a candidate's
+        significant regression under --tlbperf-fail-on=regression, a
+        violation the adaptive rounds' extra seeds found."""
+        from .reports import text
+        out = []
+        if self.fail_on != "none":
+            for cell, unexpected, lost in self.late_failures:
+                out.append(f"the adaptive rounds' extra seeds of {cell.test}[{cell.profile}] "
+                           f"{cell.policy} found {', '.join(sorted(unexpected | lost))}")
+        regressions = self.report.regressions()
+        if regressions and self.fail_on == "regression":
+            first = regressions[0]
+            more = (f" (and {len(regressions) - 1} more, listed above)"
+                    if len(regressions) > 1 else "")
+            out.append(f"{len(regressions)} significant regression"
+                       f"{'s' * (len(regressions) != 1)} of "
+                       f"{', '.join(sorted({f.policy for f in regressions}))} "
+                       f"(--tlbperf-fail-on=regression): {first.test}[{first.profile}] "
+                       f"{first.metric} {text.change(first)}{more}")
+        return out
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_closing_line(self, session, exitstatus):
+        """After pytest's own summary line ('2 passed in 3 s', green: every
+        test passed), end a run this plugin failed on a red line that says
+        why."""
+        result = yield
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and self.enabled and not self.is_worker and self.failure_reasons:
+            for reason in self.failure_reasons:
+                tr.write_line(f"tlbperf: FAILED: {reason}", red=True, bold=True)
+        return result
+
+    def _policy_info(self) -> dict:
+        """What the report shows of each policy of the run: its docstring and
+        its knobs on every profile (`selection.describe`)."""
+        names = {c.policy for c in self.session.cells}
+        specs = [p for p in self.roles.policies() if p in names]
+        named = list(self.profiles or ()) + list(self.extra_profiles)
+        out = {}
+        for spec in specs:
+            try:
+                out[spec] = selection.describe(spec, named)
+            except TlbperfError:
+                continue             # e.g. a policy file that has gone since
+        return out
 
     def _write(self, run):
         from .reports import export, html, text
@@ -382,9 +692,22 @@ class TlbperfPlugin:
                 with open(path, "w", encoding="utf-8") as fh:
                     write(fh)
             except (OSError, TlbperfError) as exc:
-                self.write_errors.append(f"cannot write {path}: {exc}")
+                self.write_errors.append(f"cannot write {path}: "
+                                         f"{getattr(exc, 'strerror', None) or exc}")
                 continue
             self.written.append(path)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo):
+        """Ctrl-C in the middle of the engine can land where CPython 3.11
+        records no line number: the traceback entry's tb_lineno is None
+        (Python prints "line -1"), and pytest's report of the interrupt then
+        fails with a TypeError and a raw traceback of its own. Such entries
+        say nothing anyway: drop them before pytest formats the rest."""
+        try:
+            excinfo.traceback = excinfo.traceback.filter(_has_line)
+        except Exception:       # noqa: BLE001 - another pytest: leave it as it is
+            pass
 
     def _with_host(self, run) -> dict:
         """A host run says so, and carries the kernel's identity, how it
@@ -402,6 +725,9 @@ class TlbperfPlugin:
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter):
+        if self.enabled and not self.is_worker and self.interrupted:
+            terminalreporter.write_line("tlbperf: interrupted: no adaptive rounds were run, "
+                                        "no report written and nothing saved", yellow=True)
         if not self.enabled or self.is_worker or self.report is None:
             return
         from .reports import text
@@ -410,7 +736,7 @@ class TlbperfPlugin:
         report = self.report
         tr.section("tlbperf", sep="=")
         for line in text.render(report, violations=False, command=False).splitlines():
-            tr.write_line(line[:WIDTH])
+            tr.write_line(printable(line)[:WIDTH])
         from .host import report as host_report
         if self.host_machine is not None:
             host_lines = host_report.text(report.run, [self.reference] if self.reference
@@ -419,10 +745,12 @@ class TlbperfPlugin:
             host_lines = host_report.comparison(report.run, self.reference) \
                 if self.reference else []
         for line in host_lines:
-            tr.write_line(line[:WIDTH], yellow=line.startswith("warning"))
+            tr.write_line(printable(line)[:WIDTH], yellow=line.startswith("warning"))
         for note in self.host_notes:
             tr.write_line(f"tlbperf: note: {note}", yellow=True)
         if self.reference is not None:
+            for warning in comparability(self.session.to_run("", False), self.reference):
+                tr.write_line(f"tlbperf: warning: {warning}", yellow=True)
             ref = {(c["test"], c["profile"], c["policy"]) for c in self.reference["cells"]}
             missing = sorted(ref - {c.key for c in s.cells})
             if missing:
@@ -440,16 +768,7 @@ class TlbperfPlugin:
         if lines:
             tr.section("tlbperf violations", sep="-")
             for line in lines:
-                tr.write_line(line)
-        for cell, unexpected, lost in self.late_failures:
-            kinds = ", ".join(sorted(unexpected | lost))
-            tr.write_line(f"tlbperf: FAILED: the adaptive rounds' extra seeds of "
-                          f"{cell.test}[{cell.profile}] {cell.policy} found {kinds}", red=True)
-        regressions = report.regressions()
-        if regressions and self.fail_on == "regression":
-            tr.write_line(f"tlbperf: FAILED: {len(regressions)} significant regression"
-                          f"{'s' * (len(regressions) != 1)} (--tlbperf-fail-on=regression)",
-                          red=True)
+                tr.write_line(printable(line))
         wall = time.time() - s.started
         if s.workers:
             tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine summed over "
@@ -457,12 +776,18 @@ class TlbperfPlugin:
         else:
             tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine, "
                           f"{max(wall - s.engine_seconds, 0):.1f} s elsewhere, of {wall:.1f} s")
-        if getattr(self, "saved", None):
-            tr.write_line(f"tlbperf: saved run {self.saved.name} in {self.storage.path}")
         for path in self.written:
             tr.write_line(f"tlbperf: wrote {path}")
+        if self.saved:
+            tr.write_line(f"tlbperf: saved run {self.saved.name} in {self.storage.path}")
+        if self.save_error:
+            tr.write_line(f"tlbperf: error: the run was not saved: {self.save_error}"
+                          f"{'; the reports above were written' if self.written else ''}",
+                          red=True)
         for err in self.write_errors:
             tr.write_line(f"tlbperf: error: {err}", red=True)
+        for reason in self.failure_reasons:
+            tr.write_line(f"tlbperf: FAILED: {reason}", red=True)
 
 
 # -- registration, marker, fixtures ------------------------------------------------
@@ -490,7 +815,10 @@ def tlb_machine(tlbperf_cell, request):
     if plugin.host_machine is not None:
         return plugin.host_machine
     profile, policy = tlbperf_cell
-    return ModeledMachine(profile, policy, plugin.engine)
+    try:
+        return ModeledMachine(profile, policy, plugin.engine)
+    except TlbperfError as exc:        # e.g. configure() fails on a marker's profile
+        pytest.fail(printable_lines(str(exc)), pytrace=False)
 
 
 @pytest.fixture
@@ -500,19 +828,68 @@ def tlbperf(tlb_machine, request):
     plugin = request.config._tlbperf
     marker = request.node.get_closest_marker("tlbperf")
     kwargs = marker.kwargs if marker else {}
-    rounds = plugin.rounds_override or kwargs.get("rounds") or \
-        int(request.config.getini("tlbperf_rounds") or DEFAULTS["rounds"])
+    rounds = plugin.rounds_override or kwargs.get("rounds") or DEFAULTS["rounds"]
     metrics = kwargs.get("metrics") or DEFAULT_METRICS
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise pytest.UsageError(f"{request.node.nodeid}: unknown metric(s) {unknown}; "
-                                f"metrics are {', '.join(METRICS)}")
     params = {k: v for k, v in getattr(request.node, "callspec", None).params.items()
               if k != "tlbperf_cell"} if hasattr(request.node, "callspec") else {}
-    test = request.node.originalname + (
-        "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else "")
+    test = printable(request.node.originalname + (
+        "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else ""))
     if plugin.host_machine is not None:
         return HostFixture(tlb_machine, test, rounds, metrics, plugin.session)
     seeds = plugin.seeds_for((test, tlb_machine.profile.name, tlb_machine.policy_name), rounds)
-    return TlbperfFixture(tlb_machine, test, seeds, metrics,
-                          kwargs.get("shows", ()), plugin.session, plugin.fail_on)
+    profile_spec, policy_spec = request.getfixturevalue("tlbperf_cell")
+    # a reference policy's violations are reported, never fail the run
+    fail_on = "none" if plugin.roles.role(policy_spec) == selection.REFERENCE \
+        else plugin.fail_on
+    added = (request.node.originalname, profile_spec, policy_spec) in plugin.added
+    return TlbperfFixture(tlb_machine, test, seeds, metrics, kwargs.get("shows", ()),
+                          plugin.session, fail_on, nodeid=request.node.nodeid,
+                          touched=added)
+
+
+def _has_line(entry) -> bool:
+    try:
+        entry.lineno                    # tb_lineno - 1: a TypeError when it is None
+    except TypeError:
+        return False
+    return True
+
+
+# -- the marker --------------------------------------------------------------------
+def check_marker(marker, nodeid: str) -> None:
+    """@pytest.mark.tlbperf(...)'s arguments, checked when the test is
+    collected: a bad one is a collection error naming the test and the
+    argument, not a crash in every cell."""
+    def bad(message):
+        pytest.fail(f"{nodeid}: @pytest.mark.tlbperf: {message}", pytrace=False)
+
+    kwargs = marker.kwargs
+    unknown = set(kwargs) - {"profiles", "rounds", "metrics", "shows"}
+    if unknown or marker.args:
+        bad(f"unknown argument(s) {', '.join(sorted(unknown)) or repr(marker.args)}; it "
+            f"takes profiles=, rounds=, metrics=, shows=")
+    for key, known, what in (("metrics", METRICS, "metrics"),
+                             ("shows", abi.VIOLATION_KINDS, "violation kinds")):
+        values = kwargs.get(key)
+        if values is None:
+            continue
+        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+            bad(f"{key}= must be a list of names, got {values!r}")
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            bad(f"{key}=: unknown {what} {', '.join(map(repr, unknown))}; {what} are "
+                f"{', '.join(known)}")
+    names = kwargs.get("profiles")
+    if names is not None:
+        if isinstance(names, str) or not all(isinstance(v, str) for v in names) or not names:
+            bad(f"profiles= must be a non-empty list of profile names or .toml paths, got "
+                f"{names!r}")
+        for name in names:
+            try:
+                profiles.get(name)
+            except TlbperfError as exc:
+                bad(f"profiles=: {exc}")
+    rounds = kwargs.get("rounds")
+    if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int)
+                               or not 1 <= rounds <= MAX_ROUNDS):
+        bad(f"rounds= must be an integer from 1 to {MAX_ROUNDS}, got {rounds!r}")

@@ -15,8 +15,13 @@ per-profile resolution of the class attributes.
 
 from __future__ import annotations
 
+import difflib
+import os
+import sys
+
 from .engine import abi
 from .errors import PolicyError
+from .userio import printable
 
 KNOB_DOCS = {
     "lazy_tlb": "what enter_lazy_tlb() does: 'stay' keeps CR3 and sets is_lazy; "
@@ -51,6 +56,25 @@ KNOB_DOCS = {
                        "'handoff' (2021: give it an mm_count reference to drop at its next "
                        "switch; no IPI) or 'sync_ipi' (2024 RFC: synchronous calls that switch "
                        "it away)",
+    "cpumask_update": "'eager': a CPU leaves mm_cpumask when it switches away (before v6.14); "
+                      "'lazy' (v6.14, 209954cbc7d0): the bit is set if unset at switch and "
+                      "cleared by the first flush that finds the mm not loaded, with a trim "
+                      "flush about once a second (6db2526c1d69); 'lazy_untrimmed': "
+                      "209954cbc7d0 alone, where every flush IPIs the CPUs left in the mask "
+                      "(the 13% tlb_flush2 regression the trim fixed)",
+    "broadcast_flush": "remote invalidation without IPIs for mms with a global ASID: 'none', "
+                       "'invlpgb' (AMD, v6.15: INVLPGB + TLBSYNC), 'rar' (Intel Remote Action "
+                       "Request, RFC 2025), or 'auto': what today's kernel uses on the part "
+                       "(INVLPGB where the profile has it, with PCID and without PTI); "
+                       "'invlpgb' and 'rar' need the profile's feature and PCID",
+    "tlbsync": "'before_return': a broadcast flush waits for TLBSYNC before it returns (as it "
+               "must); 'skip': it returns at once -- a broken policy the oracle must catch",
+    "lru_drain": "'on_zap': madvise/munmap zaps drain the per-CPU LRU add batch under the "
+                 "lruvec lock (before van Riel's 'mm: remove unnecessary calls to "
+                 "lru_add_drain'); 'batch_full': only a full batch is drained",
+    "table_free": "'after_flush': freed page tables go back once the flush returned; 'rcu': "
+                  "after an RCU grace period (MMU_GATHER_RCU_TABLE_FREE, unconditional since "
+                  "a37259732a7d, v6.15); PV-flush guests always use 'rcu'",
 }
 
 KNOB_NAMES = tuple(KNOB_DOCS)
@@ -68,6 +92,42 @@ def _check_knob(owner: str, name: str, value) -> None:
         raise PolicyError(f"{owner}: knob {name}={value!r} is not one of {choices}")
 
 
+def pti_enabled(knobs, profile) -> bool:
+    """PTI as the kernel decides it: the knob, or 'auto' on Meltdown-affected parts."""
+    return knobs.pti is True or (knobs.pti == "auto" and profile.meltdown)
+
+
+def hardware_problem(knobs, profile):
+    """Why this machine cannot run these knobs, or None."""
+    mode = knobs.broadcast_flush
+    if mode == "invlpgb":
+        if not profile.invlpgb:
+            return "broadcast_flush='invlpgb' needs a part with INVLPGB (profile invlpgb = true)"
+        if not profile.pcid:
+            return ("broadcast_flush='invlpgb' needs PCID: global ASIDs are PCIDs, and since "
+                    "44126343d58c (\"x86/mm: Disable broadcast TLB flush when PCID is disabled\") "
+                    "the kernel turns INVLPGB off without PCID -- before it, INVLPGB with a "
+                    "non-zero PCID took a #GP")
+        if pti_enabled(knobs, profile):
+            return ("broadcast_flush='invlpgb' with PTI on: the kernel disables INVLPGB under "
+                    "PTI (94a17f2dc90b)")
+    if mode == "rar":
+        if not profile.rar:
+            return "broadcast_flush='rar' needs a part with Remote Action Request (profile rar = true)"
+        if not profile.pcid:
+            return "broadcast_flush='rar' needs PCID: RAR flushes target the global ASID's PCID"
+    return None
+
+
+def broadcast_for(profile, pti="auto") -> str:
+    """The broadcast flush today's kernel uses on this part: INVLPGB where the
+    CPU has it, PCID is on and PTI is off (44126343d58c, 94a17f2dc90b)."""
+    if profile.invlpgb and profile.pcid and not (pti is True or (pti == "auto"
+                                                                 and profile.meltdown)):
+        return "invlpgb"
+    return "none"
+
+
 class Knobs:
     """The knob values a policy resolved to on one profile (validated)."""
 
@@ -83,6 +143,9 @@ class Knobs:
                 raise PolicyError(f"{owner}: knob {name} has no value")
             _check_knob(owner, name, values[name])
             object.__setattr__(self, name, values[name])
+        if values["broadcast_flush"] == "auto":
+            raise PolicyError(f"{owner}: broadcast_flush='auto' is resolved per profile by "
+                              f"Policy.knobs(profile); Knobs takes 'none', 'invlpgb' or 'rar'")
 
     def __setattr__(self, name, value):
         raise AttributeError("Knobs are read-only")
@@ -132,6 +195,11 @@ class Policy:
     pti = "auto"
     lazy_mm_scan = "mm_cpumask"
     lazy_mm_release = "handoff"
+    cpumask_update = "lazy"
+    broadcast_flush = "auto"
+    tlbsync = "before_return"
+    lru_drain = "batch_full"
+    table_free = "rcu"
 
     #: violation kinds this policy is known to cause (a historic patch with a
     #: known bug declares it, like xfail; DESIGN §5)
@@ -144,7 +212,10 @@ class Policy:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        owner = f"policy {cls.__module__}.{cls.__qualname__}"
+        owner = _class_label(cls)
+        _check_attributes(cls, owner)
+        if cls.name is not None and (not isinstance(cls.name, str) or not cls.name):
+            raise PolicyError(f"{owner}: name must be a non-empty string, got {cls.name!r}")
         for knob in KNOB_NAMES:
             _check_knob(owner, knob, getattr(cls, knob))
         unknown = set(cls.known_violations) - set(abi.VIOLATION_KINDS)
@@ -172,7 +243,7 @@ class Policy:
     def knobs(self, profile) -> Knobs:
         owner = f"policy {self.policy_name()}"
         values = {knob: getattr(self, knob) for knob in KNOB_NAMES}
-        overrides = self.configure(profile)
+        overrides = call_policy(self, f"configure({profile.name})", self.configure, profile)
         if overrides:
             if not isinstance(overrides, dict):
                 raise PolicyError(f"{owner}: configure() must return a dict of knob "
@@ -182,7 +253,15 @@ class Policy:
                 raise PolicyError(f"{owner}: configure({profile.name}) returned unknown "
                                   f"knob(s) {', '.join(sorted(unknown))}")
             values.update(overrides)
-        return Knobs(owner, **values)
+        if values["broadcast_flush"] == "auto":
+            for name in ("broadcast_flush", "pti"):
+                _check_knob(owner, name, values[name])
+            values["broadcast_flush"] = broadcast_for(profile, values["pti"])
+        knobs = Knobs(owner, **values)
+        problem = hardware_problem(knobs, profile)
+        if problem:
+            raise PolicyError(f"{owner} on {profile.name}: {problem}")
+        return knobs
 
     def expected_violations(self, profile) -> frozenset:
         """Violation kinds expected on this profile (default: known_violations).
@@ -194,3 +273,131 @@ class Policy:
 
     def __repr__(self):
         return f"<Policy {self.policy_name()}>"
+
+
+# -- the policy's own code, at the edge ----------------------------------------------
+# A policy's methods (configure, should_flush_cpu, expected_violations,
+# __init__) are the user's code running inside ours. call_policy() runs
+# them so that what goes wrong names the policy and the method instead of
+# ending the run: an exception or sys.exit() becomes a PolicyError, and a
+# call that executes more than CALL_BUDGET Python bytecode instructions is
+# stopped.
+#
+# The bound counts instructions (sys.settrace with f_trace_opcodes), not
+# seconds: the same policy and seed stop at the same point on every machine,
+# however loaded. Lines would not do: `while True: pass` on one line jumps
+# back to itself without a new line event. Two million instructions are
+# orders of magnitude beyond any real decision and under a second of
+# looping; a hook of a few lines pays a few microseconds per call. The bound
+# stands aside while another tracer (a debugger, coverage) is active, and
+# cannot stop a C function that never returns; Ctrl-C still does.
+CALL_BUDGET = 2_000_000
+
+
+class _OverBudget(BaseException):
+    """Raised inside a policy's code at its instruction CALL_BUDGET + 1; a
+    BaseException so that `except Exception` in the policy does not eat it."""
+
+
+def _bounded(fn, args):
+    if sys.gettrace() is not None:
+        return fn(*args)
+    left = CALL_BUDGET
+
+    def instruction(frame, event, arg):
+        nonlocal left
+        if event == "opcode":
+            left -= 1
+            if left < 0:
+                raise _OverBudget
+        return instruction
+
+    def call(frame, event, arg):         # every frame the policy's code enters
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return instruction
+
+    sys.settrace(call)
+    try:
+        return fn(*args)
+    finally:
+        sys.settrace(None)
+
+
+_NOT_THE_POLICY = ("pytest_tlbperf", "importlib", "_pytest", "pluggy")
+
+
+def _where(exc) -> str:
+    """' (my_rfc.py:12)': the innermost frame of the policy's own code (not
+    ours, the import machinery's or pytest's)."""
+    found = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        module = tb.tb_frame.f_globals.get("__name__") or ""
+        if not path.startswith("<") and not module.startswith(_NOT_THE_POLICY):
+            found = f" ({os.path.relpath(path) if os.path.isabs(path) else path}:" \
+                    f"{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
+
+
+def describe_exception(exc, verb: bool = False) -> str:
+    """'ZeroDivisionError: division by zero (my_rfc.py:12)' or 'called
+    sys.exit(3) (my_rfc.py:2)'; with `verb`, the first reads 'raised ...'."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({'' if exc.code is None else repr(exc.code)}){_where(exc)}"
+    text = str(exc)
+    return f"{'raised ' if verb else ''}{type(exc).__name__}{': ' + text if text else ''}" \
+           f"{_where(exc)}"
+
+
+def call_policy(policy, what: str, fn, *args):
+    """fn(*args), code of `policy` (a Policy instance or class), within
+    CALL_BUDGET instructions; what went wrong is a PolicyError naming the
+    policy and `what` ("configure(zen1-epyc)"). Ctrl-C still interrupts."""
+    try:
+        return _bounded(fn, args)
+    except _OverBudget:
+        raise PolicyError(f"{policy_label(policy)}: {what} ran more than {CALL_BUDGET} Python "
+                          f"instructions in one call (does it loop forever?); a policy's "
+                          f"code must return in bounded time (policy.CALL_BUDGET)") from None
+    except (KeyboardInterrupt, PolicyError):
+        raise
+    except BaseException as exc:        # SystemExit too: a policy cannot end the run
+        raise PolicyError(f"{policy_label(policy)}: {what} {describe_exception(exc, verb=True)}"
+                          ) from exc
+
+
+def policy_label(policy) -> str:
+    """'policy my_rfc.py:MyRfc' (or 'policy NAME' for a named one), escaped."""
+    cls = policy if isinstance(policy, type) else type(policy)
+    return _class_label(cls) if not isinstance(cls.name, str) else \
+        f"policy {printable(cls.policy_name())}"
+
+
+def _class_label(cls) -> str:
+    """'policy my_rfc.py:MyRfc': where a user finds the class."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if path and not cls.__module__.startswith("pytest_tlbperf."):
+        return printable(f"policy {os.path.relpath(path) if os.path.isabs(path) else path}:"
+                         f"{cls.__qualname__}")
+    return f"policy {cls.__module__}.{cls.__qualname__}"
+
+
+def _check_attributes(cls, owner: str) -> None:
+    """Every public class attribute is a knob or something Policy defines
+    (name, known_violations, configure, should_flush_cpu, ...): a misspelled
+    knob (`lazy_tbl = "stay"`) or method (`def configur`) would otherwise be
+    ignored, and the policy would run as mainline without a word. Names of
+    the policy's own helpers start with '_'."""
+    allowed = set(KNOB_NAMES) | {n for n in vars(Policy) if not n.startswith("_")}
+    for name in cls.__dict__:
+        if name.startswith("_") or name in allowed:
+            continue
+        close = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PolicyError(f"{owner}: unknown attribute {name!r}{hint} (knobs are "
+                          f"{', '.join(KNOB_NAMES)}; a helper of your own needs a name that "
+                          f"starts with '_')")

@@ -19,19 +19,24 @@ class Cell:
 
     `expected` is what the policy declares for this profile; `shows` what the
     suite test says it can demonstrate; a kind both expected and shown that
-    does not appear is *lost* (a strict XPASS: the oracle lost its teeth)."""
+    does not appear is *lost* (a strict XPASS: the oracle lost its teeth).
+    `nodeid` is the pytest item that made it (how a report's reproduce
+    command selects it); `touched` marks a cell run only because the
+    candidate's knobs differ from the baseline's on this profile
+    (`pytest_tlbperf.selection`)."""
 
     __slots__ = ("test", "profile", "policy", "workload", "engine", "metrics", "samples",
-                 "expected", "shows", "rounds")
+                 "expected", "shows", "rounds", "nodeid", "touched")
 
     def __init__(self, test, profile, policy, workload, engine, metrics, samples,
-                 expected=(), shows=(), rounds=None):
+                 expected=(), shows=(), rounds=None, nodeid=None, touched=False):
         self.test, self.profile, self.policy = test, profile, policy
         self.workload, self.engine, self.metrics = workload, engine, list(metrics)
         self.samples = samples     # [{"seed", "metrics", "violations", "program_digest"}]
         # seeds the test itself ran: the first look of the adaptive rounds
         self.rounds = len(samples) if rounds is None else rounds
         self.expected, self.shows = frozenset(expected), frozenset(shows)
+        self.nodeid, self.touched = nodeid, bool(touched)
 
     @property
     def key(self):
@@ -57,13 +62,15 @@ class Cell:
         return {"test": self.test, "profile": self.profile, "policy": self.policy,
                 "workload": self.workload, "engine": self.engine, "metrics": self.metrics,
                 "expected": sorted(self.expected), "shows": sorted(self.shows),
-                "rounds": self.rounds, "seeds": self.samples}
+                "rounds": self.rounds, "nodeid": self.nodeid, "touched": self.touched,
+                "seeds": self.samples}
 
     @classmethod
     def from_dict(cls, d) -> "Cell":
         return cls(d["test"], d["profile"], d["policy"], d.get("workload", ""),
                    d.get("engine", ""), d.get("metrics", ()), d["seeds"],
-                   d.get("expected", ()), d.get("shows", ()), d.get("rounds"))
+                   d.get("expected", ()), d.get("shows", ()), d.get("rounds"),
+                   d.get("nodeid"), d.get("touched", False))
 
 
 def sample(result) -> dict:
@@ -93,6 +100,7 @@ class Session:
         self.workers = 0             # pytest-xdist workers whose cells were merged
         self.runners: dict = {}
         self.runner_specs: dict = {}
+        self.policy_info: dict = {}  # policy -> selection.describe(), for the reports
 
     def add(self, cell: Cell, profile_digest: str, seconds: float, runner=None) -> None:
         self.cells.append(cell)
@@ -126,6 +134,7 @@ class Session:
                 "baseline": self.baseline, "options": self.options,
                 "profiles": dict(sorted(self.profiles.items())),
                 "engines": sorted({c.engine for c in self.cells}),
+                "policies": self.policy_info,
                 "cells": [c.to_dict() for c in sorted(self.cells, key=lambda c: c.key)]}
 
     def merge(self, data: dict) -> None:
@@ -135,6 +144,12 @@ class Session:
         self.engine_seconds += data.get("engine_seconds", 0.0)
         for key, spec in data.get("runners", ()):
             self.runner_specs[tuple(key)] = spec
+        # the profiles a worker added for a candidate's knobs: workers collect,
+        # the controller does not
+        touched = self.options.setdefault("touched", [])
+        for entry in (data.get("options") or {}).get("touched", ()):
+            if entry not in touched:
+                touched.append(entry)
         self.workers += 1
 
     # -- judging -------------------------------------------------------------

@@ -24,13 +24,21 @@ or any commit.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from .engine.abi import SEVERITIES, VIOLATION_KINDS
 from .errors import TlbperfError
+from .userio import printable, read_text
+
+try:
+    import fcntl
+except ImportError:         # not on Linux or a BSD: saves are not serialized
+    fcntl = None
 
 FORMAT = "pytest-tlbperf-run"
 VERSION = 2
@@ -117,12 +125,94 @@ def run_matches_sha(run, sha) -> bool:
         and sha.startswith(short)
 
 
+# What a run file holds, level by level: field -> (check, required). The
+# whole file is checked when it is loaded, so a bad value is named with its
+# file and place instead of crashing a report later. A new field is a line.
+def _str(v):
+    return isinstance(v, str)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v))
+
+
+def _strs(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _table(check):
+    return lambda v: isinstance(v, dict) and all(check(x) for x in v.values())
+
+
+_STR, _INT, _NUMBER, _STRS = ("a string", _str), ("an integer", _int), \
+    ("a finite number", _number), ("a list of strings", _strs)
+RUN_FIELDS = {
+    "format": (_STR, True), "version": (_INT, True), "id": (_STR, True),
+    "name": (("a string or null", lambda v: v is None or _str(v)), False),
+    "created": (_STR, False), "commit": (_STR, True),
+    "dirty": (("true or false", lambda v: isinstance(v, bool)), False),
+    "model_version": (_STR, True), "baseline": (_STR, False),
+    "options": (("an object", lambda v: isinstance(v, dict)), False),
+    "profiles": (("an object of digests", _table(_str)), False),
+    "engines": (_STRS, False), "file": (_STR, False),
+    "commit_sha": (("a string or null", lambda v: v is None or _str(v)), False),
+    "cells": (("a list", lambda v: isinstance(v, list)), True),
+}
+CELL_FIELDS = {
+    "test": (_STR, True), "profile": (_STR, True), "policy": (_STR, True),
+    "workload": (_STR, False), "engine": (_STR, False), "metrics": (_STRS, False),
+    "expected": (_STRS, False), "shows": (_STRS, False),
+    "rounds": (("an integer or null", lambda v: v is None or _int(v)), False),
+    "seeds": (("a list", lambda v: isinstance(v, list)), True),
+}
+SAMPLE_FIELDS = {
+    "seed": (_INT, True),
+    "metrics": (("an object of finite numbers", _table(_number)), True),
+    "violations": (("a list", lambda v: isinstance(v, list)), True),
+    "program_digest": (("a string or null", lambda v: v is None or _str(v)), False),
+}
+VIOLATION_FIELDS = {
+    "kind": (("a violation kind (" + ", ".join(VIOLATION_KINDS) + ")",
+              lambda v: v in VIOLATION_KINDS), True),
+    "severity": (("a severity (" + ", ".join(SEVERITIES) + ")", lambda v: v in SEVERITIES),
+                 True),
+    "cpu": (_INT, True), "time_ns": (_INT, True), "trace": (_STRS, True),
+}
+MAX_RUN_BYTES = 256 << 20
+
+
+def _check_fields(obj, fields, where, source) -> None:
+    if not isinstance(obj, dict):
+        raise StorageError(f"{source}: {where or 'the run'} must be an object, got "
+                           f"{_short(obj)}")
+    for key, ((what, check), required) in fields.items():
+        if key not in obj:
+            if required:
+                raise StorageError(f"{source}: {where}{'.' if where else ''}{key} is missing")
+            continue
+        if not check(obj[key]):
+            raise StorageError(f"{source}: {where}{'.' if where else ''}{key} must be {what}, "
+                               f"got {_short(obj[key])}")
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_run(data, source) -> dict:
-    """Validate (and migrate) a run read from `source`; return it."""
+    """Validate (and migrate) a run read from `source`; return it. Every
+    field is checked, down to each metric value, against RUN_FIELDS and the
+    tables below it; the error names the file and the field."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StorageError(f"{source}: not a pytest-tlbperf run (no \"format\": \"{FORMAT}\")")
     version = data.get("version")
-    if not isinstance(version, int) or version < 1:
+    if not _int(version) or version < 1:
         raise StorageError(f"{source}: run has no valid format version")
     if version > VERSION:
         raise StorageError(f"{source}: written by a newer pytest-tlbperf (format version "
@@ -130,18 +220,34 @@ def check_run(data, source) -> dict:
     while version < VERSION:
         data = MIGRATIONS[version](data)
         version = data["version"]
-    for key in ("id", "commit", "model_version", "cells"):
-        if key not in data:
-            raise StorageError(f"{source}: run lacks {key!r}")
-    if not isinstance(data["cells"], list):
-        raise StorageError(f"{source}: 'cells' must be a list")
+    _check_fields(data, RUN_FIELDS, "", source)
     for i, cell in enumerate(data["cells"]):
-        if not isinstance(cell, dict) or not {"test", "profile", "policy", "seeds"} <= set(cell):
-            raise StorageError(f"{source}: cell {i} lacks test/profile/policy/seeds")
-        for sample in cell["seeds"]:
-            if not isinstance(sample, dict) or not isinstance(sample.get("metrics"), dict):
-                raise StorageError(f"{source}: cell {i} has a seed without metrics")
+        _check_fields(cell, CELL_FIELDS, f"cells[{i}]", source)
+        for j, sample in enumerate(cell["seeds"]):
+            _check_fields(sample, SAMPLE_FIELDS, f"cells[{i}].seeds[{j}]", source)
+            for k, violation in enumerate(sample["violations"]):
+                _check_fields(violation, VIOLATION_FIELDS,
+                              f"cells[{i}].seeds[{j}].violations[{k}]", source)
     return data
+
+
+def comparability(run, reference) -> list:
+    """Why a comparison of `run` with the saved `reference` may show the
+    model rather than the patch: a different model version, or a profile
+    of the same name whose saved digest differs."""
+    warnings = []
+    label = f"run {reference.get('id') or reference.get('name') or '?'}"
+    if run.get("model_version") != reference.get("model_version"):
+        warnings.append(f"{label} was made by model version {reference.get('model_version')}, "
+                        f"this one by {run.get('model_version')}: differences may come from "
+                        f"the model, not the policy")
+    mine, theirs = run.get("profiles") or {}, reference.get("profiles") or {}
+    for name in sorted(set(mine) & set(theirs)):
+        if mine[name] != theirs[name]:
+            warnings.append(f"profile {name} differs from the one {label} ran on (digest "
+                            f"{mine[name]} vs {theirs[name]}): differences may come from the "
+                            f"machine, not the policy")
+    return warnings
 
 
 class Storage:
@@ -151,22 +257,27 @@ class Storage:
         self.path = Path(path)
 
     def _files(self):
+        """NNNN_<name>.json files in order of their number (numerically:
+        10000_x comes after 9999_x)."""
         if not self.path.is_dir():
             return []
-        return sorted(p for p in self.path.glob("*.json") if p.name[:4].isdigit())
+        found = [(int(m.group(1)), p) for p in self.path.glob("*.json")
+                 if (m := _NUMBERED.match(p.name))]
+        return [p for _, p in sorted(found)]
 
     def load_file(self, path) -> dict:
         path = Path(path)
+        text = read_text(path, "saved run", MAX_RUN_BYTES, StorageError)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise StorageError(f"{path}: cannot read: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise StorageError(f"{path}: corrupt JSON ({exc.msg} at line {exc.lineno})") \
                 from None
-        return check_run(data, path)
+        except ValueError as exc:             # NaN or Infinity
+            raise StorageError(f"{path}: corrupt JSON ({exc})") from None
+        except RecursionError:
+            raise StorageError(f"{path}: corrupt JSON (nested too deeply)") from None
+        return _printable_labels(check_run(data, path))
 
     def runs(self, on_error=None) -> list:
         """Every readable run, oldest first. Unreadable files are passed to
@@ -176,6 +287,7 @@ class Storage:
             try:
                 out.append(self.load_file(path))
             except StorageError as exc:
+                exc.path = path
                 if on_error is None:
                     raise
                 on_error(exc)
@@ -185,8 +297,16 @@ class Storage:
         """A run by id ("0003"), name, file name, commit prefix, "latest", or
         a git name of its commit (`resolve_git`: main, HEAD~1, a branch's
         merge-base, ...), the latest run of that commit; git is asked in
-        `cwd` (default: the current directory)."""
-        runs = self.runs(on_error)
+        `cwd` (default: the current directory). A ref that names an
+        unreadable file (its id or file name) raises that file's error, not
+        "no saved run"."""
+        unreadable = []
+
+        def skipped(exc):
+            unreadable.append(exc)
+            if on_error is not None:
+                on_error(exc)
+        runs = self.runs(skipped)
         if not runs:
             raise StorageError(f"no saved runs in {self.path}")
         if ref in (None, "", "latest"):
@@ -198,6 +318,9 @@ class Storage:
                    or str(run["commit"]).split("-g")[-1].startswith(ref)]
         if matches:
             return matches[-1]
+        for exc in unreadable:
+            if exc.path.name == ref or exc.path.name.startswith(f"{ref}_"):
+                raise exc
         resolved = resolve_git(ref, cwd)
         if resolved:
             sha, how = resolved
@@ -211,26 +334,68 @@ class Storage:
 
     def save(self, run: dict, name=None) -> Path:
         """Write `run` as the next NNNN_<name>.json, atomically, never
-        overwriting: the file is linked into place, which fails if it exists."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        overwriting: the file is linked into place, which fails if it exists.
+
+        Numbering is serialized by an flock on `.lock` in the folder, so
+        parallel saves (several CI jobs, xdist controllers) get distinct
+        numbers; the link still refuses a number a writer without the lock
+        took. Any failure is a StorageError naming the folder."""
         label = _safe(name or run.get("commit") or "run")
-        while True:
-            existing = self._files()
-            number = int(existing[-1].name[:4]) + 1 if existing else 1
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with open(self.path / ".lock", "a") as lock:
+                if fcntl is not None:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                return self._link_next(run, name, label)
+        except StorageError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot save the run in {self.path}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
+
+    def _link_next(self, run, name, label) -> Path:
+        existing = self._files()
+        number = int(_NUMBERED.match(existing[-1].name).group(1)) + 1 if existing else 1
+        for _ in range(1000):
             run = dict(run, id=f"{number:04d}", name=name, file=f"{number:04d}_{label}.json")
             final = self.path / run["file"]
             fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "w") as fh:
-                    json.dump(run, fh, indent=1, sort_keys=True)
+                    json.dump(run, fh, indent=1, sort_keys=True, allow_nan=False)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.link(tmp, final)
                 return final
             except FileExistsError:
-                time.sleep(0.01)        # another process took the number: try the next
+                number += 1             # a writer without the lock took it
             finally:
                 os.unlink(tmp)
+        raise StorageError(f"cannot save the run in {self.path}: 1000 numbers from "
+                           f"{number - 1000} on are taken")
+
+
+_NUMBERED = re.compile(r"^(\d+)_")
+# what reports print of a run: escaped as the plugin escapes them when it
+# makes a run, so that a file written by anything else cannot put control
+# characters on a terminal either
+_LABELS = ("id", "name", "commit", "baseline")
+_CELL_LABELS = ("test", "profile", "policy", "workload")
+
+
+def _printable_labels(run: dict) -> dict:
+    for key in _LABELS:
+        if isinstance(run.get(key), str):
+            run[key] = printable(run[key])
+    for cell in run["cells"]:
+        for key in _CELL_LABELS:
+            if isinstance(cell.get(key), str):
+                cell[key] = printable(cell[key])
+    return run
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _safe(label: str) -> str:

@@ -11,6 +11,7 @@ parameter scales it up.
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 from .engine import abi
 from .engine.prng import STREAM_WORKLOAD, Stream
@@ -18,12 +19,26 @@ from .errors import WorkloadError
 
 __all__ = ["Workload", "Program", "TaskSpec", "ProgramBuilder", "TaskBuilder", "custom", "madvise_dontneed", "munmap_storm",
            "kernel_build", "idle_server", "context_switch", "exit_storm", "vm_overcommit",
-           "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1", "hackbench", "BUILDERS"]
+           "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1", "hackbench",
+           "page_reclaim", "BUILDERS"]
 
 REGION = 512   # pages per page-table page (2 MiB)
 _COMPILED_MAX = 64     # compiled programs kept (oldest dropped first)
 _compiled: dict = {}
 HOT_PAGES = 16
+
+# Upper bounds of builder parameters, by parameter name (DEFAULT_LIMIT for a
+# name not listed). They keep a run's memory bounded: a builder's program
+# grows with its parameters, and the engines allocate per CPU and per page.
+# MAX_OPS and MAX_PAGES bound what parameters cannot (their products, custom
+# workloads) while the program is built.
+PARAM_LIMITS = {"threads": 1 << 16, "cpus": 1 << 16, "workers": 1 << 16,
+                "iterations": 1_000_000, "rounds": 1_000_000, "requests": 1_000_000,
+                "jobs": 100_000, "processes": 100_000, "regions": 4096}
+DEFAULT_LIMIT = 1_000_000
+MAX_OPS = 1 << 22          # ops in one program (about 0.5 GB for the python engine)
+MAX_PAGES = 1 << 23        # pages of all mm templates together (32 GiB of 4 KiB pages)
+MAX_OP_VALUE = 1 << 44     # engine/_native.c MAX_VALUE: any op argument or start time
 
 
 class TaskSpec:
@@ -72,11 +87,13 @@ class Program:
             if t.mm >= len(self.mm_pages):
                 raise WorkloadError(f"{self.name}: task {i} names mm template {t.mm}")
             if any(not 0 <= c < profile.cpus for c in t.affinity) or \
-                    (t.affinity and t.cpu not in t.affinity):
+                    (t.affinity and t.cpu not in t.affinity) or \
+                    len(set(t.affinity)) != len(t.affinity):
                 raise WorkloadError(f"{self.name}: task {i} affinity {list(t.affinity)} must "
-                                    f"name CPUs of {profile.name} and include its start "
+                                    f"name distinct CPUs of {profile.name} and include its start "
                                     f"cpu{t.cpu}")
             pages = self.mm_pages[t.mm] if t.mm >= 0 else 0
+            _check_words(self.name, i, t)
             for pc in range(0, len(t.ops), 4):
                 code, a, b = t.ops[pc], t.ops[pc + 1], t.ops[pc + 2]
                 where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
@@ -85,6 +102,13 @@ class Program:
                 if code in page_ops and not (0 <= a and b >= 0 and a + b <= pages):
                     raise WorkloadError(f"{where}: pages {a}..{a + b} outside the task's "
                                         f"{pages}-page mm")
+                if code == abi.OP_RECLAIM:
+                    d = t.ops[pc + 3]
+                    if not 0 <= d < len(self.mm_pages):
+                        raise WorkloadError(f"{where}: names mm template {d}")
+                    if not (0 <= a and b >= 0 and a + b <= self.mm_pages[d]):
+                        raise WorkloadError(f"{where}: pages {a}..{a + b} outside mm template "
+                                            f"{d}'s {self.mm_pages[d]} pages")
                 if code == abi.OP_MIGRATE and not 0 <= a < profile.cpus:
                     raise WorkloadError(f"{where}: cpu{a} does not exist on {profile.name}")
                 if code in (abi.OP_BLOCK, abi.OP_WAKE) and not 0 <= a < self.channels:
@@ -93,6 +117,28 @@ class Program:
                 if code == abi.OP_LOOP and not (self.window and 0 <= a < pc // 4):
                     raise WorkloadError(f"{where}: a loop must jump back to an earlier op and "
                                         f"needs a measured window to end the run")
+
+
+def _check_words(name, i, task) -> None:
+    """Pages, CPUs and cycles are integers (a float page number would index
+    a list), none beyond 2^44 (the native engine's MAX_VALUE). Three passes
+    in C over the ops (a float makes the sum a float; a non-number makes it
+    raise); the Python loop finds the culprit only on error."""
+    ops = task.ops
+    try:
+        ints = type(sum(ops, task.start)) is int
+    except TypeError:
+        ints = False
+    if ints and (not ops or (-MAX_OP_VALUE <= min(ops) and max(ops) <= MAX_OP_VALUE)) \
+            and -MAX_OP_VALUE <= task.start <= MAX_OP_VALUE:
+        return
+    words = (task.start,) + tuple(ops)
+    bad = next(j for j, v in enumerate(words)
+               if not isinstance(v, int) or not -MAX_OP_VALUE <= v <= MAX_OP_VALUE)
+    what = "its start" if bad == 0 else \
+        f"op {(bad - 1) // 4} ({abi.OP_NAMES.get(ops[(bad - 1) // 4 * 4], '?')})"
+    raise WorkloadError(f"{name}: task {i} {what}: {words[bad]!r} is not an integer within "
+                        f"2^44")
 
 
 class TaskBuilder:
@@ -105,12 +151,18 @@ class TaskBuilder:
 
     def _op(self, code, a=0, b=0, c=0):
         self.ops += (code, a, b, c)
+        if len(self.ops) > 4 * MAX_OPS:     # ProgramBuilder.task() bounds the sum
+            self.b.too_many_ops()
         return self
 
-    def access(self, page, npages=1, write=True, file=False):
+    def access(self, page, npages=1, write=True, file=False, shared=False):
         """Touch pages; a page not present faults (a file-backed mapping's
-        fault goes through the page cache and costs file_fault_cycles)."""
-        return self._op(abi.OP_ACCESS, page, npages, int(write) | (2 if file else 0))
+        fault goes through the page cache and costs file_fault_cycles). A
+        write fault allocates a folio -- anonymous, or the COW copy of a
+        private file page -- that goes onto the LRU; a shared mapping's
+        page is the page-cache folio itself."""
+        return self._op(abi.OP_ACCESS, page, npages,
+                        int(write) | (2 if file else 0) | (4 if shared else 0))
 
     def compute_us(self, us):
         return self._op(abi.OP_COMPUTE, self.b.cycles(us * 1000))
@@ -138,6 +190,11 @@ class TaskBuilder:
 
     def mark(self):
         return self._op(abi.OP_MARK)
+
+    def reclaim(self, mm, page, npages):
+        """Reclaim (kswapd, try_to_unmap with a batched flush) unmaps `npages`
+        of mm template `mm` from `page` on: one arch_tlbbatch_flush()."""
+        return self._op(abi.OP_RECLAIM, page, npages, mm)
 
     def membarrier(self):
         return self._op(abi.OP_MEMBARRIER)
@@ -173,6 +230,7 @@ class ProgramBuilder:
         self.rng = Stream(seed, STREAM_WORKLOAD)
         self.mm_pages = []
         self.tasks = []
+        self._ops = []          # each task's op list, for MAX_OPS
         self.channels = 0
         self.warmup = self.window = 0
 
@@ -180,12 +238,26 @@ class ProgramBuilder:
         return self.profile.cycles_from_ns(int(ns))
 
     def mm(self, npages):
+        if isinstance(npages, bool) or not isinstance(npages, int) or npages < 0:
+            raise WorkloadError(f"{self.name}: mm({npages!r}): pages must be an integer "
+                                f">= 0")
+        if sum(self.mm_pages) + npages > MAX_PAGES:
+            raise WorkloadError(f"{self.name}: mm({npages}) makes {sum(self.mm_pages) + npages} "
+                                f"pages in all mms, more than the {MAX_PAGES} a program may "
+                                f"have")
         self.mm_pages.append(npages)
         return len(self.mm_pages) - 1
 
+    def too_many_ops(self):
+        raise WorkloadError(f"{self.name}: more than {MAX_OPS} ops in one program, the limit "
+                            f"that keeps a run's memory bounded; use smaller parameters")
+
     def task(self, mm, cpu, start_us=0, affinity=()):
+        if sum(map(len, self._ops)) > 4 * MAX_OPS:
+            self.too_many_ops()
         t = TaskBuilder(self, mm, cpu, self.cycles(start_us * 1000), affinity)
         self.tasks.append(t)
+        self._ops.append(t.ops)
         return t
 
     def kthread(self, cpu, start_us=0):
@@ -223,7 +295,13 @@ class Workload:
         program = _compiled.get(key) if key is not None else None
         if program is None:
             b = ProgramBuilder(self.name, profile, seed)
-            self._build(b, profile, **self.params)
+            try:
+                self._build(b, profile, **self.params)
+            except WorkloadError:
+                raise
+            except Exception as exc:   # a custom build function's bug, named
+                raise WorkloadError(f"workload {self!r}: building it for {profile.name} "
+                                    f"raised {type(exc).__name__}: {exc}") from exc
             program = b.program()
             program.validate(profile)
             if key is not None:
@@ -255,10 +333,27 @@ class Workload:
         return hash((self.name, tuple(sorted(self.params.items()))))
 
 
-def _positive(name, **values):
+def check_params(builder: str, **values) -> None:
+    """A builder's parameters, checked where it is called: each is an int
+    (not a bool or a float) from 1 to its PARAM_LIMITS bound, or None where
+    the builder's own default is None ("as many as the profile has").
+
+        def my_storm(threads: int = 4, iterations: int = 40) -> Workload:
+            check_params("my_storm", threads=threads, iterations=iterations)
+    """
+    fn = globals().get(builder)
+    defaults = {} if fn is None else {
+        k: v.default for k, v in inspect.signature(fn).parameters.items()}
     for key, value in values.items():
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise WorkloadError(f"{name}: {key} must be a positive integer, got {value!r}")
+        if value is None and key in defaults and defaults[key] is None:
+            continue
+        limit = PARAM_LIMITS.get(key, DEFAULT_LIMIT)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise WorkloadError(f"{builder}: {key} must be an integer from 1 to {limit}, "
+                                f"got {value!r}")
+
+
+_positive = check_params
 
 
 def _cpus(name, profile, wanted, default_cap):
@@ -562,9 +657,10 @@ def tlb_flush2(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> 
 def tlb_flush3(threads: int = 4, warmup_us: int = 100, window_us: int = 400) -> Workload:
     """will-it-scale tests/tlb_flush3.c, threads mode ("TLB flush of separated
     file shared mapping"): as tlb_flush1 on a shared file mapping (the read
-    after the madvise finds the page-cache page again). In the model it
-    differs from tlb_flush1 only by name: both charge file_fault_cycles per
-    fault."""
+    after the madvise finds the page-cache page again). It differs from
+    tlb_flush1 in the LRU: the write maps the page-cache folio instead of
+    allocating a COW copy, so nothing goes through the per-CPU LRU batch;
+    both charge file_fault_cycles per fault."""
     _positive("tlb_flush3", threads=threads, warmup_us=warmup_us, window_us=window_us)
     return Workload("tlb_flush3", _tlb_flush3,
                     {"threads": threads, "warmup_us": warmup_us, "window_us": window_us})
@@ -596,15 +692,16 @@ def _tlb_flush(b, profile, threads, warmup_us, window_us, variant):
         base = i * REGION
         top = t.here()
         file = variant != 2
+        shared = variant == 3
         for page in range(base, base + size):
-            t.access(page, write=True, file=file).madvise(page)
-            t.access(page, write=False, file=file).mark()
+            t.access(page, write=True, file=file, shared=shared).madvise(page)
+            t.access(page, write=False, file=file, shared=shared).mark()
         if variant == 2:
             t.munmap(base, size, free_tables=True)
         t.loop(top)
 
 
-def context_switch1(pairs: int = 2, warmup_us: int = 100, window_us: int = 400) -> Workload:
+def context_switch1(pairs: int = 2, warmup_us: int = 500, window_us: int = 400) -> Workload:
     """will-it-scale tests/context_switch1.c, threads mode ("Context switch
     via pipes"): `pairs` pairs of threads of one process ping-pong a byte
     over two pipes. Pair i is pinned to core i % cores as will-it-scale pins
@@ -614,7 +711,11 @@ def context_switch1(pairs: int = 2, warmup_us: int = 100, window_us: int = 400) 
     lazy switch and one return per thread per round trip, i.e. mm_count
     traffic under lazy_mm_ref="refcount" (seed 003; Desnoyers' 2024 hazptr
     RFC measured it). Each round trip counts 2 iterations, as the source
-    does. Leaves out: the pipe's data copy beyond the profile's pipe cost."""
+    does. The warm-up is longer than tlb_flush's: the idle governor starts
+    with no history and picks deep states until it has some; with a 100 us
+    warm-up that is still inside the window (4 pairs on skylake-2s: +6%
+    from a 400 to an 800 us window; with 400 us or more, under 1%). Leaves out: the
+    pipe's data copy beyond the profile's pipe cost."""
     _positive("context_switch1", pairs=pairs, warmup_us=warmup_us, window_us=window_us)
     return Workload("context_switch1", _context_switch1,
                     {"pairs": pairs, "warmup_us": warmup_us, "window_us": window_us})
@@ -680,6 +781,51 @@ def _hackbench(b, profile, groups, loops):
             s.exit()
 
 
+def page_reclaim(threads: int = 3, batches: int = 40, warmup_us: int = 50,
+                 window_us: int = 400) -> Workload:
+    """Reclaim under a multi-threaded process: `threads` threads, one per
+    core, keep touching a 2 MiB working set of their process while a kswapd
+    kernel thread on the next core unmaps 32 of its pages at a time
+    (SWAP_CLUSTER_MAX, as mm/vmscan.c's shrink_folio_list() batches
+    try_to_unmap() with TTU_BATCH_FLUSH) and flushes each batch with
+    arch_tlbbatch_flush()
+    -- IPIs to the process's CPUs, or with INVLPGB one flush of every PCID
+    and no IPI (72a920eacd8a). The threads' faults bring the pages back.
+    ops_per_sec counts the threads' sweeps; `ipis`, `flush_cpu_ns` and
+    `tlb_misses` show what each flush costs where. Leaves out: page-out
+    itself (the pages are simply unmapped) and the LRU scan that picks them."""
+    _positive("page_reclaim", threads=threads, batches=batches, warmup_us=warmup_us,
+              window_us=window_us)
+    return Workload("page_reclaim", _page_reclaim,
+                    {"threads": threads, "batches": batches, "warmup_us": warmup_us,
+                     "window_us": window_us})
+
+
+SWAP_CLUSTER_MAX = 32
+
+
+def _page_reclaim(b, profile, threads, batches, warmup_us, window_us):
+    if threads + 1 > profile.cores:
+        raise WorkloadError(f"page_reclaim: {threads} threads and kswapd need {threads + 1} "
+                            f"cores, {profile.name} has {profile.cores}")
+    b.measure(warmup_us, window_us)
+    mm = b.mm(REGION)
+    for i in range(threads):
+        cpus = _core_affinity(profile, i)
+        t = b.task(mm, cpus[0], start_us=b.rng.below(2000) / 1000, affinity=cpus)
+        top = t.here()
+        for k in range(16):
+            t.access(((i * 16 + k) * 32) % REGION, 32, write=k % 4 == 0)
+        t.mark().loop(top)
+    kswapd = b.kthread(_core_affinity(profile, threads)[0], start_us=warmup_us / 2)
+    top = kswapd.here()
+    for k in range(batches):
+        first = (k * SWAP_CLUSTER_MAX * 7) % (REGION - SWAP_CLUSTER_MAX)
+        kswapd.reclaim(mm, first, SWAP_CLUSTER_MAX).compute_us(5)
+    kswapd.loop(top)
+
+
 BUILDERS = {f.__name__: f for f in (madvise_dontneed, munmap_storm, kernel_build, idle_server,
                                     context_switch, exit_storm, vm_overcommit, tlb_flush1,
-                                    tlb_flush2, tlb_flush3, context_switch1, hackbench)}
+                                    tlb_flush2, tlb_flush3, context_switch1, hackbench,
+                                    page_reclaim)}

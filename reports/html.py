@@ -1,35 +1,51 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no script,
 no network), rendered by jinja2 with autoescaping from
-`templates/report.html.j2`.
+`templates/report.html.j2`, readable from 800 px wide.
 
-This module only computes what the template draws: the rows of the summary
-table and the geometry of two plots per (test, profile, metric):
+It opens with the verdict about the candidates and an overview matrix (a
+row per suite test, profile and metric, a column per candidate and then
+per reference policy, one cell per comparison coloured by its verdict and
+linked to its details), then what each candidate changes (its docstring,
+its knobs beside the baseline's per profile), the findings, the violations
+with the seed and a command that reproduces each, and per (test, profile,
+metric) two plots:
 
-* paired per-seed points: candidate value against baseline value, one
-  point per seed and policy, with the diagonal (no change) and the
-  +/- threshold lines -- seeds above the diagonal got worse for a
-  lower-is-better metric;
-* a forest plot: each policy's ratio and its 95% interval on a log axis,
-  with the +/- threshold band shaded, coloured by verdict.
+* per-seed values: a row per side, every seed a dot jittered inside its
+  row (a strip plot: equal values do not hide each other), the median a
+  tick;
+* a forest plot on a log ratio axis: per policy its per-seed ratios as a
+  strip, the Hodges-Lehmann estimate and its 95% interval, the +/-
+  threshold band shaded; outliers beyond the clipped axis are drawn as
+  arrows at its edge with their count.
+
+This module only computes what the template draws.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import statistics
 
 import jinja2
 
+from pytest_tlbperf import selection
 from pytest_tlbperf.metrics import METRICS
 
 from . import stats, text, verdicts
+from .report import _test_function
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 VERDICT_ORDER = {verdicts.REGRESSION: 0, verdicts.IMPROVEMENT: 1, verdicts.INCONCLUSIVE: 2,
                  verdicts.NO_CHANGE: 3}
-NICE_RATIOS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.98,
-               1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000,
-               5000, 10000)
+# the forest plot's axis follows an interval at most this factor beyond the
+# estimates, the threshold band and the middle 80% of the seeds; what lies
+# further is drawn at the edge and counted
+CLIP = 4.0
+NICE_RATIOS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.33, 0.5, 0.8, 0.9,
+               0.95, 0.98, 1.0, 1.02, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10, 20, 50, 100, 200, 500,
+               1000, 2000, 5000, 10000)
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("pytest_tlbperf.reports", "templates"),
@@ -100,33 +116,98 @@ def ratio_label(r) -> str:
     return text.factor(r) if r >= 10 else text.pct(r) + "%"
 
 
-def forest(findings, width=560, row=22) -> dict:
-    """Geometry of the forest plot of one block."""
-    left, right, top = 150, width - 20, 24
-    values = [1.0]
+def _jitter(i, n, spread) -> float:
+    """A deterministic vertical offset for the i-th of n points of a strip:
+    spread evenly in a low-discrepancy order (golden ratio), so points of
+    equal value sit side by side instead of on top of each other."""
+    if n <= 1:
+        return 0.0
+    frac = (i * 0.6180339887498949) % 1.0
+    return round((frac - 0.5) * spread, 1)
+
+
+def _seed_ratios(finding) -> list:
+    """(seed, candidate/baseline) per seed of a paired comparison, on the
+    comparison's own scale (value + 1 when some value is 0)."""
+    if not finding.seeds:
+        return []
+    plus = 1 if finding.comparison.scale == stats.LOG1 else 0
+    return [(s, (c + plus) / (b + plus)) for s, b, c in
+            zip(finding.seeds, finding.baseline, finding.candidate) if b + plus > 0 and
+            c + plus > 0]
+
+
+def _quantile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+LABEL = 22          # characters of a policy name the plots show (150 px)
+
+
+def forest(findings, width=540, row=30) -> dict:
+    """Geometry of one block's forest plot, on a log ratio axis: per policy
+    its per-seed ratios as a jittered strip, the Hodges-Lehmann estimate
+    (diamond) and its 95% interval (bar), the +/- threshold band shaded.
+
+    The axis covers the estimates, the threshold band, the middle 80% of
+    each policy's seeds, and the intervals up to a factor CLIP beyond the
+    rest: a lone outlying seed or an interval end past that is drawn at the
+    edge as an arrow with the count of what lies beyond, and the caption
+    says so -- one wild seed cannot squash the rest, a cluster of seeds
+    (vCPUs preempted on half the seeds) stays in view."""
+    left, right, top = 150, width - 24, 26
+    core = [1.0]
     for f in findings:
-        c = f.comparison
-        values += [v for v in ([c.ratio] + list(c.ci or ()))
-                   if v is not None and 0 < v < math.inf]
-        values += [1 - f.threshold, 1 + f.threshold]
-    lo, hi = min(values) / 1.05, max(values) * 1.05
+        t = f.threshold
+        core += [1 - t, 1 + t]
+        if f.comparison.ratio and f.comparison.ratio > 0:
+            core.append(f.comparison.ratio)
+        ratios = [r for _, r in _seed_ratios(f)]
+        if ratios:
+            core += [_quantile(ratios, 0.1), _quantile(ratios, 0.9)]
+    lo, hi = min(core), max(core)
+    for f in findings:
+        for v in f.comparison.ci or ():
+            if 0 < v < math.inf:
+                lo, hi = min(lo, max(v, min(core) / CLIP)), max(hi, min(v, max(core) * CLIP))
+    lo, hi = lo / 1.04, hi * 1.04
     axis = Axis(lo, hi, left, right, log=True)
-    height = top + row * len(findings) + 34
-    rows = []
+    height = top + row * len(findings) + 36
+    rows, clipped = [], 0
     for i, f in enumerate(findings):
         c = f.comparison
         y = top + row * i + row / 2
-        item = {"y": y, "label": f.policy, "verdict": f.verdict, "css": _css(f.verdict),
+        item = {"y": y, "label": text.cut(f.policy, LABEL), "verdict": f.verdict,
+                "css": _css(f.verdict),
                 "title": f"{f.policy}: {text.change(f)} [{text.interval(f)}], p(adj) "
-                         f"{text.pvalue(f.p_adjusted)}, {f.verdict}"}
+                         f"{text.pvalue(f.p_adjusted)}, {f.verdict}",
+                "seeds": [], "beyond": []}
+        ratios = _seed_ratios(f)
+        low_out = [s for s, r in ratios if r < axis_lo(axis)]
+        high_out = [s for s, r in ratios if r > axis_hi(axis)]
+        for k, (seed, r) in enumerate(ratios):
+            if axis.contains(r):
+                item["seeds"].append({"x": axis(r), "y": round(y + _jitter(k, len(ratios),
+                                                                           row * 0.6), 1),
+                                      "title": f"seed {seed}: {ratio_label(r)}"})
+        for seeds_out, x, sign in ((low_out, left, -1), (high_out, right, 1)):
+            if seeds_out:
+                clipped += len(seeds_out)
+                item["beyond"].append({"x": x, "y": y, "sign": sign, "n": len(seeds_out),
+                                       "title": f"{len(seeds_out)} seed(s) beyond the axis: "
+                                                + ", ".join(map(str, seeds_out))})
         if c.ratio is not None and c.ratio > 0:
-            item["x"] = axis(c.ratio)
+            item["x"] = axis(c.ratio)           # the axis always covers the estimates
         elif c.ratio is not None:
             item["note"] = f"{text.change(f)}: off the log scale"
         else:
             item["note"] = "no ratio: the baseline is 0"
         if text.bounded(c.ci):
-            item["x1"], item["x2"] = axis(c.ci[0]), axis(c.ci[1])
+            x1, x2 = (axis(min(max(v, axis_lo(axis)), axis_hi(axis))) for v in c.ci)
+            item["x1"], item["x2"] = x1, x2
+            item["cut_low"] = c.ci[0] < axis_lo(axis)
+            item["cut_high"] = c.ci[1] > axis_hi(axis)
         rows.append(item)
     t = findings[0].threshold
     return {"width": width, "height": height, "left": left, "right": right, "top": top,
@@ -134,91 +215,220 @@ def forest(findings, width=560, row=22) -> dict:
             "band": (axis(1 - t), axis(1 + t)),
             "ticks": [{"x": axis(r), "label": ratio_label(r)}
                       for r in _ratio_ticks(axis, t)],
-            "rows": rows}
+            "rows": rows, "clipped": clipped,
+            "cut": bool(clipped) or any(r.get("cut_low") or r.get("cut_high") for r in rows),
+            "range": f"{ratio_label(axis_lo(axis))} .. {ratio_label(axis_hi(axis))}"}
 
 
-def scatter(findings, width=320, height=300) -> dict | None:
-    """Geometry of the paired per-seed plot of one paired block: one point
-    per (policy, seed) at (baseline value, candidate value)."""
-    points = [(i, b, c, s) for i, f in enumerate(findings)
-              for b, c, s in zip(f.baseline, f.candidate, f.seeds or ())]
-    if not points:
+def axis_lo(axis) -> float:
+    return 10 ** axis.lo if axis.log else axis.lo
+
+
+def axis_hi(axis) -> float:
+    return 10 ** axis.hi if axis.log else axis.hi
+
+
+def strips(findings, baseline, width=400, row=22) -> dict | None:
+    """Geometry of one block's per-seed values: a row per side (the
+    baseline, then each policy; 'then' and 'now' per policy against a saved
+    run), every seed a dot jittered inside its row, the median a tick.
+    Log axis when the values span more than 20x."""
+    paired = findings[0].design == stats.PAIRED
+    series = []
+    if paired and findings[0].reference == baseline:
+        series.append((baseline, findings[0].baseline, True))
+        series += [(f.policy, f.candidate, False) for f in findings]
+    else:
+        for f in findings:
+            series += [(f"{f.policy} then", f.baseline, True), (f"{f.policy} now",
+                                                               f.candidate, False)]
+    values = [v for _, vs, _ in series for v in vs]
+    if not values:
         return None
-    left, bottom, right, top = 56, height - 36, width - 12, 12
-    vals = [v for _, b, c, _ in points for v in (b, c)]
-    lo, hi = min(vals), max(vals)
+    left, right, top = 150, width - 14, 8
+    lo, hi = min(values), max(values)
     log = lo > 0 and hi / lo > 20
-    if not log:
-        pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
-        lo, hi = lo - pad, hi + pad
-    else:
-        lo, hi = lo / 1.2, hi * 1.2
-    x = Axis(lo, hi, left, right, log)
-    y = Axis(lo, hi, bottom, top, log)
-    t = findings[0].threshold
     if log:
-        ticks = [10 ** k for k in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
+        lo, hi = lo / 1.15, hi * 1.15
+        ticks = [10 ** k for k in range(math.ceil(math.log10(lo)),
+                                        math.floor(math.log10(hi)) + 1)]
     else:
+        pad = (hi - lo) * 0.06 or abs(hi) * 0.05 or 1.0
+        lo, hi = lo - pad, hi + pad
         ticks = _nice_linear(lo, hi)
-    ticks = _spaced([v for v in ticks if x.contains(v)], x, 40)
-    guides = []
-    for factor, dash in ((1.0, ""), (1 + t, "4 3"), (1 - t, "4 3")):
-        a, b = lo, hi
-        a2, b2 = a * factor, b * factor
-        # clip the line y = factor * x to the plot square
-        if factor > 1:
-            b, b2 = hi / factor, hi
-        elif factor < 1:
-            a, a2 = lo / factor, lo
-        if x.contains(a) and x.contains(b) and b > a:
-            guides.append({"x1": x(a), "y1": y(a2), "x2": x(b), "y2": y(b2), "dash": dash})
+    axis = Axis(lo, hi, left, right, log)
+    ticks = _spaced([v for v in ticks if axis.contains(v)], axis, 44)
+    height = top + row * len(series) + 34
+    rows = []
+    for i, (label, vals, is_base) in enumerate(series):
+        y = top + row * i + row / 2
+        med = statistics.median(vals) if vals else None
+        rows.append({"y": y, "label": text.cut(label, LABEL), "base": is_base,
+                     "dots": [{"x": axis(v), "y": round(y + _jitter(k, len(vals), row * 0.6),
+                                                        1), "title": f"{label}: {text.num(v)}"}
+                              for k, v in enumerate(vals) if axis.contains(v)],
+                     "median": axis(med) if med is not None and axis.contains(med) else None,
+                     "median_label": text.num(med)})
     return {"width": width, "height": height, "left": left, "right": right, "top": top,
-            "bottom": bottom, "log": log, "guides": guides,
-            "ticks": [{"x": x(v), "y": y(v), "label": compact(v)} for v in ticks],
-            "points": [{"x": x(b), "y": y(c), "color": PALETTE[i % len(PALETTE)],
-                        "title": f"{findings[i].policy}, seed {s}: {text.num(b)} -> "
-                                 f"{text.num(c)}"} for i, b, c, s in points],
-            "legend": [{"label": f.policy, "color": PALETTE[i % len(PALETTE)]}
-                       for i, f in enumerate(findings)]}
+            "bottom": height - 30, "log": log, "rows": rows,
+            "ticks": [{"x": axis(v), "label": compact(v)} for v in ticks]}
 
 
 def _css(verdict) -> str:
     return verdict.replace(" ", "-")
 
 
-def _row(f) -> dict:
+def _row(f, report=None, anchor=None) -> dict:
     c = f.comparison
-    parts = f.test.replace("[", "\0[").split("\0")
-    return {"test": f.test, "test_parts": parts, "profile": f.profile, "metric": f.metric,
-            "policy": f.policy,
+    return {"test": f.test, "test_parts": breakable(f.test), "profile": f.profile,
+            "metric": f.metric,
+            "policy": f.policy, "anchor": anchor,
+            "role": report.role(f.policy) if report else selection.CANDIDATE,
             "reference": f.reference, "design": f.design,
             "baseline": text.num(f.baseline_median), "candidate": text.num(f.candidate_median),
             "change": text.change(f), "ci": text.interval(f), "p": text.pvalue(f.p_adjusted),
             "p_raw": text.pvalue(c.p), "n": c.n if f.design == stats.PAIRED else
             f"{c.n_baseline}/{c.n_candidate}", "verdict": f.verdict, "css": _css(f.verdict),
-            "note": c.note, "unit": f.unit, "better": f.better,
-            "threshold": f"{100 * f.threshold:.3g}%"}
+            "note": "; ".join(x for x in (c.note, f.why) if x), "unit": f.unit,
+            "better": f.better, "threshold": f"{100 * f.threshold:.3g}%"}
+
+
+def _short(verdict) -> str:
+    return {verdicts.REGRESSION: "regr.", verdicts.IMPROVEMENT: "impr.",
+            verdicts.NO_CHANGE: "same", verdicts.INCONCLUSIVE: "?"}[verdict]
+
+
+def matrix(report, blocks) -> dict:
+    """The overview: a row per (suite test, profile, metric[, saved run]),
+    a column per candidate then per reference policy, one cell per
+    comparison coloured by its verdict, holding the change and linking to
+    the block's details."""
+    columns = [{"name": p, "role": selection.CANDIDATE}
+               for p in report.policies(selection.CANDIDATE)]
+    columns += [{"name": p, "role": selection.REFERENCE}
+                for p in report.policies(selection.REFERENCE)]
+    baseline_rows = any(f.policy == report.baseline for b in blocks for f in b["findings"])
+    if baseline_rows:
+        columns.insert(0, {"name": report.baseline, "role": selection.BASELINE})
+    for col in columns:
+        col["parts"] = breakable(col["name"])
+    added = {(t["profile"], test) for t in report.touched() for test in t["added"]}
+    groups = []
+    for b in blocks:
+        by_policy = {f.policy: f for f in b["findings"]}
+        key = (b["test"], b["profile"], b["reference"])
+        if not groups or groups[-1]["key"] != key:
+            groups.append({"key": key, "test": b["test"], "profile": b["profile"],
+                           "test_parts": breakable(b["test"]),
+                           "reference": b["reference"] if b["reference"] != report.baseline
+                           else "", "rows": [],
+                           "added": (b["profile"], _test_function(b["test"])) in added})
+        cells = []
+        for col in columns:
+            f = by_policy.get(col["name"])
+            if f is None:
+                cells.append(None)
+                continue
+            cells.append({"href": f"#{b['id']}", "css": _css(f.verdict), "text": text.change(f)
+                          if not f.comparison.all_identical else "=",
+                          "verdict": _short(f.verdict),
+                          "title": f"{f.policy}, {b['test']}[{b['profile']}] {b['metric']}: "
+                                   f"{text.change(f)} [{text.interval(f)}], p(adj) "
+                                   f"{text.pvalue(f.p_adjusted)}, n {f.comparison.n}: "
+                                   f"{f.verdict}"})
+        groups[-1]["rows"].append({"metric": b["metric"], "cells": cells})
+        counted = [VERDICT_ORDER[f.verdict] for f in b["findings"] if report.counted(f)]
+        groups[-1]["severity"] = min([groups[-1].get("severity", len(VERDICT_ORDER))]
+                                     + counted)
+    # the candidates' regressions first, then improvements, inconclusive, no
+    # change; the suite's order within each (sorted() is stable)
+    groups.sort(key=lambda g: g["severity"])
+    return {"columns": columns, "groups": groups, "rotate": len(columns) > 3}
+
+
+def breakable(name) -> list:
+    """A name cut into the pieces a line may break between: after '_', '.',
+    '/', ':' and before '['."""
+    return [p for p in re.split(r"(?<=[_./:])|(?=\[)", name) if p]
+
+
+def knob_tables(report) -> list:
+    """Per candidate: its docstring and a table of its knobs next to the
+    baseline's, one column per set of profiles on which the pair of them
+    is the same, the knobs that differ marked."""
+    info = report.policy_info
+    base = info.get(report.baseline)
+    out = []
+    for policy in report.policies(selection.CANDIDATE):
+        mine = info.get(policy)
+        if mine is None or base is None:
+            out.append({"policy": policy, "doc": "", "source": "", "columns": [], "rows": []})
+            continue
+        groups = {}
+        for prof, knobs in mine["knobs"].items():
+            theirs = base["knobs"].get(prof)
+            if theirs is None:
+                continue
+            key = (tuple(sorted(theirs.items())), tuple(sorted(knobs.items())))
+            groups.setdefault(key, []).append(prof)
+        keys = sorted(groups, key=lambda k: (k[0] == k[1], groups[k]))
+        one_base = len({k[0] for k in keys}) == 1
+        columns = []
+        if one_base and keys:
+            columns.append({"label": report.baseline, "profiles": "every profile",
+                            "base": True, "values": dict(keys[0][0])})
+        for k in keys:
+            if not one_base:
+                columns.append({"label": report.baseline, "profiles": ", ".join(groups[k]),
+                                "base": True, "values": dict(k[0])})
+            columns.append({"label": policy, "profiles": ", ".join(groups[k]), "base": False,
+                            "values": dict(k[1]), "ref": dict(k[0]),
+                            "same": k[0] == k[1]})
+        names = list(next(iter(mine["knobs"].values()), {}))
+        rows = []
+        for name in names:
+            cells = []
+            for col in columns:
+                value = col["values"].get(name)
+                differs = not col["base"] and value != col["ref"].get(name)
+                cells.append({"value": repr(value), "differs": differs})
+            rows.append({"knob": name, "cells": cells,
+                         "differs": any(c["differs"] for c in cells)})
+        rows.sort(key=lambda r: not r["differs"])
+        out.append({"policy": policy, "doc": mine.get("doc", ""),
+                    "source": mine.get("file") or mine.get("class", ""),
+                    "configure": mine.get("configure", False),
+                    "columns": columns, "rows": rows,
+                    "differs": sum(r["differs"] for r in rows)})
+    return out
 
 
 def context(report) -> dict:
     """Everything the template needs, computed here so the template only
     lays it out."""
-    rows = sorted((_row(f) for f in report.findings),
-                  key=lambda r: (VERDICT_ORDER[r["verdict"]], r["design"] != stats.PAIRED,
-                                 r["test"], r["profile"], r["metric"], r["policy"]))
     blocks = []
     for test, profile, metric, ref, design, findings in report.blocks():
         f0 = findings[0]
         blocks.append({"id": f"b{len(blocks)}", "test": test, "profile": profile,
                        "metric": metric, "reference": ref, "design": design,
-                       "unit": f0.unit, "better": f0.better,
+                       "unit": f0.unit, "better": f0.better, "findings": findings,
                        "forest": forest(findings),
-                       "scatter": scatter(findings) if design == stats.PAIRED else None,
-                       "rows": [_row(f) for f in findings]})
+                       "strips": strips(findings, report.baseline)})
+    anchor = {id(f): b["id"] for b in blocks for f in b["findings"]}
+    for b in blocks:
+        b["rows"] = [_row(f, report, b["id"]) for f in b["findings"]]
+    order = lambda r: (VERDICT_ORDER[r["verdict"]], r["design"] != stats.PAIRED,  # noqa: E731
+                       r["test"], r["profile"], r["metric"], r["policy"])
+    rows = sorted((_row(f, report, anchor.get(id(f))) for f in report.candidate_findings()),
+                  key=order)
+    ref_rows = sorted((_row(f, report, anchor.get(id(f))) for f in report.reference_findings()),
+                      key=order)
     counts = report.counts()
+    chips = report.count_text(counts).split(" of ")[0].split(", ")
     status = report.status()
     regressions = counts[verdicts.REGRESSION]
     bad = len(report.unexpected())
+    who = report.subject()
     if status == "fail":
         banner = " and ".join(x for x in (
             f"{regressions} significant regression{'s' * (regressions != 1)}"
@@ -232,12 +442,22 @@ def context(report) -> dict:
     meta = {"commit": run.get("commit", "unknown"), "dirty": bool(run.get("dirty")),
             "model_version": run.get("model_version", "?"),
             "engines": list(run.get("engines", ())), "created": run.get("created", "")}
+    violations = [{"headline": v.headline(), "status": v.status, "trace": v.trace(),
+                   "css": v.status.lower(), "seed": v.seed, "command": v.command,
+                   "reference": v.role == selection.REFERENCE, "fails": v.fails}
+                  for v in report.violations]
+    toc = [("overview", "Overview"), ("candidates", "What the candidate changes"),
+           ("summary", "Findings"), ("violations", f"Violations ({len(violations)})"),
+           ("details", "Details per metric"), ("methodology", "Methodology"),
+           ("reproduce", "Reproduce"), ("text", "Text report")]
     return {"title": f"tlbperf report: {report.label}", "label": report.label, "run": meta,
-            "status": status, "banner": banner, "headline": report.headline(),
-            "counts": counts, "rows": rows, "blocks": blocks,
-            "violations": [{"headline": v.headline(), "status": v.status,
-                            "trace": v.trace(), "css": v.status.lower()}
-                           for v in report.violations],
+            "status": status, "banner": banner, "who": who,
+            "reviewing_all": report.roles.reviewing_all,
+            "headline": report.headline(), "reference_headline": report.reference_headline(),
+            "counts": counts, "chips": chips, "rows": rows, "ref_rows": ref_rows, "blocks": blocks,
+            "matrix": matrix(report, blocks), "knobs": knob_tables(report),
+            "touched": report.touched_lines(), "toc": toc,
+            "violations": violations,
             "methodology": report.methodology(), "command": report.command,
             "text": text.render(report, violations=False),
             "baseline": report.baseline,

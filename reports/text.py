@@ -2,8 +2,12 @@
 the table in seed 002 (the baseline figure, then each candidate with its
 change in percent) so it can be pasted into an LKML reply as it is.
 
-One block per (suite test, profile, metric): a row per candidate policy
-with the baseline's and the candidate's medians, the change, its 95%
+It opens with the candidates' verdict and their regressions and
+improvements, one line each, then the profiles their knobs touch. Then one
+block per (suite test, profile, metric): a row per policy, the candidates
+first and the reference policies after them (marked `[ref]`), one
+statistic per column, named by a two-line header: the baseline's and the
+candidate's medians over the seeds, the Hodges-Lehmann change, its 95%
 interval, the Benjamini-Hochberg adjusted p, the seeds and the verdict.
 """
 
@@ -13,10 +17,20 @@ import math
 import shlex
 import textwrap
 
+from pytest_tlbperf.selection import REFERENCE
+
 from . import stats, verdicts
 
 WIDTH = 80
 COLUMNS = ((16, "<"), (8, ">"), (8, ">"), (7, ">"), (13, "<"), (6, ">"), (3, ">"), (12, "<"))
+REF_MARK = " [ref]"
+MAX_LISTED = 20          # regressions and improvements listed under the verdict
+
+
+def wrap(text, width=WIDTH, **kw) -> list:
+    """textwrap.wrap that never breaks inside an option or a name at a
+    hyphen (--tlbperf-extra-profile, zen1-epyc)."""
+    return textwrap.wrap(text, width, break_on_hyphens=False, **kw)
 
 
 def num(value) -> str:
@@ -65,7 +79,7 @@ def change(finding) -> str:
 def interval(finding) -> str:
     ci = finding.comparison.ci
     if finding.comparison.all_identical:
-        return f"same on {finding.comparison.n}"       # identical on n of n seeds
+        return "identical"           # every seed equal on both sides: no interval to show
     if ci is None:
         return "-"
     if not bounded(ci):
@@ -97,49 +111,99 @@ def _row(cells) -> str:
     return " ".join(out).rstrip()
 
 
-def block(test, profile, metric, reference, design, findings, baseline) -> list:
-    """One table: a header naming the cell and the metric, then a row per
-    candidate."""
+def block(test, profile, metric, reference, design, findings, baseline, report=None) -> list:
+    """One table: a header naming the cell and the metric, a two-line
+    column header (the statistic, then what it is of), then a row per
+    policy, reference policies marked [ref]."""
     f0 = findings[0]
     paired = design == stats.PAIRED
     how = (f"paired by seed vs {reference}" if paired else f"vs {reference}")
     head = [cut(f"{test}[{profile}]", WIDTH),
             cut(f"{metric} ({f0.unit}, {f0.better} is better), {how}", WIDTH)]
     left, right = (cut(baseline, 8), "this") if reference == baseline else ("then", "now")
-    rows = [_row(["policy", left, right, "change", "95% CI", "p(adj)", "n", "verdict"]),
+    rows = [_row(["", "median", "median", "HL", "95% CI of", "BH-adj", "", ""]),
+            _row(["policy", left, right, "change", "the change", "p", "n", "verdict"]),
             _row(["-" * w for w, _ in COLUMNS])]
     for f in findings:
         c = f.comparison
         n = c.n if paired else f"{c.n_candidate}"
-        rows.append(_row([f.policy, num(f.baseline_median), num(f.candidate_median), change(f),
+        ref = report is not None and report.role(f.policy) == REFERENCE
+        name = cut(f.policy, COLUMNS[0][0] - len(REF_MARK)) + REF_MARK if ref else f.policy
+        rows.append(_row([name, num(f.baseline_median), num(f.candidate_median), change(f),
                           interval(f), pvalue(f.p_adjusted), n, verdict_text(f.verdict)]))
     return head + rows
 
 
+def finding_lines(f, width=WIDTH) -> list:
+    """'  REGRESSION   test_x[zen1-epyc] cr3_writes +290% [+281..+297]', on
+    two lines when it does not fit on one: names are never cut."""
+    head = f"  {verdict_text(f.verdict):<12} {f.test}[{f.profile}]"
+    tail = f"{f.metric} {change(f)} [{interval(f)}]"
+    if len(head) + 1 + len(tail) <= width:
+        return [f"{head} {tail}"]
+    return [cut(head, width), cut(" " * 15 + tail, width)]
+
+
+def verdict_lines(report) -> list:
+    """The candidates' verdict and the comparisons that changed: every
+    regression, then every improvement, one line each (two when long), per
+    candidate."""
+    who = (f"reviewing {report.subject()} against" if report.roles.reviewing_all else
+           f"candidate{'s' * (len(report.policies('candidate')) != 1)} {report.subject()} vs")
+    lines = wrap(f"{who} baseline {report.baseline}: {report.headline()}", WIDTH)
+    order = {verdicts.REGRESSION: 0, verdicts.IMPROVEMENT: 1}
+    rank = {p: i for i, p in enumerate(report.policies("baseline")
+                                       + report.policies("candidate"))}
+    changed = sorted((f for f in report.candidate_findings() if f.verdict in order),
+                     key=lambda f: (rank.get(f.policy, len(rank)), order[f.verdict], f.test,
+                                    f.profile, f.metric))
+    several = len({f.policy for f in changed}) > 1
+    policy = None
+    for f in changed[:MAX_LISTED]:
+        if several and f.policy != policy:
+            policy = f.policy
+            lines.append(cut(f" {policy}:", WIDTH))
+        lines += finding_lines(f)
+    if len(changed) > MAX_LISTED:
+        lines.append(f"  ... and {len(changed) - MAX_LISTED} more in the tables below")
+    refs = report.reference_headline()
+    if refs:
+        lines += wrap(refs, WIDTH)
+    return lines
+
+
 def preamble(report) -> list:
     counts, max_rounds = report.rounds()
-    n = len([f for f in report.findings if f.p_adjusted is not None])
     seeds = "/".join(map(str, counts)) or "0"
+    n = len([f for f in report.candidate_findings() if f.p_adjusted is not None])
+    m = len([f for f in report.reference_findings() if f.p_adjusted is not None])
+    family = f"{n} comparisons" + (f" (the {m} of the reference policies as a family of "
+                                   f"their own)" if m else "")
     run = report.run
     lines = [f"tlbperf: {report.label}, model {run.get('model_version', '?')}, engine "
              f"{', '.join(run.get('engines', ())) or '?'}"]
-    lines += textwrap.wrap(
-        f"baseline {report.baseline}; seeds per cell: {seeds}"
+    lines += verdict_lines(report)
+    for line in report.touched_lines():
+        lines += wrap(line, WIDTH)
+    lines += wrap(
+        f"seeds per cell: {seeds}"
         + (f" (inconclusive comparisons get doubled seeds, up to {max_rounds})"
            if max_rounds else ""), WIDTH)
     for ref in report.references:
-        lines += textwrap.wrap(f"compared with saved run {verdicts.run_label(ref)[4:]}: "
+        lines += wrap(f"compared with saved run {verdicts.run_label(ref)[4:]}: "
                                + pairing_summary(report, ref), WIDTH)
-    legend = (f"change = candidate/baseline - 1 in percent, the Hodges-Lehmann estimate "
-              f"of the per-seed ratio when paired by seed, with the 95% CI that inverts "
-              f"the same exact signed-rank test (Mann-Whitney when unpaired). p(adj): "
-              f"alpha-spending across the adaptive looks, then Benjamini-Hochberg over "
-              f"{n} comparisons. REGRESSION/improvement: p(adj) < {report.alpha:g} and the "
-              f"whole CI beyond {report.thresholds.describe()}; no change: CI within it. "
-              f"'same on n': identical on all n seeds, no change once that makes us 95% "
-              f"sure they differ on at most {verdicts.MAX_DIFFERING_SHARE:.0%} of seeds.")
-    lines += textwrap.wrap(legend, WIDTH)
-    lines += textwrap.wrap(report.headline(), WIDTH)
+    legend = (f"Columns: median of each side over the seeds; HL change = the "
+              f"Hodges-Lehmann estimate of the per-seed ratio candidate/baseline, minus 1 "
+              f"(paired by seed; of the two samples when unpaired); its 95% CI, from "
+              f"inverting the same exact signed-rank test (Mann-Whitney when unpaired): "
+              f"'unbounded' when too few seeds differ for a finite one, 'identical' when "
+              f"every seed gave the same value on both sides; BH-adj p: alpha-spending "
+              f"across the adaptive looks, then Benjamini-Hochberg over {family}; "
+              f"n: seeds. REGRESSION/improvement: BH-adj p < {report.alpha:g} and the whole "
+              f"CI beyond {report.thresholds.describe()}; no change: CI within it, or "
+              f"identical on enough seeds to be 95% sure they differ on at most "
+              f"{verdicts.MAX_DIFFERING_SHARE:.0%} of seeds.")
+    lines += [""] + wrap(legend, WIDTH)
     return lines
 
 
@@ -159,20 +223,23 @@ def pairing_summary(report, reference) -> str:
 
 
 def violation_lines(report, traces=True, width=WIDTH) -> list:
-    """Each violation kind per cell; the trace of the first one for those
-    that fail the run. A headline longer than `width` breaks after the
-    cell's name."""
+    """Each violation kind per cell; for those that fail the run the trace
+    of the first one and a command that reproduces its seed. A headline
+    longer than `width` breaks after the cell's name."""
     lines = []
     for v in report.violations:
         head = v.headline()
         if len(head) > width:
-            where, _, what = head.partition(f"{v.where}: ")
-            lines += [cut(f"{v.where}:", width)] + textwrap.wrap(
+            where, _, what = head.partition(": ")
+            lines += [cut(f"{where}:", width)] + wrap(
                 what, width, initial_indent="  ", subsequent_indent="  ")
         else:
             lines.append(head)
         if traces and v.status == "UNEXPECTED":
             lines.extend("  " + line for line in v.trace())
+            if v.command:
+                lines.append(f"  reproduce seed {v.seed}:")
+                lines.extend(shell_lines(v.command, width, indent="    "))
     return lines
 
 
@@ -183,7 +250,7 @@ def render(report, violations=True, command=True) -> str:
     lines = preamble(report)
     for test, profile, metric, ref, design, findings in report.blocks():
         lines.append("")
-        lines += block(test, profile, metric, ref, design, findings, report.baseline)
+        lines += block(test, profile, metric, ref, design, findings, report.baseline, report)
     if violations and report.violations:
         lines += ["", "violations:"]
         lines += violation_lines(report)
@@ -193,7 +260,7 @@ def render(report, violations=True, command=True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def shell_lines(command: str, width: int = WIDTH) -> list:
+def shell_lines(command: str, width: int = WIDTH, indent: str = "  ") -> list:
     """A shell command folded at spaces into lines that end in ' \\', so
     it still runs when pasted (a single word longer than a line stays
     whole). Words are re-quoted one by one, so a fold never lands inside
@@ -201,11 +268,11 @@ def shell_lines(command: str, width: int = WIDTH) -> list:
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     words = [w if w in ("&&", "||", ";", "|") else shlex.quote(w) for w in lexer]
-    lines, current = [], "  "
+    lines, current = [], indent
     for word in words:
         if current.strip() and len(current) + 1 + len(word) + 2 > width:
             lines.append(current + " \\")
-            current = "    " + word
+            current = indent + "  " + word
         else:
             current = current + (" " if current.strip() else "") + word
     lines.append(current)

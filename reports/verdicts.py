@@ -338,15 +338,22 @@ def unpaired_findings(run, reference, alpha=ALPHA) -> list:
     return out
 
 
-def judge(findings, thresholds=None, alpha=ALPHA) -> list:
+def judge(findings, thresholds=None, alpha=ALPHA, family=None) -> list:
     """Put every finding's p on the sequential design's scale
     (`sequential.sequential_p` with the alpha its look may spend), adjust
-    those with Benjamini-Hochberg across the whole list (`stats.adjust`) and
-    set each verdict; returns the list."""
+    those with Benjamini-Hochberg across the whole list (`stats.adjust`) --
+    or within each family when `family(finding)` names one -- and set each
+    verdict; returns the list."""
     thresholds = thresholds or Thresholds()
     for f in findings:
         f.p_sequential = sequential.sequential_p(f.comparison.p, f.look_alpha, alpha)
-    adjusted = stats.adjust([f.p_sequential for f in findings])
+    families = {}
+    for i, f in enumerate(findings):
+        families.setdefault(family(f) if family else None, []).append(i)
+    adjusted = [None] * len(findings)
+    for members in families.values():
+        for i, q in zip(members, stats.adjust([findings[i].p_sequential for i in members])):
+            adjusted[i] = q
     for finding, q in zip(findings, adjusted):
         finding.p_adjusted = q
         finding.threshold = thresholds(finding.metric)
@@ -355,13 +362,23 @@ def judge(findings, thresholds=None, alpha=ALPHA) -> list:
     return findings
 
 
+def reference_family(run):
+    """`judge`'s family for a run's findings: the reference policies'
+    comparisons (--tlbperf-reference) are adjusted as a family of their own,
+    so asking for references never changes a candidate's verdict."""
+    from pytest_tlbperf.selection import REFERENCE, Roles
+    roles = Roles.from_options(run.get("options"))
+    return lambda finding: roles.role(finding.policy) == REFERENCE
+
+
 def compare_runs(run, references=(), thresholds=None, alpha=ALPHA) -> list:
     """All findings of one report: the run's paired policy comparisons,
-    then the run against each reference run; judged as one family."""
+    then the run against each reference run; the candidates' judged as one
+    family, the reference policies' as another."""
     findings = paired_findings(run, alpha)
     for reference in references:
         findings += unpaired_findings(run, reference, alpha)
-    return judge(findings, thresholds, alpha)
+    return judge(findings, thresholds, alpha, reference_family(run))
 
 
 def counts(findings) -> dict:

@@ -8,13 +8,22 @@ import pytest_tlbperf as tp
 pytest_plugins = ["pytester"]
 
 
-class V414(tp.Policy):
+class Eager(tp.Policy):
+    """The kernel these knob tests were written for: mm_cpumask updated at
+    every switch and page tables freed as soon as the flush returned (before
+    v6.14's lazy mask and v6.15's RCU table freeing, which
+    tests/test_kernel_paths_v615.py covers)."""
+    cpumask_update = "eager"
+    table_free = "after_flush"
+
+
+class V414(Eager):
     """v4.14-rc1 (94b1b03b519b): lazy CPUs leave mm_cpumask and get no IPIs."""
     lazy_cpumask = "clear"
     flush_lazy_cpus = "never"
 
 
-class LazyFreed(tp.Policy):
+class LazyFreed(Eager):
     lazy_cpumask = "keep"
     flush_lazy_cpus = "freed_tables"
     # idle CPUs stay lazily on the mm even in states that flush the TLB, so
@@ -22,13 +31,13 @@ class LazyFreed(tp.Policy):
     idle_leave_mm = "never"
 
 
-class LazyAlways(tp.Policy):
+class LazyAlways(Eager):
     lazy_cpumask = "keep"
     flush_lazy_cpus = "always"
     idle_leave_mm = "never"
 
 
-class DropLazy(tp.Policy):
+class DropLazy(Eager):
     lazy_tlb = "switch_to_init_mm"
 
 

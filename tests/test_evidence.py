@@ -74,11 +74,12 @@ def test_dropping_lazy_mode_costs_cr3_writes_and_no_lazy_ipis():
 
 def test_hazard_pointers_remove_mm_count_contention():
     """Seed 003: at >= 56 CPUs every lazy switch's mmgrab/mmdrop bounces
-    the one mm_count line; hazard pointers are per-CPU stores."""
+    the one mm_count line; hazard pointers are per-CPU stores. (Both keep
+    the mmap_lock traffic of the workload's page faults.)"""
     assert tp.profiles.get("skylake-2s").cpus >= 56
     ref = runs(W.context_switch(), "skylake-2s", LazyFreed, seeds=range(2))
     haz = runs(W.context_switch(), "skylake-2s", Hazard, seeds=range(2))
-    assert median(haz, "atomic_contention_ns") * 5 < median(ref, "atomic_contention_ns")
+    assert median(haz, "atomic_contention_ns") * 3 < median(ref, "atomic_contention_ns")
     assert all("lazy_mm_use_after_free" not in r.kinds() for r in haz)
     assert all("lazy_mm_use_after_free" not in r.kinds()
                for r in runs(W.exit_storm(), "skylake-2s", Hazard))

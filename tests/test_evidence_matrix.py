@@ -53,12 +53,24 @@ def test_amd_only_is_clean_on_amd_and_still_walks_on_intel():
     assert kinds("kernel_build", "skylake-2s", "amd_only") == {("freed_table_walk", "silent")}
 
 
+def _untrimmed(policy, profile):
+    """209954cbc7d0 without its trim: a CPU that leave_mm()'d before a deep
+    C-state stays in mm_cpumask and is not lazy, so tlb_is_not_lazy() sends
+    it the next flush -- the same idle wake-ups as revert_to_ipi, which the
+    once-a-second trim (6db2526c1d69) removed."""
+    return tp.policies.get(policy)().knobs(tp.profiles.get(profile)).cpumask_update == \
+        "lazy_untrimmed"
+
+
 @pytest.mark.parametrize("profile", ["skylake-2s", "laptop-8c", "kvm-guest-16"])
 def test_revert_to_ipi_wakes_the_most_idle_cpus(profile):
     ours = med("idle_server", profile, "revert_to_ipi", "ipis_to_idle")
     others = [med("idle_server", profile, p, "ipis_to_idle") for p in POLICIES
-              if p != "revert_to_ipi"]
+              if p != "revert_to_ipi" and not _untrimmed(p, profile)]
     assert ours > 5 * max(others)
+    if profile != "kvm-guest-16":      # the PV flush skips preempted vCPUs there
+        assert (med("idle_server", profile, "lazy_mm_cpumask", "ipis_to_idle")
+                > 5 * med("idle_server", profile, "mainline_v6_14", "ipis_to_idle"))
 
 
 @pytest.mark.parametrize("workload, profile", [("idle_server", "laptop-8c"),
@@ -69,7 +81,7 @@ def test_revert_to_ipi_has_the_worst_flush_latency(workload, profile):
     for metric in ("flush_latency_ns_p50", "flush_latency_ns_p99"):
         ours = med(workload, profile, "revert_to_ipi", metric)
         assert all(ours > med(workload, profile, p, metric)
-                   for p in POLICIES if p != "revert_to_ipi")
+                   for p in POLICIES if p != "revert_to_ipi" and not _untrimmed(p, profile))
 
 
 def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():
@@ -89,14 +101,16 @@ def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():
 def test_hazard_schemes_remove_mm_count_contention():
     """Seed 003. The schemes that leave mm_count alone (hazard_lazymm,
     hazptr_lazymm, shootdown_lazymm) contend several times less than every
-    refcounting policy on a 112-CPU context_switch, and do more rounds."""
+    refcounting policy on a 112-CPU context_switch, and do more rounds. (What
+    is left is mostly mmap_lock, which the workload's page faults take under
+    every scheme.)"""
     sky = tp.profiles.get("skylake-2s")
     ours = {p: med("context_switch", "skylake-2s", p, "atomic_contention_ns")
             for p in ("hazard_lazymm", "hazptr_lazymm", "shootdown_lazymm")}
     for p in POLICIES:
         if tp.policies.get(p)().knobs(sky).lazy_mm_ref == "refcount":
             theirs = med("context_switch", "skylake-2s", p, "atomic_contention_ns")
-            assert all(v * 5 < theirs for v in ours.values()), p
+            assert all(v * 3 < theirs for v in ours.values()), p
             assert (med("context_switch", "skylake-2s", "hazard_lazymm", "ops_per_sec")
                     > med("context_switch", "skylake-2s", p, "ops_per_sec")), p
 
@@ -105,11 +119,12 @@ def test_teardown_ipis_follow_each_scheme():
     """At the last mmdrop: Lutomirski's 2021 hazard pointers hand references
     over without an IPI; Desnoyers' 2024 RFC makes synchronous calls to every
     CPU whose slot still holds the mm (it scans all CPUs); Piggin's shootdown
-    IPIs mm_cpumask -- which on x86 the exit flush has mostly emptied."""
+    IPIs mm_cpumask -- which with v6.14's lazy mask still holds every CPU
+    that ran the mm, though the exit flush moved the lazy ones to init_mm."""
     base = med("exit_storm", "skylake-2s", "mainline", "ipis")
     assert med("exit_storm", "skylake-2s", "hazard_lazymm", "ipis") == base
-    assert med("exit_storm", "skylake-2s", "hazptr_lazymm", "ipis") > 2 * base
-    assert med("exit_storm", "skylake-2s", "shootdown_lazymm", "ipis") <= base + 16
+    shootdown = med("exit_storm", "skylake-2s", "shootdown_lazymm", "ipis")
+    assert med("exit_storm", "skylake-2s", "hazptr_lazymm", "ipis") > shootdown > base
 
 
 @pytest.mark.parametrize("workload, profile", [("idle_server", "laptop-8c"),
@@ -120,7 +135,7 @@ def test_revert_to_ipi_has_the_worst_flush_latency(workload, profile):
     for metric in ("flush_latency_ns_p50", "flush_latency_ns_p99"):
         ours = med(workload, profile, "revert_to_ipi", metric)
         assert all(ours > med(workload, profile, p, metric)
-                   for p in POLICIES if p != "revert_to_ipi")
+                   for p in POLICIES if p != "revert_to_ipi" and not _untrimmed(p, profile))
 
 
 def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():

@@ -4,7 +4,7 @@ single-page ceiling, the tlb_gen partial/full rule, ASID allocation."""
 import pytest
 
 import pytest_tlbperf as tp
-from conftest import V414, DropLazy, LazyAlways, LazyFreed
+from conftest import V414, DropLazy, Eager, LazyAlways, LazyFreed
 
 
 def _three_threads(b, profile):
@@ -130,7 +130,7 @@ def test_hung_cpu_makes_the_next_flush_hang(micro):
     skips a running CPU (a deliberately broken hook), that CPU's speculative
     walk through the freed table hangs it, and the next flush that needs it
     waits until the watchdog (1 s) reports `hang` on the initiator."""
-    class SkipsCpu1OnFree(tp.Policy):
+    class SkipsCpu1OnFree(Eager):
         def should_flush_cpu(self, cpu, info):
             return info.default and not (cpu == 1 and info.freed_tables)
 

@@ -53,7 +53,10 @@ def test_help_lists_every_option_with_its_ini_name(pytester):
                       ("--tlbperf-threshold", "tlbperf_threshold"),
                       ("--tlbperf-max-rounds", "tlbperf_max_rounds"),
                       ("--tlbperf-html", "tlbperf_html"), ("--tlbperf-text", "tlbperf_text"),
-                      ("--tlbperf-export", "tlbperf_export")]:
+                      ("--tlbperf-export", "tlbperf_export"),
+                      ("--tlbperf-reference", "tlbperf_reference"),
+                      ("--tlbperf-extra-profile", "tlbperf_extra_profile"),
+                      ("--tlbperf-touched-profiles", "tlbperf_touched_profiles")]:
         assert flag in out and f"[ini: {ini}]" in out, flag
 
 

@@ -12,11 +12,19 @@ def test_every_design_knob_exists_with_mainline_defaults():
     assert set(KNOB_NAMES) == {"lazy_tlb", "lazy_cpumask", "flush_lazy_cpus", "flush_local",
                                "flush_wait", "lazy_mm_ref", "pv_flush", "idle_leave_mm",
                                "flush_ceiling", "switch_mm_barrier", "read_mm_tlb_gen",
-                               "init_mm_asid", "pti", "lazy_mm_scan", "lazy_mm_release"}
+                               "init_mm_asid", "pti", "lazy_mm_scan", "lazy_mm_release",
+                               "cpumask_update", "broadcast_flush", "tlbsync", "lru_drain",
+                               "table_free"}
     knobs = tp.Policy().knobs(tp.profiles.get("skylake-2s"))
     assert knobs.flush_lazy_cpus == "freed_tables" and knobs.flush_ceiling == 33
     assert knobs.read_mm_tlb_gen == "when_needed"
+    assert (knobs.cpumask_update, knobs.lru_drain, knobs.table_free) == ("lazy", "batch_full",
+                                                                        "rcu")
     assert tp.policies.get("mainline")().knobs(tp.profiles.get("skylake-2s")) == knobs
+    # on a part with INVLPGB, Policy's defaults are today's kernel there too
+    milan = tp.profiles.get("milan-36c")
+    assert tp.Policy().knobs(milan).broadcast_flush == "invlpgb"
+    assert tp.policies.get("mainline")().knobs(milan) == tp.Policy().knobs(milan)
 
 
 def test_bad_knob_fails_at_class_creation_naming_it():

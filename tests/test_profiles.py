@@ -1,5 +1,5 @@
-"""Profiles are data: the five built-ins load, bad files fail naming the
-file and the field."""
+"""Profiles are data: the built-ins load, bad files fail naming the file
+and the field."""
 
 from importlib import resources
 
@@ -8,7 +8,8 @@ import pytest
 import pytest_tlbperf as tp
 from pytest_tlbperf.errors import ProfileError
 
-BUILTINS = {"haswell-4c", "skylake-2s", "zen1-epyc", "kvm-guest-16", "laptop-8c"}
+BUILTINS = {"haswell-4c", "skylake-2s", "zen1-epyc", "kvm-guest-16", "laptop-8c",
+            "milan-36c", "genoa-2s"}
 
 
 def test_builtin_names_are_the_contract():
@@ -39,6 +40,12 @@ def test_design_facts():
     assert sky.distance(0, 56) == 0 and sky.distance(0, 1) == 1 and sky.distance(0, 28) == 3
     zen = tp.profiles.get("zen1-epyc")
     assert zen.distance(0, 3) == 1 and zen.distance(0, 4) == 2 and zen.distance(0, 8) == 3
+    # van Riel's Milan: 36 cores, 72 CPUs, INVLPGB of up to 8 pages (CPUID of EPYC 7713)
+    milan = tp.profiles.get("milan-36c")
+    assert (milan.cores, milan.cpus, milan.invlpgb, milan.invlpgb_max_pages) == (36, 72, True, 8)
+    genoa = tp.profiles.get("genoa-2s")
+    assert (genoa.sockets, genoa.cpus, genoa.invlpgb) == (2, 384, True)
+    assert genoa.distance(0, 7) == 1 and genoa.distance(0, 8) == 2 and genoa.distance(0, 96) == 3
 
 
 def _write(tmp_path, text):
@@ -64,14 +71,14 @@ def test_user_profile_by_path(tmp_path):
 
 
 @pytest.mark.parametrize("replace, field", [
-    ({"syscall_cycles = 250": "syscall_cycles = 250\nsyscal_cycles = 1"}, "costs.'syscal_cycles'"),
+    ({"syscall_cycles = ": "syscal_cycles = 1\nsyscall_cycles = "}, "costs.'syscal_cycles'"),
     ({"exit_latency_us = 33": "exit_latency_us = -33"}, "cstates[2].'exit_latency_us'"),
     ({"cpus = 8 ": "cpus = 0 "}, "topology.'cpus'"),
     ({"smt = 2": "smt = 3"}, "topology.'smt'"),
     ({'vendor = "intel"': 'vendor = "via"'}, "'vendor'"),
     ({'freed_table_walk = "silent"': 'freed_table_walk = "boom"'},
      "speculation.'freed_table_walk'"),
-    ({"socket_ns = 110": "socket_ns = 110.5"}, "ipi.'socket_ns'"),
+    ({"socket_ns = ": "socket_ns = 110.5\n# "}, "ipi.'socket_ns'"),
 ])
 def test_bad_profile_names_file_and_field(tmp_path, replace, field):
     path = _write(tmp_path, _base_text(**replace))

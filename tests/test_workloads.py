@@ -11,11 +11,11 @@ def test_builders_are_the_contract():
     assert set(W.BUILDERS) == {"madvise_dontneed", "munmap_storm", "kernel_build",
                                "idle_server", "context_switch", "exit_storm", "vm_overcommit",
                                "tlb_flush1", "tlb_flush2", "tlb_flush3", "context_switch1",
-                               "hackbench"}
+                               "hackbench", "page_reclaim"}
     for builder in W.BUILDERS.values():
-        # each says which thread or benchmark source it mirrors
+        # each says which thread, benchmark source or kernel path it mirrors
         assert any(src in builder.__doc__ for src in ("seed", "Seed", "will-it-scale",
-                                                      "hackbench.c"))
+                                                      "hackbench.c", "mm/vmscan.c"))
 
 
 @pytest.mark.parametrize("name", sorted(W.BUILDERS))
@@ -41,7 +41,7 @@ def test_compile_is_a_function_of_the_seed():
 
 
 def test_bad_parameters_are_named():
-    with pytest.raises(WorkloadError, match="jobs must be a positive integer"):
+    with pytest.raises(WorkloadError, match="jobs must be an integer from 1 to 100000, got 0"):
         W.kernel_build(jobs=0)
     with pytest.raises(WorkloadError, match="need 5 cores"):
         tp.run(W.madvise_dontneed(threads=5), "haswell-4c")

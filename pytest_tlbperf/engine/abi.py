@@ -18,13 +18,15 @@ OP_EXIT = 11       # do_exit(): exit_mm, and exit_mmap if this was the last user
 OP_BLOCK = 12      # a=channel: read one token (a pipe byte), sleeping until one is there
 OP_WAKE = 13       # a=channel: write one token; wake the first sleeper (try_to_wake_up)
 OP_LOOP = 14       # a=op index: jump back (a task that runs until the measured window ends)
+OP_RECLAIM = 15    # a=first page, b=npages, c=mm template: reclaim (kswapd) unmaps another mm's
+                   # pages and flushes them as one batch (arch_tlbbatch_flush)
 
 OP_NAMES = {
     OP_ACCESS: "access", OP_COMPUTE: "compute", OP_MADVISE: "madvise",
     OP_MUNMAP: "munmap", OP_MPROTECT: "mprotect", OP_SLEEP: "sleep",
     OP_YIELD: "yield", OP_MIGRATE: "migrate", OP_MARK: "mark",
     OP_MEMBARRIER: "membarrier", OP_EXIT: "exit", OP_BLOCK: "block", OP_WAKE: "wake",
-    OP_LOOP: "loop",
+    OP_LOOP: "loop", OP_RECLAIM: "reclaim",
 }
 
 # --- events -------------------------------------------------------------------
@@ -36,6 +38,7 @@ EV_SPEC_WALK = 5   # a speculative walk through one paging-structure cache entry
 EV_WATCHDOG = 6    # an initiator has waited `watchdog` for its cross-call
 EV_WINDOW = 7      # the measured window opens: counters are taken from here on
 EV_CSD = 8         # an IPI handler on a CPU runs the next request it took from its queue
+EV_BROADCAST = 9   # a broadcast invalidation (INVLPGB, RAR) has reached every target TLB
 
 # --- cross-call kinds ---------------------------------------------------------
 CALL_FLUSH = 1       # flush_tlb_func
@@ -67,6 +70,11 @@ KNOB_VALUES = {
     "pti": ("auto", True, False),
     "lazy_mm_scan": ("mm_cpumask", "all_cpus"),
     "lazy_mm_release": ("handoff", "sync_ipi"),
+    "cpumask_update": ("eager", "lazy", "lazy_untrimmed"),
+    "broadcast_flush": ("none", "invlpgb", "rar", "auto"),   # auto: resolved per profile
+    "tlbsync": ("before_return", "skip"),
+    "lru_drain": ("on_zap", "batch_full"),
+    "table_free": ("after_flush", "rcu"),
 }
 # integer knobs with their lower bound
 INT_KNOBS = {"flush_ceiling": 0}
@@ -84,6 +92,11 @@ INIT_ASID_DYNAMIC, INIT_ASID_DEDICATED = 0, 1
 PTI_AUTO, PTI_ON, PTI_OFF = 0, 1, 2
 SCAN_MM_CPUMASK, SCAN_ALL_CPUS = 0, 1
 RELEASE_HANDOFF, RELEASE_SYNC_IPI = 0, 1
+MASK_EAGER, MASK_LAZY, MASK_LAZY_UNTRIMMED = 0, 1, 2
+BROADCAST_NONE, BROADCAST_INVLPGB, BROADCAST_RAR = 0, 1, 2
+TLBSYNC_BEFORE_RETURN, TLBSYNC_SKIP = 0, 1
+LRU_DRAIN_ON_ZAP, LRU_DRAIN_BATCH_FULL = 0, 1
+TABLE_FREE_AFTER_FLUSH, TABLE_FREE_RCU = 0, 1
 
 # --- violation kinds (contract names) ----------------------------------------
 V_STALE_TLB = 0
@@ -119,3 +132,6 @@ TR_EXIT = 18         # a=task, b=mm
 TR_BLOCK = 19        # a=task, b=channel: the task sleeps until a token arrives
 TR_WAKEUP = 20       # a=task woken, b=the CPU try_to_wake_up chose
 TR_RESCHED = 21      # a=target CPU: a reschedule IPI (the target was not polling)
+TR_BROADCAST = 22    # a=ASID, b=mm: INVLPGB / RAR issued for this flush
+TR_GLOBAL_ASID = 23  # a=ASID, b=mm: the mm got a global ASID
+TR_TLBSYNC = 24      # a=mm: TLBSYNC returned, the broadcast is complete

@@ -18,8 +18,8 @@ import heapq
 from bisect import insort
 
 from . import abi
-from .abi import (EV_CALL_DONE, EV_CSD, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE, EV_WATCHDOG,
-                  EV_WINDOW)
+from .abi import (EV_BROADCAST, EV_CALL_DONE, EV_CSD, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE,
+                  EV_WATCHDOG, EV_WINDOW)
 from .prng import STREAM_MACHINE, Stream
 
 TLB_NR_DYN_ASIDS = 6           # arch/x86/include/asm/tlbflush.h
@@ -52,6 +52,11 @@ class Core:
         self.k_init_asid = k["init_mm_asid"]
         self.k_scan = k["lazy_mm_scan"]
         self.k_release = k["lazy_mm_release"]
+        self.k_cpumask = k["cpumask_update"]
+        self.k_broadcast = k["broadcast_flush"]
+        self.k_tlbsync = k["tlbsync"]
+        self.k_lru = k["lru_drain"]
+        self.k_table_free = k["table_free"]
         # PTI: the knob, or on Meltdown-affected parts ('auto', the default)
         self.pti = (k["pti"] == abi.PTI_ON
                     or (k["pti"] == abi.PTI_AUTO and P.meltdown))
@@ -76,6 +81,9 @@ class Core:
         self.c_ipi_send, self.c_atomic, self.c_mb = c["ipi_send"], c["atomic"], c["smp_mb"]
         self.c_wakeup, self.c_pipe = c["wakeup"], c["pipe"]
         self.c_csd_setup = c["csd_setup"]
+        self.c_lru_lock = c["lru_lock"]
+        self.c_invlpgb, self.c_tlbsync, self.c_rar = c["invlpgb"], c["tlbsync"], c["rar"]
+        self.jiffy = P.clock_mhz * 1000        # HZ=1000: one jiffy is 1 ms
         # PTI: every entry from user mode and every return to it switches CR3
         # (SWITCH_TO_KERNEL_CR3 / SWITCH_TO_USER_CR3, NOFLUSH with PCID):
         # syscalls, page faults and interrupts that land in user mode. Left out:
@@ -101,6 +109,7 @@ class Core:
         self.n_contention = self.n_idle_wakeups = self.n_ops = 0
         self.n_faults = self.n_spec_walks = self.n_switch_mb = self.n_resched_ipis = 0
         self.n_icr_writes = self.n_invpcid = 0
+        self.n_invlpgb = self.n_rar = self.n_flush_cycles = self.n_lru_locks = 0
         self.ipis_received = [0] * n
         self.flush_lat = []
 
@@ -160,6 +169,8 @@ class Core:
                 self.ev_watchdog(cpu, a)
             elif ev == EV_CSD:
                 self.ev_csd(cpu)
+            elif ev == EV_BROADCAST:
+                self.ev_broadcast(cpu, a, b)
             elif ev == EV_WINDOW:
                 self.snapshot = (self.counters(), list(self.ipis_received))
                 self.measuring = True
@@ -197,6 +208,8 @@ class Core:
             "page_faults": self.n_faults, "spec_walks": self.n_spec_walks,
             "switch_mm_barriers": self.n_switch_mb, "resched_ipis": self.n_resched_ipis,
             "icr_writes": self.n_icr_writes, "invpcid": self.n_invpcid,
+            "invlpgb": self.n_invlpgb, "rar_requests": self.n_rar,
+            "flush_cycles": self.n_flush_cycles, "lru_locks": self.n_lru_locks,
         }
 
     def raw_result(self):

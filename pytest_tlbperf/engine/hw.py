@@ -70,7 +70,9 @@ class Hardware:
         self.tlb_ver = [[0] * (self.tlb_sets * ways) for _ in range(n)]
         self.tlb_ep = [[0] * (self.tlb_sets * ways) for _ in range(n)]
         self.tlb_rr = [[0] * self.tlb_sets for _ in range(n)]
-        self.tlb_epoch = [[0] * NR_HW_ASIDS for _ in range(n)]
+        # one epoch per hardware ASID, and per global ASID the run may hand out
+        self.n_asids = NR_HW_ASIDS + len(self.program.mm_pages)
+        self.tlb_epoch = [[0] * self.n_asids for _ in range(n)]
         # paging-structure cache: (asid, 2 MiB region) -> page-table page
         self.psc_map = [dict() for _ in range(n)]
         self.psc_key = [[-1] * self.psc_n for _ in range(n)]
@@ -81,7 +83,7 @@ class Hardware:
         self.psc_mm = [[0] * self.psc_n for _ in range(n)]   # for traces: owner and
         self.psc_at = [[0] * self.psc_n for _ in range(n)]   # time of the fill
         self.psc_rr = [0] * n
-        self.psc_epoch = [[0] * NR_HW_ASIDS for _ in range(n)]
+        self.psc_epoch = [[0] * self.n_asids for _ in range(n)]
         self.serial = 0
         # the host's preemption windows of each vCPU (KVM guests)
         self.vwin = [deque() for _ in range(n)] if self.virt else None
@@ -253,7 +255,7 @@ class Hardware:
         self.psc_epoch[c][asid] += 1
 
     def flush_everything(self, c):
-        for asid in range(NR_HW_ASIDS):
+        for asid in range(self.n_asids):
             self.flush_asid(c, asid)
 
     def tlb_fill(self, c, key, ver, epoch):
@@ -361,7 +363,13 @@ class Hardware:
             present[page] = 1
             self.mm_ver[mm][page] += 1
             self.n_faults += 1
+            t = self.mmap_lock(c, mm, t)
             t += self.c_fault_file if flags & 2 else self.c_fault
+            t = self.mmap_lock(c, mm, t)
+            if flags & 1 and not flags & 4 and self.c_lru_lock:
+                # a write fault allocates a folio (anonymous, or the COW copy
+                # of a private file page); a shared file page is already cached
+                t = self.lru_cache_add(c, mm, page, t)
         self.tlb_fill(c, (asid << 32) | page, self.mm_ver[mm][page], self.tlb_epoch[c][asid])
         return t
 

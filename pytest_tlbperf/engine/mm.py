@@ -16,6 +16,9 @@ from .abi import (CALL_SYNC, CALL_UNLAZY, CONT_EXIT_FREE, CONT_EXIT_MMAP, CONT_H
                   CONT_TABLE_SYNC)
 from .core import INIT_MM, PAGES_PER_TABLE, TLB_FLUSH_ALL
 from .smp import Call
+from .tlb import HZ
+
+FOLIO_BATCH = 31     # PAGEVEC_SIZE: "31 pointers + header align the folio_batch"
 
 
 class Mm:
@@ -34,8 +37,14 @@ class Mm:
         self.mm_ret = [[]]          # per page: newest version whose flush has returned
         self.mm_ret_at = [[]]       # ... when, and on which initiator (for traces)
         self.mm_tables = [[]]
-        # three contended lines per mm: mm_count, mm_cpumask, context.tlb_gen
+        self.mm_gasid = [0]         # context.global_asid (0: none)
+        self.mm_transition = [0]    # context.asid_transition
+        self.mm_next_trim = [0]     # context.next_trim_cpumask, in jiffies
+        self.mm_lru = [bytearray()]  # per page: its folio is on the LRU
+        # four contended lines per mm: mm_count, mm_cpumask, context.tlb_gen,
+        # mmap_lock
         self.mm_lines = [self.new_line()]
+        self.new_line()
         self.new_line()
         self.new_line()
         self.next_ctx = 1
@@ -55,9 +64,14 @@ class Mm:
         for t in program.tasks:
             if t.mm >= 0:
                 self.tmpl_threads[t.mm] += 1
+        # the LRU (modeled where the profile gives lru_lock_cycles): each CPU's
+        # lru_add folio_batch of (mm, page, version) and one lruvec lru_lock
+        # line per node (socket)
+        self.lru_batch = [[] for _ in range(self.ncpu)]
+        self.lru_line = [self.new_line() for _ in range(self.profile.sockets)]
 
     def mm_line(self, mm, which):
-        """0: mm_count, 1: mm_cpumask, 2: context.tlb_gen."""
+        """0: mm_count, 1: mm_cpumask, 2: context.tlb_gen, 3: mmap_lock."""
         return self.mm_lines[mm] + which
 
     def exec_mm(self, tmpl):
@@ -74,11 +88,26 @@ class Mm:
         self.mm_ret.append([0] * npages)
         self.mm_ret_at.append([None] * npages)
         self.mm_tables.append([-1] * ((npages + PAGES_PER_TABLE - 1) // PAGES_PER_TABLE))
+        self.mm_gasid.append(0)
+        self.mm_transition.append(0)
+        # init_new_context(): the first trim at least a second after creation
+        self.mm_next_trim.append(self.now // self.jiffy + HZ)
+        self.mm_lru.append(bytearray(npages))
         self.mm_lines.append(self.new_line())
+        self.new_line()
         self.new_line()
         self.new_line()
         self.tmpl_mm[tmpl] = mm
         return mm
+
+    def mmap_lock(self, c, mm, t):
+        """One atomic on the mmap_lock rwsem's count (down_read, up_read, ...).
+        Readers do not exclude each other, so only the line's traffic is
+        modeled; munmap's write lock does not wait for readers here. Faults
+        take it too: before v6.4 they took mmap_lock, since then the VMA's
+        lock -- the same single line when, as in will-it-scale, the threads'
+        adjacent anonymous mappings merged into one VMA."""
+        return self.atomic(c, self.mm_line(mm, 3), t)
 
     def alloc_table(self, mm, region):
         if self.table_pool:
@@ -101,8 +130,9 @@ class Mm:
         that is not idle has passed a quiescent point -- unless the batch page
         cannot be allocated (memory.table_batch_fail_percent), when
         tlb_remove_table_sync_one() IPIs every other CPU and waits, then frees.
-        Returns True when the initiator now waits for that IPI."""
-        if not self.pv:
+        Returns True when the initiator now waits for that IPI. Since v6.15
+        (a37259732a7d) native kernels free tables by RCU too (table_free)."""
+        if not self.pv and self.k_table_free == abi.TABLE_FREE_AFTER_FLUSH:
             for table in call.tables:
                 self.free_table(c, table)
             return False
@@ -164,13 +194,17 @@ class Mm:
     def free_mm(self, c, mm):
         """__mmdrop() freeing the mm_struct (the oracle checks nobody still
         uses it)."""
+        self.mm_free_global_asid(mm)
         self.oracle_mm_freed(c, mm)
         self.ring(c, abi.TR_MM_FREE, mm)
 
     def change_ptes(self, c, task, mm, code, first, npages, free_tables, t):
         """madvise(DONTNEED) / munmap / mprotect: change PTEs, then one
         flush_tlb_mm_range for the range (mmu_gather)."""
-        t += self.c_syscall
+        t = self.mmap_lock(c, mm, t + self.c_syscall)
+        zap = code != abi.OP_MPROTECT
+        if zap and self.c_lru_lock and self.k_lru == abi.LRU_DRAIN_ON_ZAP:
+            t = self.lru_add_drain(c, t)     # zap_page_range_single(), unmap_region()
         present, ver = self.mm_present[mm], self.mm_ver[mm]
         snap = []
         last = min(first + npages, len(present))
@@ -180,7 +214,9 @@ class Mm:
                     present[page] = 0
                 ver[page] += 1
                 snap.append((page, ver[page]))
-        t += (self.c_pte if code == abi.OP_MPROTECT else self.c_zap) * len(snap)
+        t += (self.c_zap if zap else self.c_pte) * len(snap)
+        if zap and self.c_lru_lock:
+            t = self.lru_release(c, mm, [page for page, _ in snap], t)
         tables = []
         if code == abi.OP_MUNMAP and free_tables:
             # free_pgtables(): only page-table pages whose whole 2 MiB is unmapped
@@ -190,22 +226,27 @@ class Mm:
                     tables.append(mm_tables[region])
                     mm_tables[region] = -1
         if not snap and not tables:
-            self.schedule_step(c, t)
+            self.schedule_step(c, self.mmap_lock(c, mm, t))
             return
         self.flush_tlb_mm_range(c, mm, first, last - first, bool(tables), snap, tables, task,
                                 CONT_STEP, t)
+        self.calls[self.next_call - 1].unlock = True     # mmap_read_unlock() after the flush
 
     def exit_mmap(self, c, task, mm, t):
         """The last user is gone: unmap everything and free every page table,
         with one flush (tlb_finish_mmu with freed_tables)."""
         present, ver = self.mm_present[mm], self.mm_ver[mm]
-        zapped = 0
+        if self.c_lru_lock:
+            t = self.lru_add_drain(c, t)     # exit_mmap() drains whatever the knob
+        zapped = []
         for page in range(len(present)):
             if present[page]:
                 present[page] = 0
                 ver[page] += 1
-                zapped += 1
-        t += self.c_zap * zapped
+                zapped.append(page)
+        t += self.c_zap * len(zapped)
+        if self.c_lru_lock:
+            t = self.lru_release(c, mm, zapped, t)
         tables = [table for table in self.mm_tables[mm] if table >= 0]
         self.mm_tables[mm] = [-1] * len(self.mm_tables[mm])
         # no snapshot: nothing can access a dead mm's pages any more
@@ -302,4 +343,113 @@ class Mm:
         call = self.calls[cid] = Call(CALL_UNLAZY, c, mm, task, CONT_HAZPTR, self.now)
         call.rest = matches
         t = self.smp_call_function_many(c, cid, call, [x], t)
+        self.finish_sending(c, cid, call, t)
+
+    # -- the LRU lock (mm/swap.c) ------------------------------------------
+    def lru_cache_add(self, c, mm, page, t):
+        """folio_add_lru(): a new anonymous folio goes into this CPU's
+        lru_add batch; a full batch is moved to the LRU."""
+        batch = self.lru_batch[c]
+        batch.append((mm, page, self.mm_ver[mm][page]))
+        if len(batch) >= FOLIO_BATCH:
+            t = self.lru_add_drain(c, t)
+        return t
+
+    def lru_add_drain(self, c, t):
+        """folio_batch_move_lru(): under lru_lock, put the batch's folios on
+        the LRU; then drop the batch's references, which frees the folios
+        that were zapped meanwhile -- taking lru_lock again to unlink them."""
+        batch = self.lru_batch[c]
+        if not batch:
+            return t
+        dead = 0
+        for mm, page, ver in batch:
+            if self.mm_present[mm][page] and self.mm_ver[mm][page] == ver:
+                self.mm_lru[mm][page] = 1
+            else:
+                dead += 1
+        t = self.lru_lock(c, len(batch), t)
+        if dead:
+            t = self.lru_lock(c, dead, t)
+        batch.clear()
+        return t
+
+    def lru_release(self, c, mm, pages, t):
+        """Zapped pages whose folios are on the LRU are freed off it in one
+        batch under lru_lock (folios_put_refs); a folio still in a CPU's
+        lru_add batch is freed when that batch drains."""
+        on_lru = self.mm_lru[mm]
+        n = 0
+        for page in pages:
+            if on_lru[page]:
+                on_lru[page] = 0
+                n += 1
+        return self.lru_lock(c, n, t) if n else t
+
+    def lru_lock(self, c, folios, t):
+        """Take the node's lruvec->lru_lock for `folios` folios: the hold is
+        lru_lock_cycles (the lruvec lines the holder pulls in) plus a list
+        operation (an atomic's worth) per folio -- so batching 31 folios
+        under one acquisition is what the lru_add_drain removal buys."""
+        self.n_lru_locks += 1
+        return self.atomic(c, self.lru_line[self.socket[c]], t,
+                           self.c_lru_lock + self.c_atomic * folios)
+
+    # -- reclaim (mm/rmap.c try_to_unmap with a TTU_BATCH_FLUSH batch) ------
+    def reclaim(self, c, task, first, npages, tmpl, t):
+        """kswapd unmaps a run of another process's pages
+        (try_to_unmap_one + arch_tlbbatch_add_pending: one tlb_gen bump per
+        page, the batch mask ORs in mm_cpumask), then arch_tlbbatch_flush():
+        with INVLPGB one flush of every non-global PCID on every CPU, no
+        IPIs (72a920eacd8a, 0b7eb55cb706); with RAR a full flush of the
+        batch's CPUs; else IPIs to the batch's CPUs that are not lazy
+        (should_flush_tlb with no mm)."""
+        mm = self.tmpl_mm[tmpl]
+        if mm < 0 or not self.mm_users[mm]:
+            self.schedule_step(c, t)
+            return
+        present, ver = self.mm_present[mm], self.mm_ver[mm]
+        snap = []
+        for page in range(first, min(first + npages, len(present))):
+            if present[page]:
+                present[page] = 0
+                ver[page] += 1
+                snap.append((page, ver[page]))
+                t = self.atomic(c, self.mm_line(mm, 2), t + self.c_zap)   # inc_mm_tlb_gen
+                self.mm_gen[mm] += 1
+        if not snap:
+            self.schedule_step(c, t)
+            return
+        if self.c_lru_lock:
+            t = self.lru_release(c, mm, [page for page, _ in snap], t)
+        t = self.read_line(c, self.mm_line(mm, 1), t)
+        batch = self.mm_mask[mm]
+        cid = self.next_call
+        self.next_call += 1
+        call = self.calls[cid] = Call(abi.CALL_FLUSH, c, mm, task, CONT_STEP, t)
+        call.any_mm = True
+        call.snap = snap
+        call.irq0 = self.irq_cycles[c]
+        self.arch_tlbbatch_flush(c, cid, call, batch, t)
+
+    def arch_tlbbatch_flush(self, c, cid, call, batch, t):
+        if self.k_broadcast == abi.BROADCAST_INVLPGB:
+            t = self.invlpgb(c, -1, 0, TLB_FLUSH_ALL, 1, t)     # invlpgb_flush_all_nonglobals
+            t = self.tlbsync(c, call.mm, t)
+        elif self.k_broadcast == abi.BROADCAST_RAR:
+            targets = [x for x in range(self.ncpu) if (batch >> x) & 1 and x != c]
+            t = self.rar_send(c, cid, call, -1, 0, TLB_FLUSH_ALL, targets, t)
+            if (batch >> c) & 1:
+                t = self.flush_pcid_local(c, -1, 0, TLB_FLUSH_ALL, t)
+        else:
+            targets = []
+            for x in range(self.ncpu):
+                if (batch >> x) & 1 and x != c:
+                    t = self.read_line(c, self.cpu_line(self.lazy_line, x), t)
+                    if not self.is_lazy[x]:
+                        targets.append(x)
+            t = self.native_flush_tlb_multi(c, cid, call, targets, t)
+            if (batch >> c) & 1:
+                t = self.flush_tlb_func(c, call, t)
+        self.ring(c, abi.TR_FLUSH, call.mm, call.pending)
         self.finish_sending(c, cid, call, t)

@@ -31,7 +31,8 @@ class Call:
 
     __slots__ = ("kind", "initiator", "mm", "start", "npages", "new_gen", "freed", "snap",
                  "tables", "cont", "task", "t0", "pending", "done_at", "local_done",
-                 "wait_ack", "watchdog", "targets", "rest", "then")
+                 "wait_ack", "watchdog", "targets", "rest", "then", "any_mm", "consider",
+                 "unlock", "irq0")
 
     def __init__(self, kind, initiator, mm, task, cont, t0):
         self.kind, self.initiator, self.mm, self.task, self.cont = kind, initiator, mm, task, cont
@@ -50,6 +51,10 @@ class Call:
         self.targets = 0
         self.rest = ()             # hazptr teardown: the CPUs still to retire
         self.then = 0              # CONT_TABLE_SYNC: the continuation after it
+        self.any_mm = False        # a batched flush (reclaim): info->mm is NULL
+        self.consider = False      # consider_global_asid() once the IPIs are done
+        self.unlock = False        # mmap_read_unlock() once the flush returned
+        self.irq0 = 0              # the initiator's interrupt time when it began
 
 
 class Smp:
@@ -66,6 +71,7 @@ class Smp:
         # per sender, per target: when the target unlocked the sender's csd
         # (made at a sender's first cross-call)
         self.csd_unlock = [None] * n
+        self.irq_cycles = [0] * n           # interrupt time each CPU has spent
         P = self.profile
         self.apic_mode = APIC_MODES.index(P.apic)
         self.apicid = [P.apicid(x) for x in range(n)]
@@ -105,21 +111,7 @@ class Smp:
         KVM_HC_SEND_IPI hypercall per window of 128 APIC IDs (kvm_send_ipi_mask).
         Every target of one write sees its IPI after the write, plus the
         delivery latency by distance."""
-        if not targets:
-            return t
-        apic = self.apic_mode
-        if apic == APIC_PHYSICAL:
-            groups = [[x] for x in targets]
-        else:
-            span = 16 if apic == APIC_CLUSTER else 128
-            groups, where = [], {}
-            for x in targets:
-                key = self.apicid[x] // span
-                if key not in where:
-                    where[key] = len(groups)
-                    groups.append([])
-                groups[where[key]].append(x)
-        for group in groups:
+        for group in self.apic_groups(targets):
             t += self.c_ipi_send
             self.n_icr_writes += 1
             for x in group:
@@ -129,6 +121,21 @@ class Smp:
                     arrival += self.rng.below(self.ipi_jitter)
                 self.push(arrival, x, EV_IPI, 0, 0)
         return t
+
+    def apic_groups(self, targets):
+        """The targets by ICR write, in the order they are sent."""
+        apic = self.apic_mode
+        if apic == APIC_PHYSICAL:
+            return [[x] for x in targets]
+        span = 16 if apic == APIC_CLUSTER else 128
+        groups, where = [], {}
+        for x in targets:
+            key = self.apicid[x] // span
+            if key not in where:
+                where[key] = len(groups)
+                groups.append([])
+            groups[where[key]].append(x)
+        return groups
 
     def finish_sending(self, c, cid, call, t):
         call.local_done = t
@@ -171,13 +178,18 @@ class Smp:
         if task >= 0 and self.task_mm[task] != INIT_MM:
             t += self.c_pti                      # the interrupt landed in user mode
         t = self.atomic(x, self.cpu_line(self.csq_line, x), t)
-        self.interrupted(x, now, t)
+        self.irq_cycles[x] += t - now
+        if taken and self.calls[taken[0]].kind == CALL_FLUSH:
+            self.n_flush_cycles += t - now       # the interrupt a flush was sent by
         if taken:
             # each request runs as its own event, so what the others do to
-            # the lines it touches in the meantime is seen
+            # the lines it touches in the meantime is seen; pushed before
+            # interrupted() resumes the idle loop, so an idle CPU runs its
+            # requests before it can enter a C-state again
             self.in_handler[x] = 1
             self.handling[x] = deque(taken)
             self.push(t, x, EV_CSD)
+        self.interrupted(x, now, t)
 
     def ev_csd(self, x):
         """The IPI handler on x runs the next request it took."""
@@ -186,15 +198,21 @@ class Smp:
         now = self.now
         queue = self.handling[x]
         cid = queue.popleft()
-        t = self.run_call(x, cid, self.calls[cid], now)
-        self.interrupted(x, now, t)
+        call = self.calls[cid]
+        t = self.run_call(x, cid, call, now)
+        self.irq_cycles[x] += t - now
+        if call.kind == CALL_FLUSH:
+            self.n_flush_cycles += t - now
+        # the next request, or the IPI that arrived meanwhile, before the
+        # idle loop resumes (see ev_ipi)
         if queue:
             self.push(t, x, EV_CSD)
-            return
-        self.in_handler[x] = 0
-        if self.ipi_pending[x]:
-            self.ipi_pending[x] = 0
-            self.push(t, x, EV_IPI, 0, 1)
+        else:
+            self.in_handler[x] = 0
+            if self.ipi_pending[x]:
+                self.ipi_pending[x] = 0
+                self.push(t, x, EV_IPI, 0, 1)
+        self.interrupted(x, now, t)
 
     def run_call(self, x, cid, call, t):
         """One queued cross-call in the IPI handler on x; returns when done."""
@@ -240,6 +258,13 @@ class Smp:
         now = self.now
         mm = call.mm
         if call.kind == CALL_FLUSH:
+            if call.consider:
+                now = self.consider_global_asid(c, call.task, mm, now)
+            # the initiator's time in the flush, less the interrupts it
+            # handled meanwhile (counted where they ran)
+            self.n_flush_cycles += now - call.t0 - (self.irq_cycles[c] - call.irq0)
+            if call.unlock:
+                now = self.mmap_lock(c, mm, now)
             if self.measuring and call.t0 >= self.program.warmup:
                 self.flush_lat.append(now - call.t0)
             ret, ret_at = self.mm_ret[mm], self.mm_ret_at[mm]

@@ -93,6 +93,8 @@ class Task:
             self.schedule_step(c, now)
         elif code == abi.OP_MEMBARRIER:
             self.membarrier(c, task, mm, now)
+        elif code == abi.OP_RECLAIM:
+            self.reclaim(c, task, a, b, d, now)
         elif code == abi.OP_EXIT:
             self.task_pc[task] = len(ops)
             self.do_exit(c, task, now)
@@ -100,7 +102,8 @@ class Task:
             raise RuntimeError(f"unknown op {code} in task {task}")
 
     def access(self, c, mm, first, npages, flags, t):
-        """User loads/stores of pages (flags: 1 write, 2 file-backed mapping)."""
+        """User loads/stores of pages (flags: 1 write, 2 file-backed mapping,
+        4 shared mapping)."""
         if mm == INIT_MM:
             return t
         asid = self.loaded_asid[c]

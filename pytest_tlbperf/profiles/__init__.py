@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ProfileError
+from ..userio import read_text
 
 __all__ = ["Profile", "CState", "names", "get", "load", "ProfileError"]
 
@@ -23,7 +24,8 @@ __all__ = ["Profile", "CState", "names", "get", "load", "ProfileError"]
 _SCHEMA = {
     "": {"name": (str, True), "description": (str, True), "vendor": (str, True),
          "pcid": (bool, True), "clock_mhz": (int, True), "meltdown": (bool, False),
-         "invpcid": (bool, False)},
+         "invpcid": (bool, False), "invlpgb": (bool, False), "invlpgb_max_pages": (int, False),
+         "rar": (bool, False)},
     "topology": {"sockets": (int, True), "cpus": (int, True), "smt": (int, True),
                  "cores_per_llc": (int, False)},
     "tlb": {"entries": (int, True), "ways": (int, True), "psc_entries": (int, True)},
@@ -39,6 +41,8 @@ _SCHEMA = {
         "smp_mb_cycles": (int, True), "wakeup_cycles": (int, False),
         "pipe_cycles": (int, False), "file_fault_cycles": (int, False),
         "invpcid_ns": (int, False), "csd_setup_cycles": (int, False),
+        "invlpgb_ns": (int, False), "tlbsync_ns": (int, False), "rar_ns": (int, False),
+        "lru_lock_cycles": (int, False),
     },
     "ipi": {"smt_ns": (int, True), "socket_ns": (int, True), "remote_ns": (int, True),
             "jitter_ns": (int, True), "apic": (str, False)},
@@ -54,12 +58,101 @@ _CSTATE_SCHEMA = {"name": (str, True), "exit_latency_us": (int, True),
                   "target_residency_us": (int, True), "tlb_flushed": (bool, True),
                   "polling": (bool, False), "wake_latency_ns": (list, False)}
 # Optional fields and what they mean when absent: the model before they existed.
-DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600, "csd_setup_cycles": 0}
+DEFAULT_COSTS = {"wakeup_cycles": 1500, "pipe_cycles": 600, "csd_setup_cycles": 0,
+                 "invlpgb_ns": 0, "tlbsync_ns": 0, "rar_ns": 0, "lru_lock_cycles": 0}
 _OPTIONAL_TABLES = {"virt", "memory"}
 APIC_MODES = ("cluster", "physical", "kvm_pv")
 
+# -- bounds ------------------------------------------------------------------------
+# The native engine's input limits (MAX_CPUS, MAX_VALUE and the 2^20 bound on
+# TLB sets, ways and PSC entries in engine/_native.c; tests/test_badinput_profiles.py
+# checks them against _native.ABI). The loader enforces them, so a profile either
+# runs on both engines or fails here naming its field, never in the engine.
+MAX_CPUS = 1 << 16
+MAX_CYCLES = 1 << 44               # any cost or time, once converted to cycles
+MAX_TLB_ENTRIES = 1 << 20          # tlb.entries and tlb.psc_entries
+# Sane bounds beyond the engine's. Both engines allocate every CPU's TLB and
+# paging-structure cache up front: cpus x (entries + psc_entries) bounds that
+# memory (2^23 entries: about 200 MB in the python engine; 4096 CPUs with
+# 2048 entries each still fit).
+MAX_CACHE_ENTRIES = 1 << 23
+CLOCK_MHZ = (100, 10_000)
+# A preempted vCPU runs preempt_us * (100 - preempt_percent) / preempt_percent
+# between two preemptions. Work is stretched across every window that falls
+# inside it, so a run costs a window per that much work. At 0 cycles (clock
+# 1 MHz with 95% preemption of 10 us windows rounds it down) the windows
+# touch, the run never ends and its list of windows grows without bound
+# (2 GB in 4 s); at 1 us and 100 MHz the worst built-in workloads still run
+# in about a second on the python engine. A host's time slice is
+# milliseconds (kvm-guest-16: 3 ms).
+MIN_VCPU_RUN_US = 1
+MAX_FILE_BYTES = 1 << 20           # a profile is a page of TOML
+MAX_NAME = 64
+_TO_NS = {"cycles": None, "ns": 1, "us": 1000}     # unit suffix -> ns per unit
 
-class CState:
+
+class _ReadOnlyTable(dict):
+    """A profile's table: a dict (json.dumps, isinstance and ** still work)
+    whose every mutator raises."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a profile is read-only: a policy's configure() returns knob "
+                        "overrides; profile.with_changes(...) makes a changed copy")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __copy__(self):
+        return dict(self)
+
+    def __deepcopy__(self, memo):
+        return _deep_copy(self)
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
+def _frozen(value):
+    """A read-only deep copy: tables become _ReadOnlyTables, arrays tuples."""
+    if isinstance(value, dict):
+        return _ReadOnlyTable({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+class _ReadOnly(type):
+    """Instances are read-only once built: every attribute set in __init__
+    is frozen (nested tables and arrays too) and cannot be set again.
+
+    One Profile object serves every run in a process (get() caches it), and
+    a policy's configure(profile) receives it: a configure() that changed it
+    would silently change every later run -- the baseline's included -- while
+    the digest saved with the results stayed the same."""
+
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        for name in cls.__slots__:
+            if hasattr(obj, name):
+                object.__setattr__(obj, name, _frozen(getattr(obj, name)))
+        return obj
+
+
+def _read_only_setattr(self, name, value):
+    if hasattr(self, name):
+        raise AttributeError(f"{self!r} is read-only: cannot set {name!r} (a policy's "
+                             f"configure() returns knob overrides; a changed machine is "
+                             f"profile.with_changes(...))")
+    object.__setattr__(self, name, value)
+
+
+def _read_only_delattr(self, name):
+    raise AttributeError(f"{self!r} is read-only: cannot delete {name!r}")
+
+
+class CState(metaclass=_ReadOnly):
     """One idle state, times in cycles: the driver's exit latency (the
     worst case the governor plans with), its target residency, whether it
     flushes the TLB, whether it is entered with TIF_POLLING_NRFLAG set (the
@@ -80,15 +173,20 @@ class CState:
         self.wake_min = exit_latency if wake_min is None else wake_min
         self.wake_max = exit_latency if wake_max is None else wake_max
 
+    __setattr__ = _read_only_setattr
+    __delattr__ = _read_only_delattr
+
     def __repr__(self):
         return f"CState({self.name})"
 
 
-class Profile:
-    """A validated machine profile. Time values are integer cycles."""
+class Profile(metaclass=_ReadOnly):
+    """A validated machine profile. Time values are integer cycles. It is
+    read-only: nested tables are read-only dicts and arrays tuples."""
 
     __slots__ = ("name", "description", "vendor", "pcid", "clock_mhz", "sockets", "cpus", "cores_per_llc",
                  "meltdown", "invpcid", "apic", "table_batch_fail_percent", "invalidate_cycles",
+                 "invlpgb", "invlpgb_max_pages", "rar",
                  "smt", "tlb_entries", "tlb_ways", "psc_entries", "costs", "ipi_ns",
                  "ipi_jitter", "line_transfer", "cstates", "walk_interval",
                  "freed_table_walk", "virt", "source", "digest", "raw")
@@ -106,6 +204,11 @@ class Profile:
         # Meltdown-affected (Intel parts without RDCL_NO): PTI on by default
         self.meltdown = raw.get("meltdown", False)
         self.invpcid = raw.get("invpcid", self.pcid)
+        # broadcast TLB invalidation: AMD INVLPGB (CPUID 8000_0008h EBX[3]; EDX[15:0]
+        # + 1 pages per instruction) and Intel Remote Action Request
+        self.invlpgb = raw.get("invlpgb", False)
+        self.invlpgb_max_pages = raw.get("invlpgb_max_pages", 8)
+        self.rar = raw.get("rar", False)
         self.apic = raw["ipi"].get("apic", "cluster")
         self.table_batch_fail_percent = raw.get("memory", {}).get("table_batch_fail_percent", 0)
         topo = raw["topology"]
@@ -220,6 +323,9 @@ class Profile:
                 raw[key] = value
         return Profile(raw, f"{self.source} (modified)")
 
+    __setattr__ = _read_only_setattr
+    __delattr__ = _read_only_delattr
+
     def __repr__(self):
         return f"<Profile {self.name}: {self.cpus} CPUs, {self.vendor}>"
 
@@ -231,9 +337,10 @@ class Profile:
 
 
 def _deep_copy(value):
+    """A mutable deep copy of (frozen) raw profile data."""
     if isinstance(value, dict):
         return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_deep_copy(v) for v in value]
     return value
 
@@ -241,12 +348,15 @@ def _deep_copy(value):
 def _canonical(value) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{_canonical(value[k])}" for k in sorted(value)) + "}"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):          # a frozen array digests as its list
         return "[" + ",".join(_canonical(v) for v in value) + "]"
     return repr(value)
 
 
 def _check_table(table: dict, schema: dict, where: str, source: str) -> None:
+    if not isinstance(table, dict):
+        raise ProfileError(f"{source}: {where.rstrip('.') or 'the file'} must be a table, "
+                           f"got {table!r}")
     for key in table:
         if key not in schema:
             raise ProfileError(f"{source}: unknown field {where}{key!r}; expected one of "
@@ -286,7 +396,8 @@ def _validate(raw: dict, source: str) -> None:
         raise ProfileError(f"{source}: cstates must be an array of tables ([[cstates]])")
     for i, cstate in enumerate(cstates):
         if not isinstance(cstate, dict):
-            raise ProfileError(f"{source}: cstates[{i}] must be a table ([[cstates]])")
+            raise ProfileError(f"{source}: cstates[{i}] must be a table ([[cstates]] with "
+                               f"name, exit_latency_us, ...), got {cstate!r}")
         _check_table(cstate, _CSTATE_SCHEMA, f"cstates[{i}].", source)
         wake = cstate.get("wake_latency_ns")
         if wake is not None and not (
@@ -332,6 +443,8 @@ def _validate(raw: dict, source: str) -> None:
             raise ProfileError(f"{source}: field cstates[{i}].'target_residency_us' must not "
                                f"be below the shallower state's")
         last_residency = c["target_residency_us"]
+    if raw.get("invlpgb_max_pages", 8) == 0:
+        raise ProfileError(f"{source}: field 'invlpgb_max_pages' must be at least 1")
     apic = raw["ipi"].get("apic", "cluster")
     if apic not in APIC_MODES:
         raise ProfileError(f"{source}: field ipi.'apic' must be one of "
@@ -349,6 +462,63 @@ def _validate(raw: dict, source: str) -> None:
     if virt is not None and virt["preempt_percent"] and not virt["preempt_us"]:
         raise ProfileError(f"{source}: field virt.'preempt_us' must be positive when vCPUs "
                            f"are preempted (preempt_percent > 0)")
+    _check_bounds(raw, source)
+
+
+def _bound(source, field, value, lo, hi, why="") -> None:
+    if not lo <= value <= hi:
+        raise ProfileError(f"{source}: field {field} = {value} is out of range: it must be "
+                           f"{lo}..{hi}{why}")
+
+
+def _check_bounds(raw: dict, source: str) -> None:
+    """The engine's limits and the bounds that keep a run's time and memory
+    finite (see MAX_* above), each naming its field."""
+    for key in ("name", "description"):
+        if not raw[key].isprintable():
+            raise ProfileError(f"{source}: field {key!r} = {raw[key]!r} has control "
+                               f"characters (newlines, escapes)")
+    if not 0 < len(raw["name"]) <= MAX_NAME:
+        raise ProfileError(f"{source}: field 'name' must be 1..{MAX_NAME} characters")
+    clock = raw["clock_mhz"]
+    _bound(source, "'clock_mhz'", clock, *CLOCK_MHZ)
+    topo, tlb = raw["topology"], raw["tlb"]
+    _bound(source, "topology.'cpus'", topo["cpus"], 1, MAX_CPUS, " (the engine's limit)")
+    _bound(source, "tlb.'entries'", tlb["entries"], 1, MAX_TLB_ENTRIES,
+           " (the engine's limit)")
+    _bound(source, "tlb.'psc_entries'", tlb["psc_entries"], 1, MAX_TLB_ENTRIES,
+           " (the engine's limit)")
+    cached = topo["cpus"] * (tlb["entries"] + tlb["psc_entries"])
+    if cached > MAX_CACHE_ENTRIES:
+        raise ProfileError(f"{source}: topology.'cpus' x (tlb.'entries' + tlb.'psc_entries') "
+                           f"= {topo['cpus']} x {tlb['entries'] + tlb['psc_entries']} = "
+                           f"{cached} TLB and PSC entries, more than the {MAX_CACHE_ENTRIES} "
+                           f"a run may allocate")
+    # every time or cost, in the cycles the engines get (Profile._to_cycles)
+    fields = [(f"{table}.{key!r}", key, value) for table in sorted(set(_SCHEMA) - {""})
+              for key, value in (raw.get(table) or {}).items()]
+    fields += [(f"cstates[{i}].{key!r}", key, value)
+               for i, c in enumerate(raw.get("cstates", ())) for key, value in c.items()]
+    for field, key, value in fields:
+        unit = key.rsplit("_", 1)[-1]
+        if unit in _TO_NS and not isinstance(value, bool) and isinstance(value, int):
+            cycles = value if unit == "cycles" else value * _TO_NS[unit] * clock // 1000
+            if cycles > MAX_CYCLES:
+                raise ProfileError(f"{source}: field {field} = {value} is {cycles} cycles at "
+                                   f"{clock} MHz, more than the engine's limit of 2^44 "
+                                   f"({MAX_CYCLES}) cycles")
+    virt = raw.get("virt")
+    if virt is not None and virt["preempt_percent"]:
+        percent = virt["preempt_percent"]
+        run_us = virt["preempt_us"] * (100 - percent) / percent
+        if run_us < MIN_VCPU_RUN_US:
+            raise ProfileError(
+                f"{source}: field virt.'preempt_us' = {virt['preempt_us']} with "
+                f"virt.'preempt_percent' = {percent} lets a vCPU run {run_us:.3g} us between "
+                f"two preemptions (preempt_us x (100 - preempt_percent) / preempt_percent); "
+                f"it must be at least {MIN_VCPU_RUN_US} us, or the run never ends: raise "
+                f"preempt_us to {-(-MIN_VCPU_RUN_US * percent // (100 - percent))} or more")
+
 
 
 def _builtin_files() -> dict:
@@ -365,12 +535,9 @@ _cache: dict = {}
 
 
 def load(path) -> Profile:
-    """Load and validate a profile file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+    """Load and validate a profile file: a regular UTF-8 file of at most
+    MAX_FILE_BYTES (never /dev/zero or a FIFO)."""
+    text = read_text(path, "profile", MAX_FILE_BYTES, ProfileError)
     return _parse(text, str(path))
 
 
@@ -379,6 +546,8 @@ def _parse(text: str, source: str) -> Profile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ProfileError(f"{source}: not valid TOML: nested too deeply") from None
     return Profile(raw, source)
 
 
