@@ -37,17 +37,19 @@ PROFILE_FIELDS = (
     "syscall", "access", "walk", "walk_psc", "page_fault", "file_fault", "zap_pte",
     "pte_update", "invlpg", "full_flush", "cr3_write", "context_switch", "irq_entry",
     "flush_func", "csd_ack", "ipi_send", "atomic", "smp_mb", "wakeup", "pipe", "invpcid",
-    "csd_setup",
-    # Profile.invalidate_cycles
-    "invalidate_cycles",
+    "csd_setup", "lru_lock", "invlpgb", "tlbsync", "rar",
+    # Profile.invalidate_cycles, invlpgb_max_pages
+    "invalidate_cycles", "invlpgb_max_pages",
 )
 # ... a CState (its S_* enum)
-CSTATE_FIELDS = ("target_residency", "tlb_flushed", "polling", "wake_min", "wake_max")
+CSTATE_FIELDS = ("target_residency", "tlb_flushed", "polling", "wake_min", "wake_max",
+                 "exit_latency")
 # ... and a Knobs.codes() (its K_* enum)
 KNOB_FIELDS = ("lazy_tlb", "lazy_cpumask", "flush_lazy_cpus", "flush_local", "flush_wait",
                "lazy_mm_ref", "pv_flush", "idle_leave_mm", "flush_ceiling",
                "switch_mm_barrier", "read_mm_tlb_gen", "init_mm_asid", "pti", "lazy_mm_scan",
-               "lazy_mm_release")
+               "lazy_mm_release", "cpumask_update", "broadcast_flush", "tlbsync", "lru_drain",
+               "table_free")
 
 
 def available() -> bool:
@@ -68,6 +70,7 @@ def flatten_profile(profile) -> tuple:
         "watchdog": profile.cycles_from_ns(WATCHDOG_NS),
         "table_batch_fail_percent": profile.table_batch_fail_percent,
         "ipi_jitter": profile.ipi_jitter, "invalidate_cycles": profile.invalidate_cycles,
+        "invlpgb_max_pages": profile.invlpgb_max_pages,
     }
     for distance, name in enumerate(("smt", "socket", "remote")):
         values[f"ipi_{name}"] = profile.cycles_from_ns(profile.ipi_ns[distance])
@@ -75,7 +78,7 @@ def flatten_profile(profile) -> tuple:
         values[f"xfer_{name}"] = profile.line_transfer[distance]
     values.update(profile.costs)
     cstates = tuple((s.target_residency, int(s.tlb_flushed), int(s.polling), s.wake_min,
-                     s.wake_max) for s in profile.cstates)
+                     s.wake_max, s.exit_latency) for s in profile.cstates)
     virt = profile.virt
     if virt is not None:
         virt = (virt["preempt_percent"], virt["preempt"], int(virt["pv_tlb_flush"]))

@@ -118,6 +118,9 @@ int run_loop(struct machine *m)
         case EV_CSD:
             ev_csd(m, e.cpu);
             break;
+        case EV_BROADCAST:
+            ev_broadcast(m, e.cpu, e.a, e.b);
+            break;
         case EV_WINDOW:
             /* the measured window opens: counters are taken from here on */
             counters(m, m->snap_counters);
@@ -176,4 +179,8 @@ void counters(const struct machine *m, i64 *out)
     out[C_RESCHED_IPIS] = m->n_resched_ipis;
     out[C_ICR_WRITES] = m->n_icr_writes;
     out[C_INVPCID] = m->n_invpcid;
+    out[C_INVLPGB] = m->n_invlpgb;
+    out[C_RAR_REQUESTS] = m->n_rar;
+    out[C_FLUSH_CYCLES] = m->n_flush_cycles;
+    out[C_LRU_LOCKS] = m->n_lru_locks;
 }

@@ -371,15 +371,21 @@ i64 read_lines(struct machine *m, int c, const int32_t *lines, size_t n, i64 t)
 
 void flush_asid(struct machine *m, int c, int asid)
 {
-    m->tlb_epoch[c * NR_HW_ASIDS + asid] += 1;
-    m->psc_epoch[c * NR_HW_ASIDS + asid] += 1;
+    m->tlb_epoch[EPOCH(m, c, asid)] += 1;
+    m->psc_epoch[EPOCH(m, c, asid)] += 1;
 }
 
+/* hw.py flushes every ASID the run may hand out; the global ones not handed
+ * out yet (gasid_next and above) have no TLB or PSC entry anywhere, and an
+ * entry takes its ASID's epoch when it is filled, so their epochs are never
+ * compared with anything: they are left alone. */
 void flush_everything(struct machine *m, int c)
 {
-    int asid;
-    for (asid = 0; asid < NR_HW_ASIDS; asid++)
-        flush_asid(m, c, asid);
+    i64 *tlb = &m->tlb_epoch[EPOCH(m, c, 0)], *psc = &m->psc_epoch[EPOCH(m, c, 0)], asid;
+    for (asid = 0; asid < m->gasid_next; asid++) {
+        tlb[asid] += 1;
+        psc[asid] += 1;
+    }
 }
 
 /* CPU c's TLB and PSC, allocated at its first fill: every key -1 (empty) */
@@ -459,7 +465,7 @@ static void psc_fill(struct machine *m, int c, i64 key, int table)
     }
     h->psc_table[slot] = table;
     h->psc_gen[slot] = T->gen;
-    h->psc_ep[slot] = m->psc_epoch[c * NR_HW_ASIDS + (key >> 32)];
+    h->psc_ep[slot] = m->psc_epoch[EPOCH(m, c, key >> 32)];
     m->serial += 1;
     h->psc_serial[slot] = m->serial;
     h->psc_mm[slot] = T->mm;
@@ -477,7 +483,7 @@ int psc_stale(const struct machine *m, int c, i64 slot)
         return 0;
     asid = key >> 32;
     return asid == m->loaded_asid[c]
-        && h->psc_ep[slot] == m->psc_epoch[c * NR_HW_ASIDS + asid]
+        && h->psc_ep[slot] == m->psc_epoch[EPOCH(m, c, asid)]
         && h->psc_gen[slot] != m->tables.v[h->psc_table[slot]].gen;
 }
 
@@ -593,7 +599,7 @@ i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 flags, i
 {
     i64 region = page / PAGES_PER_TABLE, pkey = ((i64)asid << 32) | region;
     i64 slot = psc_lookup(m, c, pkey);
-    int hit = slot >= 0 && m->hw[c]->psc_ep[slot] == m->psc_epoch[c * NR_HW_ASIDS + asid];
+    int hit = slot >= 0 && m->hw[c]->psc_ep[slot] == m->psc_epoch[EPOCH(m, c, asid)];
     struct page *pg;
     if (hit && m->hw[c]->psc_gen[slot] != m->tables.v[m->hw[c]->psc_table[slot]].gen) {
         freed_table_walk(m, c, slot, (int)m->hw[c]->psc_table[slot]);
@@ -615,8 +621,14 @@ i64 page_walk(struct machine *m, int c, int mm, int asid, i64 page, i64 flags, i
         pg->present = 1;
         pg->ver += 1;
         m->n_faults += 1;
+        t = mmap_lock(m, c, mm, t);
         t += flags & 2 ? m->c_fault_file : m->c_fault;
+        t = mmap_lock(m, c, mm, t);
+        if (flags & 1 && !(flags & 4) && m->c_lru_lock)
+            /* a write fault allocates a folio (anonymous, or the COW copy of a
+             * private file page); a shared file page is already cached */
+            t = lru_cache_add(m, c, mm, page, t);
     }
-    tlb_fill(m, c, ((i64)asid << 32) | page, pg->ver, m->tlb_epoch[c * NR_HW_ASIDS + asid]);
+    tlb_fill(m, c, ((i64)asid << 32) | page, pg->ver, m->tlb_epoch[EPOCH(m, c, asid)]);
     return t;
 }

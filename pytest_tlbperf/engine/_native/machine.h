@@ -112,9 +112,9 @@ typedef unsigned __int128 u128;
 
 /* --- engine/abi.py ------------------------------------------------------- */
 enum { OP_ACCESS = 1, OP_COMPUTE, OP_MADVISE, OP_MUNMAP, OP_MPROTECT, OP_SLEEP, OP_YIELD,
-       OP_MIGRATE, OP_MARK, OP_MEMBARRIER, OP_EXIT, OP_BLOCK, OP_WAKE, OP_LOOP };
+       OP_MIGRATE, OP_MARK, OP_MEMBARRIER, OP_EXIT, OP_BLOCK, OP_WAKE, OP_LOOP, OP_RECLAIM };
 enum { EV_STEP = 1, EV_WAKE, EV_IPI, EV_CALL_DONE, EV_SPEC_WALK, EV_WATCHDOG, EV_WINDOW,
-       EV_CSD };
+       EV_CSD, EV_BROADCAST };
 enum { CALL_FLUSH = 1, CALL_UNLAZY, CALL_MEMBARRIER, CALL_CHECK, CALL_SYNC };
 enum { CONT_STEP = 1, CONT_EXIT_MMAP, CONT_EXIT_FREE, CONT_HAZPTR, CONT_TABLE_SYNC };
 enum { LAZY_STAY, LAZY_SWITCH_TO_INIT };
@@ -130,11 +130,17 @@ enum { INIT_ASID_DYNAMIC, INIT_ASID_DEDICATED };
 enum { PTI_AUTO, PTI_ON, PTI_OFF };
 enum { SCAN_MM_CPUMASK, SCAN_ALL_CPUS };
 enum { RELEASE_HANDOFF, RELEASE_SYNC_IPI };
+enum { MASK_EAGER, MASK_LAZY, MASK_LAZY_UNTRIMMED };
+enum { BROADCAST_NONE, BROADCAST_INVLPGB, BROADCAST_RAR };
+enum { TLBSYNC_BEFORE_RETURN, TLBSYNC_SKIP };
+enum { LRU_DRAIN_ON_ZAP, LRU_DRAIN_BATCH_FULL };
+enum { TABLE_FREE_AFTER_FLUSH, TABLE_FREE_RCU };
 enum { V_STALE_TLB, V_FREED_TABLE_WALK, V_LAZY_MM_UAF, V_HANG, V_MEMBARRIER_ORDER, N_VKINDS };
 enum { SEV_ERROR, SEV_SILENT, SEV_HANG };
 enum { TR_SWITCH = 1, TR_SWITCH_MM, TR_LAZY, TR_CPUMASK_CLEAR, TR_FLUSH, TR_IPI, TR_IDLE,
        TR_WAKE, TR_PSC_FILL, TR_TABLE_FREE, TR_SKIP, TR_MM_FREE, TR_LEAVE_MM, TR_WALK,
-       TR_ACCESS_STALE, TR_HUNG, TR_PV_DEFER, TR_EXIT, TR_BLOCK, TR_WAKEUP, TR_RESCHED };
+       TR_ACCESS_STALE, TR_HUNG, TR_PV_DEFER, TR_EXIT, TR_BLOCK, TR_WAKEUP, TR_RESCHED,
+       TR_BROADCAST, TR_GLOBAL_ASID, TR_TLBSYNC };
 
 /* --- engine/prng.py ------------------------------------------------------ */
 #define GOLDEN 0x9E3779B97F4A7C15ULL
@@ -152,6 +158,12 @@ enum { TR_SWITCH = 1, TR_SWITCH_MM, TR_LAZY, TR_CPUMASK_CLEAR, TR_FLUSH, TR_IPI,
 #define MAX_VIOLATIONS 64
 /* engine/hw.py */
 #define LOAD_PARALLELISM 10
+/* engine/tlb.py */
+#define GLOBAL_ASIDS 2039
+#define GLOBAL_ASID_THRESHOLD 3
+#define HZ 1000
+/* engine/mm.py */
+#define FOLIO_BATCH 31
 /* engine/smp.py */
 enum { APIC_CLUSTER, APIC_PHYSICAL, APIC_KVM_PV };
 /* engine/sched.py: a CPU's hold on the mm it borrows, and EV_WAKE's b */
@@ -164,7 +176,7 @@ enum { WAKE_ENQUEUE, WAKE_TIMER, WAKE_POLLED, WAKE_IPI };
 enum { C_IPIS, C_IPIS_TO_IDLE, C_IPIS_TO_LAZY, C_CR3_WRITES, C_FULL_FLUSHES, C_INVLPG,
        C_TLB_MISSES, C_ATOMIC_CONTENTION, C_IDLE_WAKEUPS, C_OPS, C_PAGE_FAULTS,
        C_SPEC_WALKS, C_SWITCH_MM_BARRIERS, C_RESCHED_IPIS, C_ICR_WRITES, C_INVPCID,
-       N_COUNTERS };
+       C_INVLPGB, C_RAR_REQUESTS, C_FLUSH_CYCLES, C_LRU_LOCKS, N_COUNTERS };
 
 /* Input bounds (ValueError beyond them): they keep every sum of times and
  * costs far inside int64 and every page number inside the 32 bits of a
@@ -220,11 +232,12 @@ struct hw {        /* one CPU's TLB and paging-structure cache (hw.py tlb_*, psc
 };
 
 /* One page of an mm: mm_present, mm_ver, mm_ret (the newest version whose
- * flush returned) and mm_ret_at (when, and to which initiator). */
+ * flush returned), mm_ret_at (when, and to which initiator) and mm_lru
+ * (its folio is on the LRU). */
 struct page {
     i64 ver, ret, ret_t;
     int32_t ret_cpu;
-    uint8_t present;
+    uint8_t present, lru;
 };
 #define BLOCK 64          /* pages per lazily allocated block */
 
@@ -234,7 +247,9 @@ struct mm {        /* one mm_struct: mm.py's mm_* lists at one index */
     struct page **blocks;                    /* npages / BLOCK, rounded up */
     int32_t *tables;
     uint64_t *mask;                          /* mm_cpumask */
-    int32_t line;                            /* mm_lines: mm_count, mm_cpumask, tlb_gen */
+    int32_t line;           /* mm_lines: mm_count, mm_cpumask, tlb_gen, mmap_lock */
+    i64 gasid, transition, next_trim;        /* context.global_asid, asid_transition,
+                                                next_trim_cpumask (jiffies) */
 };
 struct mmvec { struct mm *v; size_t n, cap; };
 
@@ -257,6 +272,10 @@ struct call {      /* smp.py Call */
     struct i32vec rest;      /* hazptr teardown: the CPUs still to retire */
     i64 pending, done_at, local_done;
     struct i32vec targets;   /* CPUs queued on, in ascending order (smp_call_function_many) */
+    int any_mm;              /* a batched flush (reclaim): info->mm is NULL */
+    int consider;            /* consider_global_asid() once the IPIs are done */
+    int unlock;              /* mmap_read_unlock() once the flush returned */
+    i64 irq0;                /* the initiator's interrupt time when it began */
 };
 struct callvec { struct call *v; size_t n, cap; };
 
@@ -266,6 +285,17 @@ struct rcudeque { struct rcu_batch *v; size_t head, n, cap; };
 
 struct violation { i64 kind, severity, cpu, time; struct rec *trace; size_t ntrace; };
 
+/* tlb.py bcasts[bid]: a broadcast invalidation in flight (INVLPGB: asid -1
+ * is every PCID), and for RAR the call whose targets it acks and how many
+ * targets it has still to reach. Kept in slots reused through a free list:
+ * an EV_BROADCAST names its slot. */
+struct bcast { i64 asid, start, npages, left; int32_t slot; };
+struct bcastvec { struct bcast *v; size_t n, cap; };
+
+/* mm.py lru_batch[c]: a CPU's lru_add folio_batch of (mm, page, version) */
+struct lru_entry { i64 page, ver; int32_t mm; };
+struct lru_batch { size_t n; struct lru_entry v[FOLIO_BATCH]; };
+
 struct machine {
     jmp_buf oom;
 
@@ -274,10 +304,12 @@ struct machine {
     i64 smt, cores, cores_per_llc, cores_per_socket, n_llc, n_socket, us, slice;
     i64 c_syscall, c_access, c_walk, c_walk_psc, c_fault, c_fault_file, c_zap, c_pte,
         c_invlpg, c_invpcid, c_full_flush, c_cr3, c_ctxsw, c_irq, c_flush_func, c_csd,
-        c_csd_setup, c_ipi_send, c_atomic, c_mb, c_wakeup, c_pipe, c_pti, c_inval;
+        c_csd_setup, c_ipi_send, c_atomic, c_mb, c_wakeup, c_pipe, c_pti, c_inval,
+        c_lru_lock, c_invlpgb, c_tlbsync, c_rar;
+    i64 jiffy, invlpgb_max_pages;   /* jiffy: clock_mhz * 1000 cycles (HZ=1000) */
     i64 ipi_lat[4], ipi_jitter, xfer[4];
     int ncstates;
-    i64 *cs_residency, *cs_flushed, *cs_polling, *cs_wake_min, *cs_wake_max;
+    i64 *cs_residency, *cs_flushed, *cs_polling, *cs_wake_min, *cs_wake_max, *cs_exit_latency;
     i64 walk_span, walk_severity, watchdog, table_fail;
     i64 tlb_sets, tlb_set_mask, tlb_ways, psc_n;   /* tlb_set_mask: sets - 1, or -1 */
     int virt, pv;
@@ -285,22 +317,30 @@ struct machine {
 
     /* knobs */
     i64 k_lazy_tlb, k_lazy_cpumask, k_flush_lazy, k_flush_local, k_flush_wait, k_lazy_ref,
-        k_idle_leave, k_ceiling, k_barrier, k_read_gen, k_init_asid, k_scan, k_release;
+        k_idle_leave, k_ceiling, k_barrier, k_read_gen, k_init_asid, k_scan, k_release,
+        k_cpumask, k_broadcast, k_tlbsync, k_lru, k_table_free;
     int dedicated;               /* tlb.py: init_mm has its own ASID */
     uint64_t rng;
 
     /* per-CPU state, flat arrays indexed by CPU ([c * NR_HW_ASIDS + asid] for
-     * the per-ASID ones), all carved from one block (machine_init) */
+     * ctx_id and ctx_gen), all carved from one block (machine_init); the
+     * epochs have one per hardware ASID and per global ASID the run may hand
+     * out (n_asids, see EPOCH()), in their own blocks */
     void *percpu;
     int32_t *core, *llc, *socket, *apicid;
     int32_t *loaded_mm, *loaded_asid, *next_asid, *cur, *active_mm, *hazard, *drop_mm,
         *cstate, *wakes_pending;
-    int32_t *lazy_line, *info_line, *csq_line, *hazard_line, *drop_line, *rq_line;
+    int32_t *lazy_line, *info_line, *csq_line, *hazard_line, *drop_line, *rq_line,
+        *tlbstate_line, *rar_action_line;
     uint8_t *is_lazy, *lazy_ref, *hung, *vlast_set, *rpos, *rlen, *in_handler, *ipi_pending,
         *in_idle, *idle_pos;
     i64 *ctx_id, *ctx_gen, *tlb_epoch, *psc_epoch;
     i64 *idle_since, *idle_hist, *irqs_off_until, *irq_busy, *step_token, *step_at,
-        *hung_at, *pv_pending, *vlast, *ipis_received, *run_since, *qs_at;
+        *hung_at, *pv_pending, *vlast, *ipis_received, *run_since, *qs_at, *irq_cycles,
+        *tlbsync_at;
+    i64 n_asids;                 /* NR_HW_ASIDS + the mm templates */
+    struct lru_batch **lru_batch;   /* made at a CPU's first lru_cache_add() */
+    int32_t *lru_line;           /* per socket: the lruvec lru_lock */
     i64 **csd_unlock;            /* [sender][target], a row made at the sender's first call */
     uint64_t *vrng;
     struct i32deque *runq, *handling;
@@ -315,6 +355,12 @@ struct machine {
 
     /* cache lines */
     struct linevec lines;
+
+    /* global ASIDs and broadcast invalidations (tlb.py) */
+    int32_t gasid_lock, rar_payload_line;
+    i64 gasid_next, gasid_available, gasid_end;
+    struct bcastvec bcasts;
+    struct i32vec free_bcasts;
 
     /* pipes (sched.py chan_*) */
     size_t nchan;
@@ -347,7 +393,8 @@ struct machine {
     /* counters and samples */
     i64 n_ipis, n_ipis_to_idle, n_ipis_to_lazy, n_cr3, n_full_flushes, n_invlpg,
         n_tlb_misses, n_contention, n_idle_wakeups, n_ops, n_faults, n_spec_walks,
-        n_switch_mb, n_resched_ipis, n_icr_writes, n_invpcid;
+        n_switch_mb, n_resched_ipis, n_icr_writes, n_invpcid, n_invlpgb, n_rar,
+        n_flush_cycles, n_lru_locks;
     struct i64vec flush_lat;
     i64 violation_counts[N_VKINDS];
     struct violation violations[MAX_VIOLATIONS];
@@ -368,7 +415,8 @@ struct machine {
     int32_t *newly;              /* smp_call_function_many: queues that were empty */
     int32_t *group, *group_count, *group_start, *group_order;  /* send_call_function_ipi_mask */
     int32_t *group_of;           /* APIC cluster -> group, -1: none (max_apicid/16 + 1) */
-    int32_t *line_ids;           /* read_lines()'s lines */
+    int32_t *line_ids;           /* read_lines()'s lines (2 per CPU) */
+    uint64_t *batch;             /* reclaim: the batch's mm_cpumask (nwords) */
     uint64_t *held;              /* holders_at()'s bitmap (nwords) */
     struct snapvec snap;         /* change_ptes -> flush_tlb_mm_range, swapped into the call */
     struct i32vec freed_tables;  /* likewise */
@@ -407,6 +455,13 @@ static inline i64 min64(i64 a, i64 b) { return a < b ? a : b; }
 static inline int test_bit(const uint64_t *mask, int c) { return (mask[c >> 6] >> (c & 63)) & 1; }
 static inline void set_bit(uint64_t *mask, int c) { mask[c >> 6] |= (uint64_t)1 << (c & 63); }
 static inline void clear_bit(uint64_t *mask, int c) { mask[c >> 6] &= ~((uint64_t)1 << (c & 63)); }
+
+/* Python's a // b for b > 0 */
+static inline i64 floordiv(i64 a, i64 b)
+{
+    i64 q = a / b;
+    return q - (a % b != 0 && a < 0);
+}
 
 /* int.bit_length() of a non-negative value */
 static inline int bit_length(i64 v)
@@ -450,6 +505,9 @@ static inline int dist(const struct machine *m, int a, int b)
         return 1;
     return m->socket[a] == m->socket[b] ? 2 : 3;
 }
+
+/* a CPU's epoch of an ASID (hw.py tlb_epoch[c][asid], psc_epoch[c][asid]) */
+#define EPOCH(m, c, asid) ((size_t)(c) * (size_t)(m)->n_asids + (size_t)(asid))
 
 /* The key's set. Both operands are non-negative, so with a power-of-two
  * number of sets (every built-in profile) the mask is Python's modulo. */
@@ -499,13 +557,23 @@ void force_init_mm(struct machine *m, int x);
 i64 leave_mm(struct machine *m, int c, i64 t);
 i64 enter_lazy_tlb(struct machine *m, int c, i64 t);
 i64 flush_tlb_func(struct machine *m, int c, const struct call *call, i64 t);
-void flush_tlb_mm_range(struct machine *m, int c, int mm, i64 start, i64 npages,
-                        int freed, int task, int cont, i64 t);
+int flush_tlb_mm_range(struct machine *m, int c, int mm, i64 start, i64 npages,
+                       int freed, int task, int cont, i64 t);
+i64 native_flush_tlb_multi(struct machine *m, int c, int slot, size_t ntargets, i64 t);
+i64 consider_global_asid(struct machine *m, int c, i64 task, int mm, i64 t);
+void mm_free_global_asid(struct machine *m, int mm);
+i64 invlpgb(struct machine *m, int c, i64 asid, i64 start, i64 npages, i64 count, i64 t);
+i64 tlbsync(struct machine *m, int c, int mm, i64 t);
+i64 rar_send(struct machine *m, int c, int slot, i64 asid, i64 start, i64 npages,
+             const int32_t *targets, size_t ntargets, i64 t);
+i64 flush_pcid_local(struct machine *m, int c, i64 asid, i64 start, i64 npages, i64 t);
+void ev_broadcast(struct machine *m, int c, i64 bid, i64 target);
 /* smp.c */
 int new_call(struct machine *m, int kind, int initiator, int mm, int task, int cont,
              i64 t0);
 i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *targets,
                            size_t ntargets, i64 t);
+size_t apic_groups(struct machine *m, const int32_t *targets, size_t n);
 void finish_sending(struct machine *m, int c, int slot, i64 t);
 void ev_ipi(struct machine *m, int x, i64 delivered);
 void ev_csd(struct machine *m, int x);
@@ -542,6 +610,8 @@ void change_ptes(struct machine *m, int c, int task, int mm, i64 code, i64 first
                  i64 npages, i64 free_tables, i64 t);
 void exit_mmap(struct machine *m, int c, int task, int mm, i64 t);
 void exit_mmap_done(struct machine *m, int c, int task, int mm, i64 t);
+i64 lru_cache_add(struct machine *m, int c, int mm, i64 page, i64 t);
+void reclaim(struct machine *m, int c, int task, i64 first, i64 npages, i64 tmpl, i64 t);
 void hazptr_retire(struct machine *m, int c, int task, int mm, const int32_t *matches,
                    size_t n, i64 t);
 /* kvm.c */
@@ -603,10 +673,16 @@ static inline i64 tlb_lookup(const struct machine *m, int c, i64 key)
 }
 
 /* mm.c */
-/* 0: mm_count, 1: mm_cpumask, 2: context.tlb_gen */
+/* 0: mm_count, 1: mm_cpumask, 2: context.tlb_gen, 3: mmap_lock */
 static inline int mm_line(const struct machine *m, int mm, int which)
 {
     return m->mms.v[mm].line + which;
+}
+
+/* One atomic on the mmap_lock rwsem's count (mm.py mmap_lock()). */
+static inline i64 mmap_lock(struct machine *m, int c, int mm, i64 t)
+{
+    return atomic(m, c, mm_line(m, mm, 3), t, m->c_atomic);
 }
 
 /* the page's state, allocating its block on first use */

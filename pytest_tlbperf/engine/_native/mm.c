@@ -1,11 +1,13 @@
 /*
  * mm.c -- mm/ and kernel/fork.c: mm_struct life (exec_mm, mmgrab/mmdrop,
  * __mmdrop), page-table pages and their pool, PTE changes by madvise(DONTNEED)
- * / munmap / mprotect through one mmu_gather flush, exit_mmap(), the tables
- * tlb_finish_mmu() frees (at once, after an RCU grace period, or after
- * tlb_remove_table_sync_one()), and the teardowns of a lazily used mm:
- * shootdown (cleanup_lazy_tlbs), the 2021 hazard-pointer hand-off
- * (mm_unlazy_mm_count) and the 2024 RFC's synchronous calls (hazptr_retire).
+ * / munmap / mprotect through one mmu_gather flush under mmap_lock,
+ * exit_mmap(), the tables tlb_finish_mmu() frees (at once, after an RCU grace
+ * period, or after tlb_remove_table_sync_one()), the teardowns of a lazily
+ * used mm: shootdown (cleanup_lazy_tlbs), the 2021 hazard-pointer hand-off
+ * (mm_unlazy_mm_count) and the 2024 RFC's synchronous calls (hazptr_retire);
+ * the LRU (mm/swap.c: per-CPU lru_add batches and the lruvec lock) and
+ * reclaim's batched flush (arch_tlbbatch_flush).
  */
 
 #include "machine.h"
@@ -30,8 +32,12 @@ int exec_mm(struct machine *m, i64 tmpl)
     M->tables = xcalloc(m, (size_t)M->nregions, sizeof(int32_t));
     for (region = 0; region < M->nregions; region++)
         M->tables[region] = -1;
-    /* three contended lines per mm: mm_count, mm_cpumask, context.tlb_gen */
+    /* init_new_context(): the first trim at least a second after creation */
+    M->next_trim = floordiv(m->now, m->jiffy) + HZ;
+    /* four contended lines per mm: mm_count, mm_cpumask, context.tlb_gen,
+     * mmap_lock */
     line = new_line(m);
+    new_line(m);
     new_line(m);
     new_line(m);
     m->mms.v[mm].line = line;
@@ -100,18 +106,28 @@ i64 mmdrop(struct machine *m, int c, int mm, i64 t, int *last)
  * lazy_mm_use_after_free check. */
 void free_mm(struct machine *m, int c, int mm)
 {
+    mm_free_global_asid(m, mm);
     oracle_mm_freed(m, c, mm);
     ring(m, c, TR_MM_FREE, mm, 0);
 }
 
+static i64 lru_add_drain(struct machine *m, int c, i64 t);
+static i64 lru_lock(struct machine *m, int c, i64 folios, i64 t);
+
 /* madvise(DONTNEED) / munmap / mprotect: change PTEs, then one
- * flush_tlb_mm_range for the range (mmu_gather). */
+ * flush_tlb_mm_range for the range (mmu_gather), under mmap_lock. Zapped
+ * pages whose folios are on the LRU are freed off it in one batch under
+ * lru_lock (mm.py lru_release(), counted as the pages are zapped). */
 void change_ptes(struct machine *m, int c, int task, int mm, i64 code, i64 first,
                  i64 npages, i64 free_tables, i64 t)
 {
     struct mm *M = &m->mms.v[mm];
     i64 last = first + npages < M->npages ? first + npages : M->npages, page, region;
-    t += m->c_syscall;
+    i64 on_lru = 0;
+    int zap = code != OP_MPROTECT, slot;
+    t = mmap_lock(m, c, mm, t + m->c_syscall);
+    if (zap && m->c_lru_lock && m->k_lru == LRU_DRAIN_ON_ZAP)
+        t = lru_add_drain(m, c, t);     /* zap_page_range_single(), unmap_region() */
     m->snap.n = 0;
     for (page = first; page < last; page++) {
         struct page *pg = M->blocks[page / BLOCK];
@@ -122,14 +138,21 @@ void change_ptes(struct machine *m, int c, int task, int mm, i64 code, i64 first
         pg += page % BLOCK;
         if (pg->present) {
             struct page_ver pv;
-            if (code != OP_MPROTECT)
+            if (zap) {
                 pg->present = 0;
+                if (pg->lru && m->c_lru_lock) {
+                    pg->lru = 0;
+                    on_lru++;
+                }
+            }
             pg->ver += 1;
             pv.page = page, pv.ver = pg->ver;
             PUSH(m, m->snap, pv);
         }
     }
-    t += (code == OP_MPROTECT ? m->c_pte : m->c_zap) * (i64)m->snap.n;
+    t += (zap ? m->c_zap : m->c_pte) * (i64)m->snap.n;
+    if (on_lru)
+        t = lru_lock(m, c, on_lru, t);
     m->freed_tables.n = 0;
     if (code == OP_MUNMAP && free_tables) {
         /* free_pgtables(): only page-table pages whose whole 2 MiB is
@@ -144,19 +167,24 @@ void change_ptes(struct machine *m, int c, int task, int mm, i64 code, i64 first
         }
     }
     if (!m->snap.n && !m->freed_tables.n) {
-        schedule_step(m, c, t);
+        schedule_step(m, c, mmap_lock(m, c, mm, t));
         return;
     }
-    flush_tlb_mm_range(m, c, mm, first, last - first, m->freed_tables.n > 0, task,
-                       CONT_STEP, t);
+    slot = flush_tlb_mm_range(m, c, mm, first, last - first, m->freed_tables.n > 0, task,
+                              CONT_STEP, t);
+    m->calls.v[slot].unlock = 1;        /* mmap_read_unlock() after the flush */
 }
 
 /* The last user is gone: unmap everything and free every page table, with
- * one flush (tlb_finish_mmu with freed_tables). */
+ * one flush (tlb_finish_mmu with freed_tables). exit_mmap() drains this
+ * CPU's LRU batch whatever lru_drain says. */
 void exit_mmap(struct machine *m, int c, int task, int mm, i64 t)
 {
-    struct mm *M = &m->mms.v[mm];
-    i64 zapped = 0, block, region;
+    struct mm *M;
+    i64 zapped = 0, on_lru = 0, block, region;
+    if (m->c_lru_lock)
+        t = lru_add_drain(m, c, t);
+    M = &m->mms.v[mm];
     for (block = 0; block < (M->npages + BLOCK - 1) / BLOCK; block++) {
         struct page *pg = M->blocks[block], *end = pg + BLOCK;
         for (; pg && pg < end; pg++) {
@@ -164,10 +192,16 @@ void exit_mmap(struct machine *m, int c, int task, int mm, i64 t)
                 pg->present = 0;
                 pg->ver += 1;
                 zapped++;
+                if (pg->lru && m->c_lru_lock) {
+                    pg->lru = 0;
+                    on_lru++;
+                }
             }
         }
     }
     t += m->c_zap * zapped;
+    if (on_lru)
+        t = lru_lock(m, c, on_lru, t);
     m->freed_tables.n = 0;
     for (region = 0; region < M->nregions; region++) {
         if (M->tables[region] >= 0)
@@ -322,17 +356,19 @@ void hazptr_retire(struct machine *m, int c, int task, int mm, const int32_t *ma
 }
 
 /* tlb_finish_mmu() freeing the gathered page-table pages once the flush in
- * `slot` returned. Natively they go back at once; a guest with the PV flush
- * uses tlb_remove_table(): an RCU grace period, unless the batch page cannot
- * be allocated (table_batch_fail_percent), when tlb_remove_table_sync_one()
- * IPIs every other CPU and waits, then frees. Returns 1 when the initiator
- * now waits for that IPI. The tables move out of the flush's slot. */
+ * `slot` returned. Natively they go back at once (table_free='after_flush');
+ * a guest with the PV flush, and since v6.15 (a37259732a7d) a native kernel
+ * too, uses tlb_remove_table(): an RCU grace period, unless the batch page
+ * cannot be allocated (table_batch_fail_percent), when
+ * tlb_remove_table_sync_one() IPIs every other CPU and waits, then frees.
+ * Returns 1 when the initiator now waits for that IPI. The tables move out
+ * of the flush's slot. */
 int tlb_remove_tables(struct machine *m, int c, int slot, i64 now)
 {
     struct call *call = &m->calls.v[slot];
     size_t i, n = 0;
     int x;
-    if (!m->pv) {
+    if (!m->pv && m->k_table_free == TABLE_FREE_AFTER_FLUSH) {
         for (i = 0; i < call->tables.n; i++)
             free_table(m, c, m->calls.v[slot].tables.v[i]);
         return 0;
@@ -380,4 +416,148 @@ void rcu_quiescent(struct machine *m, int c)
         if (--q->n == 0)
             q->head = 0;
     }
+}
+
+/* -- the LRU lock (mm/swap.c) --------------------------------------------- */
+
+/* Take the node's lruvec->lru_lock for `folios` folios: the hold is
+ * lru_lock_cycles (the lruvec lines the holder pulls in) plus a list
+ * operation (an atomic's worth) per folio. */
+static i64 lru_lock(struct machine *m, int c, i64 folios, i64 t)
+{
+    m->n_lru_locks += 1;
+    return atomic(m, c, m->lru_line[m->socket[c]], t, m->c_lru_lock + m->c_atomic * folios);
+}
+
+/* folio_batch_move_lru(): under lru_lock, put the batch's folios on the LRU;
+ * then drop the batch's references, which frees the folios that were zapped
+ * meanwhile -- taking lru_lock again to unlink them. */
+static i64 lru_add_drain(struct machine *m, int c, i64 t)
+{
+    struct lru_batch *batch = m->lru_batch[c];
+    i64 dead = 0;
+    size_t i;
+    if (!batch || !batch->n)
+        return t;
+    for (i = 0; i < batch->n; i++) {
+        const struct lru_entry *e = &batch->v[i];
+        struct page *pg = page_of(m, &m->mms.v[e->mm], e->page);
+        if (pg->present && pg->ver == e->ver)
+            pg->lru = 1;
+        else
+            dead++;
+    }
+    t = lru_lock(m, c, (i64)batch->n, t);
+    if (dead)
+        t = lru_lock(m, c, dead, t);
+    batch->n = 0;
+    return t;
+}
+
+/* folio_add_lru(): a new anonymous folio goes into this CPU's lru_add batch;
+ * a full batch is moved to the LRU. */
+i64 lru_cache_add(struct machine *m, int c, int mm, i64 page, i64 t)
+{
+    struct lru_batch *batch = m->lru_batch[c];
+    struct lru_entry *e;
+    if (!batch)
+        batch = m->lru_batch[c] = xcalloc(m, 1, sizeof *batch);
+    e = &batch->v[batch->n++];
+    e->mm = mm, e->page = page, e->ver = page_of(m, &m->mms.v[mm], page)->ver;
+    if (batch->n >= FOLIO_BATCH)
+        t = lru_add_drain(m, c, t);
+    return t;
+}
+
+/* -- reclaim (mm/rmap.c try_to_unmap with a TTU_BATCH_FLUSH batch) -------- */
+
+static void arch_tlbbatch_flush(struct machine *m, int c, int slot, i64 t);
+
+/* kswapd unmaps a run of another process's pages (try_to_unmap_one +
+ * arch_tlbbatch_add_pending: one tlb_gen bump per page, the batch mask ORs
+ * in mm_cpumask), then arch_tlbbatch_flush(): with INVLPGB one flush of
+ * every non-global PCID on every CPU, no IPIs (72a920eacd8a, 0b7eb55cb706);
+ * with RAR a full flush of the batch's CPUs; else IPIs to the batch's CPUs
+ * that are not lazy (should_flush_tlb with no mm). */
+void reclaim(struct machine *m, int c, int task, i64 first, i64 npages, i64 tmpl, i64 t)
+{
+    int mm = (int)m->tmpl_mm[tmpl], slot;
+    struct mm *M;
+    struct call *call;
+    struct snapvec snap;
+    i64 last, page, on_lru = 0;
+    if (mm < 0 || !m->mms.v[mm].users) {
+        schedule_step(m, c, t);
+        return;
+    }
+    M = &m->mms.v[mm];
+    last = first + npages < M->npages ? first + npages : M->npages;
+    m->snap.n = 0;
+    for (page = first; page < last; page++) {
+        struct page *pg = M->blocks[page / BLOCK];
+        struct page_ver pv;
+        if (!pg) {                          /* a block never faulted in */
+            page |= BLOCK - 1;
+            continue;
+        }
+        pg += page % BLOCK;
+        if (!pg->present)
+            continue;
+        pg->present = 0;
+        pg->ver += 1;
+        if (pg->lru && m->c_lru_lock) {
+            pg->lru = 0;
+            on_lru++;
+        }
+        pv.page = page, pv.ver = pg->ver;
+        PUSH(m, m->snap, pv);
+        t = atomic(m, c, mm_line(m, mm, 2), t + m->c_zap, m->c_atomic);   /* inc_mm_tlb_gen */
+        M->gen += 1;
+    }
+    if (!m->snap.n) {
+        schedule_step(m, c, t);
+        return;
+    }
+    if (on_lru)
+        t = lru_lock(m, c, on_lru, t);
+    t = read_line(m, c, mm_line(m, mm, 1), t);
+    memcpy(m->batch, M->mask, (size_t)m->nwords * sizeof *m->batch);
+    slot = new_call(m, CALL_FLUSH, c, mm, task, CONT_STEP, t);
+    call = &m->calls.v[slot];
+    call->any_mm = 1;
+    snap = call->snap, call->snap = m->snap, m->snap = snap;
+    call->irq0 = m->irq_cycles[c];
+    arch_tlbbatch_flush(m, c, slot, t);
+}
+
+/* The batch's CPUs are m->batch. */
+static void arch_tlbbatch_flush(struct machine *m, int c, int slot, i64 t)
+{
+    int mm = m->calls.v[slot].mm, i, x, self = test_bit(m->batch, c);
+    size_t n = 0;
+    uint64_t w;
+    if (m->k_broadcast == BROADCAST_INVLPGB) {
+        t = invlpgb(m, c, -1, 0, TLB_FLUSH_ALL, 1, t);     /* invlpgb_flush_all_nonglobals */
+        t = tlbsync(m, c, mm, t);
+    } else if (m->k_broadcast == BROADCAST_RAR) {
+        for_each_cpu(x, i, w, m->batch, m->nwords)
+            if (x != c)
+                m->targets[n++] = x;
+        t = rar_send(m, c, slot, -1, 0, TLB_FLUSH_ALL, m->targets, n, t);
+        if (self)
+            t = flush_pcid_local(m, c, -1, 0, TLB_FLUSH_ALL, t);
+    } else {
+        for_each_cpu(x, i, w, m->batch, m->nwords) {
+            if (x == c)
+                continue;
+            t = read_line(m, c, cpu_line(m, m->lazy_line, x), t);
+            if (!m->is_lazy[x])
+                m->targets[n++] = x;
+        }
+        t = native_flush_tlb_multi(m, c, slot, n, t);
+        if (self)
+            t = flush_tlb_func(m, c, &m->calls.v[slot], t);
+    }
+    ring(m, c, TR_FLUSH, mm, m->calls.v[slot].pending);
+    finish_sending(m, c, slot, t);
 }

@@ -19,7 +19,8 @@ enum { P_CPUS, P_SMT, P_SOCKETS, P_CORES_PER_LLC, P_CLOCK_MHZ, P_PCID, P_MELTDOW
        P_WALK_PSC, P_PAGE_FAULT, P_FILE_FAULT, P_ZAP_PTE, P_PTE_UPDATE, P_INVLPG,
        P_FULL_FLUSH, P_CR3_WRITE, P_CONTEXT_SWITCH, P_IRQ_ENTRY, P_FLUSH_FUNC, P_CSD_ACK,
        P_IPI_SEND, P_ATOMIC, P_SMP_MB, P_WAKEUP, P_PIPE, P_INVPCID_COST, P_CSD_SETUP,
-       P_INVALIDATE, N_PROFILE };
+       P_LRU_LOCK, P_INVLPGB_COST, P_TLBSYNC_COST, P_RAR_COST, P_INVALIDATE,
+       P_INVLPGB_MAX_PAGES, N_PROFILE };
 static const char *const profile_fields[N_PROFILE] = {
     "cpus", "smt", "sockets", "cores_per_llc", "clock_mhz", "pcid", "meltdown", "has_invpcid",
     "apic", "tlb_sets", "tlb_ways", "psc_entries", "walk_interval", "walk_severity",
@@ -27,24 +28,27 @@ static const char *const profile_fields[N_PROFILE] = {
     "ipi_remote", "xfer_smt", "xfer_llc", "xfer_socket", "xfer_remote", "syscall", "access",
     "walk", "walk_psc", "page_fault", "file_fault", "zap_pte", "pte_update", "invlpg",
     "full_flush", "cr3_write", "context_switch", "irq_entry", "flush_func", "csd_ack",
-    "ipi_send", "atomic", "smp_mb", "wakeup", "pipe", "invpcid", "csd_setup",
-    "invalidate_cycles",
+    "ipi_send", "atomic", "smp_mb", "wakeup", "pipe", "invpcid", "csd_setup", "lru_lock",
+    "invlpgb", "tlbsync", "rar", "invalidate_cycles", "invlpgb_max_pages",
 };
 /* ... a C-state (native.CSTATE_FIELDS) */
-enum { S_RESIDENCY, S_FLUSHED, S_POLLING, S_WAKE_MIN, S_WAKE_MAX, N_CSTATE };
+enum { S_RESIDENCY, S_FLUSHED, S_POLLING, S_WAKE_MIN, S_WAKE_MAX, S_EXIT_LATENCY, N_CSTATE };
 static const char *const cstate_fields[N_CSTATE] = {
-    "target_residency", "tlb_flushed", "polling", "wake_min", "wake_max",
+    "target_residency", "tlb_flushed", "polling", "wake_min", "wake_max", "exit_latency",
 };
 /* ... and a Knobs (native.KNOB_FIELDS) */
 enum { K_LAZY_TLB, K_LAZY_CPUMASK, K_FLUSH_LAZY, K_FLUSH_LOCAL, K_FLUSH_WAIT, K_LAZY_REF, K_PV,
        K_IDLE_LEAVE, K_CEILING, K_BARRIER, K_READ_GEN, K_INIT_ASID, K_PTI, K_SCAN, K_RELEASE,
-       N_KNOBS };
+       K_CPUMASK, K_BROADCAST, K_TLBSYNC, K_LRU, K_TABLE_FREE, N_KNOBS };
 static const char *const knob_fields[N_KNOBS] = {
     "lazy_tlb", "lazy_cpumask", "flush_lazy_cpus", "flush_local", "flush_wait", "lazy_mm_ref",
     "pv_flush", "idle_leave_mm", "flush_ceiling", "switch_mm_barrier", "read_mm_tlb_gen",
-    "init_mm_asid", "pti", "lazy_mm_scan", "lazy_mm_release",
+    "init_mm_asid", "pti", "lazy_mm_scan", "lazy_mm_release", "cpumask_update",
+    "broadcast_flush", "tlbsync", "lru_drain", "table_free",
 };
-static const i64 knob_max[N_KNOBS] = { 1, 1, 2, 1, 1, 3, 1, 1, MAX_CEILING, 1, 1, 1, 2, 1, 1 };
+/* broadcast_flush: 'auto' (3) is resolved by Policy.knobs() and never reaches an engine */
+static const i64 knob_max[N_KNOBS] = { 1, 1, 2, 1, 1, 3, 1, 1, MAX_CEILING, 1, 1, 1, 2, 1, 1,
+                                       2, 2, 1, 1, 1 };
 
 /* An int in [lo, hi]? (PyLong_AsLongLongAndOverflow cannot fail on an int) */
 static inline int in_range(PyObject *o, i64 lo, i64 hi, i64 *out)
@@ -143,6 +147,8 @@ static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, P
             lo = SEV_SILENT, hi = SEV_HANG;
         else if (i == P_TABLE_FAIL)
             hi = 100;
+        else if (i == P_INVLPGB_MAX_PAGES)
+            lo = 1;
         if (as_int(PyTuple_GET_ITEM(prof, i), lo, hi, &p[i], "profile %s",
                    profile_fields[i]) < 0)
             return -1;
@@ -192,6 +198,10 @@ static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, P
     m->c_wakeup = p[P_WAKEUP], m->c_pipe = p[P_PIPE];
     m->c_invpcid = p[P_INVPCID_COST], m->c_csd_setup = p[P_CSD_SETUP];
     m->c_inval = p[P_INVALIDATE];    /* a store pays it per sharer beyond the first */
+    m->c_lru_lock = p[P_LRU_LOCK];
+    m->c_invlpgb = p[P_INVLPGB_COST], m->c_tlbsync = p[P_TLBSYNC_COST], m->c_rar = p[P_RAR_COST];
+    m->invlpgb_max_pages = p[P_INVLPGB_MAX_PAGES];
+    m->jiffy = p[P_CLOCK_MHZ] * 1000;      /* HZ=1000: one jiffy is 1 ms */
 
     if (as_tuple(cstates, -1, "cstates") < 0)
         return -1;
@@ -200,14 +210,14 @@ static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, P
         const struct array arrays[] = {
             ARRAY(cs_residency, m->ncstates), ARRAY(cs_flushed, m->ncstates),
             ARRAY(cs_polling, m->ncstates), ARRAY(cs_wake_min, m->ncstates),
-            ARRAY(cs_wake_max, m->ncstates),
+            ARRAY(cs_wake_max, m->ncstates), ARRAY(cs_exit_latency, m->ncstates),
         };
         m->percstate = carve(m, arrays, sizeof arrays / sizeof arrays[0]);
     }
     for (i = 0; i < m->ncstates; i++) {
         PyObject *s = PyTuple_GET_ITEM(cstates, i);
         if (as_tuple(s, N_CSTATE, "a cstate (target_residency, tlb_flushed, polling, "
-                     "wake_min, wake_max)") < 0)
+                     "wake_min, wake_max, exit_latency)") < 0)
             return -1;
         for (j = 0; j < N_CSTATE; j++)
             if (as_int(PyTuple_GET_ITEM(s, j), 0, j == S_FLUSHED || j == S_POLLING ? 1
@@ -218,6 +228,7 @@ static int parse_profile(struct machine *m, PyObject *prof, PyObject *cstates, P
         m->cs_polling[i] = fields[S_POLLING];
         m->cs_wake_min[i] = fields[S_WAKE_MIN];
         m->cs_wake_max[i] = fields[S_WAKE_MAX];
+        m->cs_exit_latency[i] = fields[S_EXIT_LATENCY];
     }
 
     if (virt != Py_None) {
@@ -265,6 +276,11 @@ static int parse_knobs(struct machine *m, PyObject *knobs)
     m->k_init_asid = k[K_INIT_ASID];
     m->k_scan = k[K_SCAN];
     m->k_release = k[K_RELEASE];
+    m->k_cpumask = k[K_CPUMASK];
+    m->k_broadcast = k[K_BROADCAST];
+    m->k_tlbsync = k[K_TLBSYNC];
+    m->k_lru = k[K_LRU];
+    m->k_table_free = k[K_TABLE_FREE];
     m->pv = m->virt && m->pv && k[K_PV];
     /* PTI: the knob, or on Meltdown-affected parts ('auto', the default).
      * Every entry from user mode and every return to it switches CR3. */
@@ -414,7 +430,7 @@ static int parse_tasks(struct machine *m, PyObject *mm_pages, PyObject *tasks)
             Py_ssize_t at = (Py_ssize_t)(op - &m->ops[nops]) / 4;
             int changes = code == OP_MADVISE || code == OP_MUNMAP || code == OP_MPROTECT;
             int touches = code == OP_ACCESS && tmpl >= 0 && npages > 0;
-            if (code < OP_ACCESS || code > OP_LOOP) {
+            if (code < OP_ACCESS || code > OP_RECLAIM) {
                 PyErr_Format(PyExc_ValueError, "task %zd op %zd: unknown op code %lld",
                              (Py_ssize_t)i, at, (long long)code);
                 return -1;
@@ -430,6 +446,14 @@ static int parse_tasks(struct machine *m, PyObject *mm_pages, PyObject *tasks)
                 PyErr_Format(PyExc_ValueError, "task %zd op %zd: channel %lld does not exist "
                              "(the program has %zd)", (Py_ssize_t)i, at, (long long)first,
                              (Py_ssize_t)m->nchan);
+                return -1;
+            }
+            if (code == OP_RECLAIM && (op[3] < 0 || op[3] >= (i64)m->ntmpl || first < 0)) {
+                /* machine.py would raise an IndexError, or wrap a negative
+                 * index; pages past the mm's end are clipped, as there */
+                PyErr_Format(PyExc_ValueError, "task %zd op %zd: reclaim of pages %lld+%lld "
+                             "of mm template %lld", (Py_ssize_t)i, at, (long long)first,
+                             (long long)npages, (long long)op[3]);
                 return -1;
             }
             if (code == OP_LOOP && first < 0) {
@@ -537,8 +561,11 @@ static int machine_init(struct machine *m, PyObject *args)
         ARRAY(vlast, m->ncpu),
         ARRAY(vlast_set, m->ncpu),
         ARRAY(hw, m->ncpu),
-        ARRAY(tlb_epoch, m->ncpu * NR_HW_ASIDS),
-        ARRAY(psc_epoch, m->ncpu * NR_HW_ASIDS),
+        ARRAY(tlbstate_line, m->ncpu),
+        ARRAY(rar_action_line, m->ncpu),
+        ARRAY(irq_cycles, m->ncpu),
+        ARRAY(tlbsync_at, m->ncpu),
+        ARRAY(lru_batch, m->ncpu),
         ARRAY(rings, m->ncpu * RING),
         ARRAY(rpos, m->ncpu),
         ARRAY(rlen, m->ncpu),
@@ -552,8 +579,9 @@ static int machine_init(struct machine *m, PyObject *args)
         ARRAY(group_count, m->ncpu),
         ARRAY(group_start, m->ncpu + 1),
         ARRAY(group_order, m->ncpu),
-        ARRAY(line_ids, m->ncpu),
+        ARRAY(line_ids, 2 * m->ncpu),
         ARRAY(held, m->nwords),
+        ARRAY(batch, m->nwords),
         };
         m->percpu = carve(m, arrays, sizeof arrays / sizeof arrays[0]);
     }
@@ -582,6 +610,7 @@ static int machine_init(struct machine *m, PyObject *args)
         m->pv_pending[c] = -1;
         m->lazy_line[c] = m->info_line[c] = m->csq_line[c] = -1;
         m->hazard_line[c] = m->drop_line[c] = m->rq_line[c] = -1;
+        m->tlbstate_line[c] = m->rar_action_line[c] = -1;
         for (a = 0; a < INTERVALS; a++)
             m->idle_hist[c * INTERVALS + a] = -1;
         if (m->virt)
@@ -591,6 +620,13 @@ static int machine_init(struct machine *m, PyObject *args)
     for (a = 0; a <= max_apicid / 16; a++)
         m->group_of[a] = -1;
 
+    /* global ASIDs: handed out in order after the hardware ASIDs, from a pool
+     * of MAX_ASID_AVAILABLE - TLB_NR_DYN_ASIDS - 1 (tlb.py init_tlb) */
+    m->gasid_lock = new_line(m);
+    m->gasid_next = NR_HW_ASIDS;
+    m->gasid_available = GLOBAL_ASIDS;
+    m->rar_payload_line = new_line(m);      /* the RAR payload-slot bitmap */
+
     /* pipes: bytes written and not read, sleeping readers, the pipe's lock */
     m->chan_tokens = xcalloc(m, m->nchan, sizeof(i64));
     m->chan_waiters = xcalloc(m, m->nchan, sizeof *m->chan_waiters);
@@ -598,17 +634,27 @@ static int machine_init(struct machine *m, PyObject *args)
     for (ch = 0; ch < m->nchan; ch++)
         m->chan_line[ch] = new_line(m);
 
-    /* init_mm and its three lines */
+    /* init_mm and its four lines */
     PUSH(m, m->mms, init_mm);
     m->mms.v[0].gen = 1, m->mms.v[0].count = 1, m->mms.v[0].users = 1;
     m->mms.v[0].mask = xcalloc(m, (size_t)m->nwords, sizeof(uint64_t));
     m->mms.v[0].line = new_line(m);
     new_line(m);
     new_line(m);
+    new_line(m);
     m->next_ctx = 1;
+    /* the LRU: one lruvec lru_lock line per node (socket) */
+    m->lru_line = xcalloc(m, (size_t)m->n_socket, sizeof(int32_t));
+    for (a = 0; a < m->n_socket; a++)
+        m->lru_line[a] = new_line(m);
 
     if (parse_tasks(m, mm_pages, tasks) < 0)
         return -1;
+    /* one epoch per hardware ASID, and per global ASID the run may hand out */
+    m->n_asids = NR_HW_ASIDS + (i64)m->ntmpl;
+    m->gasid_end = m->n_asids;
+    m->tlb_epoch = xcalloc(m, (size_t)m->ncpu * (size_t)m->n_asids, sizeof(i64));
+    m->psc_epoch = xcalloc(m, (size_t)m->ncpu * (size_t)m->n_asids, sizeof(i64));
     /* a throughput workload: count from warm-up's end, stop at the window's */
     m->stop = m->window ? m->warmup + m->window : -1;
     m->measuring = !m->window;
@@ -640,7 +686,12 @@ static void machine_free(struct machine *m)
         if (m->hw)
             free(m->hw[c]);
     }
+    if (m->lru_batch)
+        for (c = 0; c < m->ncpu; c++)
+            free(m->lru_batch[c]);
     free(m->percpu), free(m->group_of);
+    free(m->tlb_epoch), free(m->psc_epoch), free(m->lru_line);
+    free(m->bcasts.v), free(m->free_bcasts.v);
     for (i = 0; i < m->lines.n; i++) {
         free(m->lines.v[i].v);
         free(m->lines.v[i].holders);
@@ -757,7 +808,8 @@ static PyObject *raw_result(struct machine *m)
     static const char *const names[N_COUNTERS] = {
         "ipis", "ipis_to_idle", "ipis_to_lazy", "cr3_writes", "full_flushes", "invlpg",
         "tlb_misses", "atomic_contention", "idle_wakeups", "ops", "page_faults", "spec_walks",
-        "switch_mm_barriers", "resched_ipis", "icr_writes", "invpcid",
+        "switch_mm_barriers", "resched_ipis", "icr_writes", "invpcid", "invlpgb",
+        "rar_requests", "flush_cycles", "lru_locks",
     };
     i64 cnt[N_COUNTERS], end = 0;
     PyObject *counts;
@@ -890,10 +942,11 @@ static int add_abi(PyObject *module)
         {"OP_MUNMAP", OP_MUNMAP}, {"OP_MPROTECT", OP_MPROTECT}, {"OP_SLEEP", OP_SLEEP},
         {"OP_YIELD", OP_YIELD}, {"OP_MIGRATE", OP_MIGRATE}, {"OP_MARK", OP_MARK},
         {"OP_MEMBARRIER", OP_MEMBARRIER}, {"OP_EXIT", OP_EXIT}, {"OP_BLOCK", OP_BLOCK},
-        {"OP_WAKE", OP_WAKE}, {"OP_LOOP", OP_LOOP},
+        {"OP_WAKE", OP_WAKE}, {"OP_LOOP", OP_LOOP}, {"OP_RECLAIM", OP_RECLAIM},
         {"EV_STEP", EV_STEP}, {"EV_WAKE", EV_WAKE}, {"EV_IPI", EV_IPI},
         {"EV_CALL_DONE", EV_CALL_DONE}, {"EV_SPEC_WALK", EV_SPEC_WALK},
         {"EV_WATCHDOG", EV_WATCHDOG}, {"EV_WINDOW", EV_WINDOW}, {"EV_CSD", EV_CSD},
+        {"EV_BROADCAST", EV_BROADCAST},
         {"CALL_FLUSH", CALL_FLUSH}, {"CALL_UNLAZY", CALL_UNLAZY},
         {"CALL_MEMBARRIER", CALL_MEMBARRIER}, {"CALL_CHECK", CALL_CHECK},
         {"CALL_SYNC", CALL_SYNC},
@@ -916,6 +969,14 @@ static int add_abi(PyObject *module)
         {"PTI_AUTO", PTI_AUTO}, {"PTI_ON", PTI_ON}, {"PTI_OFF", PTI_OFF},
         {"SCAN_MM_CPUMASK", SCAN_MM_CPUMASK}, {"SCAN_ALL_CPUS", SCAN_ALL_CPUS},
         {"RELEASE_HANDOFF", RELEASE_HANDOFF}, {"RELEASE_SYNC_IPI", RELEASE_SYNC_IPI},
+        {"MASK_EAGER", MASK_EAGER}, {"MASK_LAZY", MASK_LAZY},
+        {"MASK_LAZY_UNTRIMMED", MASK_LAZY_UNTRIMMED},
+        {"BROADCAST_NONE", BROADCAST_NONE}, {"BROADCAST_INVLPGB", BROADCAST_INVLPGB},
+        {"BROADCAST_RAR", BROADCAST_RAR},
+        {"TLBSYNC_BEFORE_RETURN", TLBSYNC_BEFORE_RETURN}, {"TLBSYNC_SKIP", TLBSYNC_SKIP},
+        {"LRU_DRAIN_ON_ZAP", LRU_DRAIN_ON_ZAP}, {"LRU_DRAIN_BATCH_FULL", LRU_DRAIN_BATCH_FULL},
+        {"TABLE_FREE_AFTER_FLUSH", TABLE_FREE_AFTER_FLUSH},
+        {"TABLE_FREE_RCU", TABLE_FREE_RCU},
         {"V_STALE_TLB", V_STALE_TLB}, {"V_FREED_TABLE_WALK", V_FREED_TABLE_WALK},
         {"V_LAZY_MM_UAF", V_LAZY_MM_UAF}, {"V_HANG", V_HANG},
         {"V_MEMBARRIER_ORDER", V_MEMBARRIER_ORDER},
@@ -928,12 +989,16 @@ static int add_abi(PyObject *module)
         {"TR_ACCESS_STALE", TR_ACCESS_STALE}, {"TR_HUNG", TR_HUNG},
         {"TR_PV_DEFER", TR_PV_DEFER}, {"TR_EXIT", TR_EXIT}, {"TR_BLOCK", TR_BLOCK},
         {"TR_WAKEUP", TR_WAKEUP}, {"TR_RESCHED", TR_RESCHED},
+        {"TR_BROADCAST", TR_BROADCAST}, {"TR_GLOBAL_ASID", TR_GLOBAL_ASID},
+        {"TR_TLBSYNC", TR_TLBSYNC},
         {"STREAM_MACHINE", STREAM_MACHINE}, {"STREAM_VCPU", STREAM_VCPU},
         {"TLB_NR_DYN_ASIDS", TLB_NR_DYN_ASIDS}, {"INIT_ASID", INIT_ASID},
         {"NR_HW_ASIDS", NR_HW_ASIDS}, {"INIT_MM", INIT_MM},
         {"PAGES_PER_TABLE", PAGES_PER_TABLE}, {"TLB_FLUSH_ALL", TLB_FLUSH_ALL},
         {"RING", RING}, {"MAX_VIOLATIONS", MAX_VIOLATIONS},
         {"LOAD_PARALLELISM", LOAD_PARALLELISM}, {"INTERVALS", INTERVALS},
+        {"GLOBAL_ASIDS", GLOBAL_ASIDS}, {"GLOBAL_ASID_THRESHOLD", GLOBAL_ASID_THRESHOLD},
+        {"HZ", HZ}, {"FOLIO_BATCH", FOLIO_BATCH},
         {"APIC_CLUSTER", APIC_CLUSTER}, {"APIC_PHYSICAL", APIC_PHYSICAL},
         {"APIC_KVM_PV", APIC_KVM_PV}, {"BORROWED", BORROWED}, {"COUNTED", COUNTED},
         {"WAKE_ENQUEUE", WAKE_ENQUEUE}, {"WAKE_TIMER", WAKE_TIMER},

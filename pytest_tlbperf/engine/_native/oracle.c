@@ -109,8 +109,17 @@ void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid)
     for (i = 0; i < call->targets.n; i++) {
         int x = call->targets.v[i];
         if (m->hung[x]) {
+            /* in CPU order, once each (oracle.py reads the targets bitmap):
+             * a call sent both RAR requests and IPIs names a CPU twice */
             struct rec r = { m->hung_at[x], x, TR_HUNG, x, 0 };
+            size_t j;
+            for (j = 0; j < m->extra.n && m->extra.v[j].cpu < x; j++)
+                ;
+            if (j < m->extra.n && m->extra.v[j].cpu == x)
+                continue;
             PUSH(m, m->extra, r);
+            memmove(m->extra.v + j + 1, m->extra.v + j, (m->extra.n - 1 - j) * sizeof r);
+            m->extra.v[j] = r;
         }
     }
     report(m, V_HANG, SEV_HANG, c, m->extra.v, m->extra.n);

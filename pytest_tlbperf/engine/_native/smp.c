@@ -38,6 +38,8 @@ int new_call(struct machine *m, int kind, int initiator, int mm, int task, int c
     call->then = 0;
     call->start = 0, call->npages = TLB_FLUSH_ALL, call->new_gen = 0;
     call->freed = call->wait_ack = call->watchdog = 0;
+    call->any_mm = call->consider = call->unlock = 0;
+    call->irq0 = 0;
     call->snap.n = call->tables.n = call->targets.n = call->rest.n = 0;
     call->pending = call->done_at = call->local_done = 0;
     return slot;
@@ -85,29 +87,27 @@ i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *ta
     return t;
 }
 
-/* The IPIs to m->newly[0..n), as the APIC driver sends them: x2APIC
- * cluster mode writes the ICR once per cluster of 16 APIC IDs, physical
- * mode once per target, KVM's PV send-IPI once per window of 128 APIC IDs;
- * clusters in the order their first target comes. Every target of one
- * write sees its IPI after the write plus the delivery latency. */
-static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 *tp)
+/* The targets by ICR write, in the order they are sent (smp.py
+ * apic_groups()): x2APIC cluster mode writes the ICR once per cluster of 16
+ * APIC IDs, physical mode once per target, KVM's PV send-IPI once per window
+ * of 128 APIC IDs; groups in the order their first target comes, each
+ * keeping its targets' order. The groups are m->group_order[group_start[g]
+ * .. group_start[g + 1]); returns how many. */
+size_t apic_groups(struct machine *m, const int32_t *targets, size_t n)
 {
-    i64 t = *tp, span = m->apic_mode == APIC_CLUSTER ? 16 : 128;
+    i64 span = m->apic_mode == APIC_CLUSTER ? 16 : 128;
     int32_t *count = m->group_count, *first = m->group_start;
     size_t i, g, ngroups = 0, at;
-    if (!n)
-        return;
-    if (m->apic_mode == APIC_PHYSICAL || n == 1) {     /* one target: one write anyway */
+    if (m->apic_mode == APIC_PHYSICAL || n <= 1) {     /* one target: one write anyway */
         for (i = 0; i < n; i++) {
-            m->group_order[i] = m->newly[i];
+            m->group_order[i] = targets[i];
             first[i] = (int32_t)i;
         }
         ngroups = n;
     } else {
-        /* groups in first-seen order, each keeping its targets' order: a
-         * counting sort by group */
+        /* a counting sort by group */
         for (i = 0; i < n; i++) {
-            i64 key = m->apicid[m->newly[i]] / span;
+            i64 key = m->apicid[targets[i]] / span;
             if (m->group_of[key] < 0) {
                 m->group_of[key] = (int32_t)ngroups;
                 count[ngroups++] = 0;
@@ -122,15 +122,28 @@ static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 
         }
         for (i = 0; i < n; i++) {
             g = (size_t)m->group[i];
-            m->group_order[first[g] + count[g]++] = m->newly[i];
-            m->group_of[m->apicid[m->newly[i]] / span] = -1;
+            m->group_order[first[g] + count[g]++] = targets[i];
+            m->group_of[m->apicid[targets[i]] / span] = -1;
         }
     }
     first[ngroups] = (int32_t)n;
+    return ngroups;
+}
+
+/* The IPIs to m->newly[0..n), as the APIC driver sends them (apic_groups()).
+ * Every target of one write sees its IPI after the write plus the delivery
+ * latency. */
+static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 *tp)
+{
+    i64 t = *tp;
+    size_t g, at, ngroups;
+    if (!n)
+        return;
+    ngroups = apic_groups(m, m->newly, n);
     for (g = 0; g < ngroups; g++) {
         t += m->c_ipi_send;
         m->n_icr_writes += 1;
-        for (at = (size_t)first[g]; at < (size_t)first[g + 1]; at++) {
+        for (at = (size_t)m->group_start[g]; at < (size_t)m->group_start[g + 1]; at++) {
             int x = m->group_order[at];
             i64 arrival = t + m->ipi_lat[dist(m, c, x)];
             m->n_ipis += 1;
@@ -192,17 +205,22 @@ void ev_ipi(struct machine *m, int x, i64 delivered)
     if (task >= 0 && m->task_mm[task] != INIT_MM)
         t += m->c_pti;                      /* the interrupt landed in user mode */
     t = atomic(m, x, cpu_line(m, m->csq_line, x), t, m->c_atomic);
+    m->irq_cycles[x] += t - now;
     taken.v = m->csdq[x].v, taken.cap = m->csdq[x].cap, taken.n = m->csdq[x].n;
     taken.head = 0;
     m->csdq[x].v = m->handling[x].v, m->csdq[x].cap = m->handling[x].cap, m->csdq[x].n = 0;
     m->handling[x] = taken;
-    interrupted(m, x, now, t);
     if (taken.n) {
+        if (m->calls.v[taken.v[0]].kind == CALL_FLUSH)
+            m->n_flush_cycles += t - now;   /* the interrupt a flush was sent by */
         /* each request runs as its own event, so what the others do to the
-         * lines it touches in the meantime is seen */
+         * lines it touches in the meantime is seen; pushed before
+         * interrupted() resumes the idle loop, so an idle CPU runs its
+         * requests before it can enter a C-state again */
         m->in_handler[x] = 1;
         push(m, t, x, EV_CSD, 0, 0);
     }
+    interrupted(m, x, now, t);
 }
 
 /* The IPI handler on x runs the next request it took. */
@@ -216,17 +234,22 @@ void ev_csd(struct machine *m, int x)
     slot = queue->v[queue->head++];
     queue->n--;
     t = run_call(m, x, slot, now);
-    interrupted(m, x, now, t);
+    m->irq_cycles[x] += t - now;
+    if (m->calls.v[slot].kind == CALL_FLUSH)
+        m->n_flush_cycles += t - now;
+    /* the next request, or the IPI that arrived meanwhile, before the idle
+     * loop resumes (see ev_ipi) */
     if (queue->n) {
         push(m, t, x, EV_CSD, 0, 0);
-        return;
+    } else {
+        queue->head = 0;
+        m->in_handler[x] = 0;
+        if (m->ipi_pending[x]) {
+            m->ipi_pending[x] = 0;
+            push(m, t, x, EV_IPI, 0, 1);
+        }
     }
-    queue->head = 0;
-    m->in_handler[x] = 0;
-    if (m->ipi_pending[x]) {
-        m->ipi_pending[x] = 0;
-        push(m, t, x, EV_IPI, 0, 1);
-    }
+    interrupted(m, x, now, t);
 }
 
 /* One queued cross-call in the IPI handler on x; returns when done. */
@@ -292,6 +315,13 @@ void ev_call_done(struct machine *m, int c, i64 islot)
     size_t i;
     if (call->kind == CALL_FLUSH) {
         struct mm *M = &m->mms.v[call->mm];
+        if (call->consider)
+            now = consider_global_asid(m, c, call->task, call->mm, now);
+        /* the initiator's time in the flush, less the interrupts it handled
+         * meanwhile (counted where they ran) */
+        m->n_flush_cycles += now - call->t0 - (m->irq_cycles[c] - call->irq0);
+        if (call->unlock)
+            now = mmap_lock(m, c, call->mm, now);   /* mmap_read_unlock() */
         if (m->measuring && call->t0 >= m->warmup)
             PUSH(m, m->flush_lat, now - call->t0);
         for (i = 0; i < call->snap.n; i++) {

@@ -99,6 +99,9 @@ void ev_step(struct machine *m, int c)
     case OP_MEMBARRIER:
         membarrier(m, c, task, mm, now);
         break;
+    case OP_RECLAIM:
+        reclaim(m, c, task, a, b, d, now);
+        break;
     case OP_EXIT:
         m->task_pc[task] = m->task_len[task];
         do_exit(m, c, task, now);
@@ -107,7 +110,7 @@ void ev_step(struct machine *m, int c)
 }
 
 /* task.py access() (renamed: unistd.h declares access()): user loads and
- * stores of pages (flags: 1 write, 2 file-backed mapping) */
+ * stores of pages (flags: 1 write, 2 file-backed mapping, 4 shared mapping) */
 static i64 access_pages(struct machine *m, int c, int mm, i64 first, i64 npages, i64 flags,
                         i64 t)
 {
@@ -116,7 +119,7 @@ static i64 access_pages(struct machine *m, int c, int mm, i64 first, i64 npages,
     if (mm == INIT_MM)
         return t;
     asid = m->loaded_asid[c];
-    epoch = m->tlb_epoch[c * NR_HW_ASIDS + asid];
+    epoch = m->tlb_epoch[EPOCH(m, c, asid)];
     for (page = first; page < first + npages; page++) {
         i64 key = ((i64)asid << 32) | page, slot = tlb_lookup(m, c, key);
         if (slot >= 0 && m->hw[c]->tlb_ep[slot] == epoch) {
