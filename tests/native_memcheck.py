@@ -26,16 +26,20 @@ import tempfile
 
 def scenarios():
     import pytest_tlbperf as tp
-    from native_scenarios import hang_chain, membarrier_storm
+    from native_scenarios import hang_chain, invlpgb_ranges, membarrier_storm, rar_trim
     from pytest_tlbperf.engine import abi, native
     from pytest_tlbperf.engine import _native
 
     class LazyShootdown(tp.Policy):
         lazy_cpumask, flush_lazy_cpus, lazy_mm_ref = "clear", "never", "shootdown"
         lazy_mm_scan = "all_cpus"       # its lazy CPUs left mm_cpumask
+        cpumask_update, table_free = "eager", "after_flush"     # lazy_pcid's time
 
     class NoLazyRef(tp.Policy):
         lazy_mm_ref = "none"
+
+    class SkipTlbsync(tp.Policy):
+        tlbsync, table_free = "skip", "after_flush"
 
     def barriers(b, profile):
         mm = b.mm(64)
@@ -62,8 +66,19 @@ def scenarios():
               tp.profiles.get("skylake-2s").with_changes(
                   name="s384", topology={"cpus": 384, "sockets": 2, "smt": 2,
                                          "cores_per_llc": 8}), "mainline")]
+    # today's kernel: global ASIDs with INVLPGB (and without TLBSYNC), RAR and
+    # its trim, reclaim's batched flush three ways, the LRU lock
+    rar_part = tp.profiles.get("skylake-2s").with_changes(name="rar", rar=True, meltdown=False)
+    runs += [(W.tlb_flush2(threads=8, warmup_us=20, window_us=100), "genoa-2s", "mainline"),
+             (W.custom("invlpgb_ranges", invlpgb_ranges), "milan-36c", SkipTlbsync),
+             (W.custom("rar_trim", rar_trim), rar_part, "rar"),
+             (W.page_reclaim(threads=6, warmup_us=20, window_us=100), rar_part, "rar"),
+             (W.page_reclaim(threads=6, warmup_us=20, window_us=100), "milan-36c", "mainline"),
+             (W.page_reclaim(threads=6, warmup_us=20, window_us=100), "milan-36c",
+              "mainline_v6_14"),
+             (W.exit_storm(processes=6), "milan-36c", "mainline_v6_6")]
     for work, profile, policy in runs:
-        prof = tp.profiles.get(profile)
+        prof = tp.profiles.get(profile) if isinstance(profile, str) else profile
         pol = tp.policies.get(policy) if isinstance(policy, str) else policy
         native.run(prof, pol().knobs(prof), work.compile(prof, 1), 1)
 
@@ -111,6 +126,8 @@ def scenarios():
          tasks + ((0, 0, 0, (abi.OP_ACCESS, 511, 2, 0), ()),), *window),
         (p, cstates, virt, knobs, mm_pages,
          tasks + ((0, 0, 0, (abi.OP_BLOCK, 9, 0, 0), ()),), *window),
+        (p, cstates, virt, knobs, mm_pages,
+         tasks + ((-1, 0, 0, (abi.OP_RECLAIM, 0, 8, 5), ()),), *window),
     ]
     for args in calls:
         try:

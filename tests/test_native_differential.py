@@ -21,9 +21,10 @@ import pytest
 
 import pytest_tlbperf as tp
 from pytest_tlbperf import api
-from pytest_tlbperf.engine import abi, hw, idle, machine, native, prng, sched, smp
+from pytest_tlbperf.engine import abi, hw, idle, machine, mm, native, prng, sched, smp, tlb
 from pytest_tlbperf.engine.machine import Machine
-from native_scenarios import hang_chain
+from native_scenarios import hang_chain, invlpgb_ranges, rar_trim
+from test_kernel_paths_v615 import SkipTlbsync, Untrimmed, _readers_and_unmapper, _stale_cpu1
 
 if not native.available():
     if os.environ.get("TLBPERF_REQUIRE_NATIVE"):
@@ -38,15 +39,19 @@ SEEDS = range(5)
 def cell_params(workload, prof):
     """The parameters of a grid cell: smaller than the defaults where a cell
     would be slow (every policy x 5 seeds on both engines); the same code
-    paths run. Throughput workloads keep a warm-up and a window, shorter."""
+    paths run. Throughput workloads keep a warm-up and a window, shorter.
+    page_reclaim and tlb_flush2 run enough threads for a global ASID (more
+    than 3 CPUs on the mm) where the machine has the cores."""
     short = {"warmup_us": 20, "window_us": 100}
+    threads = min(6, prof.cores - 1)
     return {
         "context_switch": dict(short, cpus=min(16, prof.cpus)),
         "vm_overcommit": {"threads": min(16, prof.cpus), "iterations": 10},
         "idle_server": {"requests": 10},
         "hackbench": {"loops": 3},
-        "tlb_flush1": short, "tlb_flush2": short, "tlb_flush3": short,
+        "tlb_flush1": short, "tlb_flush2": dict(short, threads=threads), "tlb_flush3": short,
         "context_switch1": short,
+        "page_reclaim": dict(short, threads=threads, batches=8),
     }.get(workload, {})
 
 
@@ -68,7 +73,7 @@ def assert_same(ref, got, where):
 
 def test_constants_match_the_python_engine():
     expected = {}
-    for module in (abi, machine, hw, smp, sched, idle):
+    for module in (abi, machine, hw, smp, sched, idle, tlb, mm):
         expected.update({name: getattr(module, name) for name in _native.ABI
                          if hasattr(module, name)})
     expected.update(STREAM_MACHINE=prng.STREAM_MACHINE, STREAM_VCPU=prng.STREAM_VCPU)
@@ -94,7 +99,9 @@ def test_every_policy_profile_workload_and_seed(profile, workload):
     prof = tp.profiles.get(profile)
     work = tp.workloads.BUILDERS[workload](**cell_params(workload, prof))
     kinds = set()
-    for seed in SEEDS:
+    # genoa-2s: 2 seeds; at 384 CPUs the python engine's set-up alone takes
+    # 60 ms a run (test_a_384_cpu_machine runs more there)
+    for seed in SEEDS if prof.cpus <= 256 else SEEDS[:2]:
         program = work.compile(prof, seed)
         for name in tp.policies.names():
             ref, got = both(prof, tp.policies.get(name)().knobs(prof), program, seed)
@@ -108,11 +115,15 @@ def test_every_policy_profile_workload_and_seed(profile, workload):
 class LazyShootdown(tp.Policy):
     """lazy_pcid's lazy mode with shootdown of lazily used mms. Lazy CPUs
     leave mm_cpumask here, so the shootdown scans every CPU (over the mask
-    it would miss them: a use-after-free, not the hang this is about)."""
+    it would miss them: a use-after-free, not the hang this is about). Page
+    tables go back as soon as the flush returned, as in lazy_pcid's time:
+    freed by RCU (Policy's default since v6.15) they outlive the walk."""
     lazy_cpumask = "clear"
     flush_lazy_cpus = "never"
     lazy_mm_ref = "shootdown"
     lazy_mm_scan = "all_cpus"
+    cpumask_update = "eager"
+    table_free = "after_flush"
 
 
 class NoLazyRef(tp.Policy):
@@ -145,6 +156,14 @@ SHORT = {"warmup_us": 20, "window_us": 100}
 
 def skylake(**changes):
     return tp.profiles.get("skylake-2s").with_changes(name="skylake-variant", **changes)
+
+
+def milan(**changes):
+    return tp.profiles.get("milan-36c").with_changes(name="milan-variant", **changes)
+
+
+# a part with Remote Action Request and without Meltdown (as Intel's RAR parts are)
+RAR_PART = skylake(rar=True, meltdown=False)
 
 
 def kvm(**changes):
@@ -275,6 +294,75 @@ KNOB_SCENARIOS = [
      counter("resched_ipis", lambda n: all(n))),
     ("pipes_zen_c2", "zen1-epyc", policy("shootdown_lazymm"), W.hackbench(groups=1, loops=3),
      None),
+    # v6.14's lazy mm_cpumask: a CPU that switched to another process stays
+    # in the mask; should_flush_tlb() skips it, the trim flush a second after
+    # the mm's creation IPIs it (which clears it), 209954cbc7d0 alone IPIs it
+    # at the first flush (test_kernel_paths_v615's program)
+    ("lazy_mask", "haswell-4c", policy("mainline_v6_14"),
+     W.custom("stale_cpu1", _stale_cpu1(100)),
+     lambda raws: all(r["ipis_received"][1] == 0 for r in raws)),
+    ("lazy_mask_trim", "haswell-4c", policy("mainline_v6_14"),
+     W.custom("stale_cpu1", _stale_cpu1(1_002_000)),
+     lambda raws: all(r["ipis_received"][1] == 1 for r in raws)),
+    ("lazy_mask_untrimmed", "haswell-4c", Untrimmed, W.custom("stale_cpu1", _stale_cpu1(100)),
+     lambda raws: all(r["ipis_received"][1] == 1 for r in raws)),
+    # v6.15's global ASIDs: the transition flushes by IPI until every CPU
+    # runs the global ASID, then INVLPGB + TLBSYNC
+    ("global_asid_transition", "milan-36c", policy(),
+     W.tlb_flush2(threads=8, warmup_us=1, window_us=150),
+     lambda raws: all(r["counters"]["ipis"] and r["counters"]["invlpgb"] for r in raws)),
+    ("invlpgb_ranges", "milan-36c", policy(), W.custom("invlpgb_ranges", invlpgb_ranges),
+     lambda raws: all(r["counters"]["invlpgb"] > r["counters"]["ipis"] for r in raws)),
+    ("invlpgb_one_page_each", milan(invlpgb_max_pages=1), policy(flush_local="before_remote"),
+     W.custom("invlpgb_ranges", invlpgb_ranges), counter("invlpgb", lambda n: all(n))),
+    ("invlpgb_read_gen_always", "genoa-2s", policy(read_mm_tlb_gen="always", flush_wait="ack"),
+     W.tlb_flush1(threads=12, **SHORT), counter("invlpgb", lambda n: all(n))),
+    # a broadcast flush returning before TLBSYNC: the oracle's stale TLB /
+    # freed table walks, with traces through TR_BROADCAST
+    ("tlbsync_skip", "milan-36c", SkipTlbsync, W.custom("readers", _readers_and_unmapper),
+     lambda raws: all(r["violations"] for r in raws)),
+    ("tlbsync_before_return", "milan-36c", SkipTlbsync.__mro__[1],
+     W.custom("readers", _readers_and_unmapper),
+     lambda raws: not any(r["violations"] for r in raws)),
+    # the RAR RFC: requests the targets' microcode acts on, idle targets
+    # after their C-state exit; its trim of global-ASID mms by IPI
+    ("rar", RAR_PART, policy("rar"), W.tlb_flush2(threads=8, **SHORT),
+     lambda raws: all(r["counters"]["rar_requests"] and not r["counters"]["ipis"]
+                      for r in raws)),
+    ("rar_trim", RAR_PART, policy("rar"), W.custom("rar_trim", rar_trim),
+     lambda raws: all(r["counters"]["rar_requests"] and r["ipis_received"][1]
+                      for r in raws)),
+    ("rar_eager_mask", RAR_PART, policy("rar", cpumask_update="eager", flush_wait="ack"),
+     W.madvise_dontneed(threads=8, iterations=30), counter("rar_requests", lambda n: all(n))),
+    ("rar_untrimmed", RAR_PART, policy("rar", cpumask_update="lazy_untrimmed"),
+     W.custom("rar_trim", rar_trim), counter("rar_requests", lambda n: all(n))),
+    ("rar_kvm_pv_apic", RAR_PART.with_changes(ipi={"apic": "physical"}), policy("rar"),
+     W.munmap_storm(threads=8), None),
+    # reclaim's arch_tlbbatch_flush: IPIs, one INVLPGB of every PCID, or RAR
+    ("reclaim_ipis", "milan-36c", policy("mainline_v6_14"), W.page_reclaim(threads=6, **SHORT),
+     counter("ipis", lambda n: all(n))),
+    ("reclaim_invlpgb", "milan-36c", policy(), W.page_reclaim(threads=6, **SHORT),
+     lambda raws: all(r["counters"]["invlpgb"] and not r["counters"]["ipis"] for r in raws)),
+    ("reclaim_rar", RAR_PART, policy("rar"), W.page_reclaim(threads=6, **SHORT),
+     counter("rar_requests", lambda n: all(n))),
+    ("reclaim_pv", "kvm-guest-16", policy(), W.page_reclaim(threads=4, **SHORT), None),
+    # the LRU lock: lru_add_drain() in every zap, or only full batches
+    ("lru_on_zap", "milan-36c", policy("mainline_v6_14", lru_drain="on_zap"),
+     W.tlb_flush2(threads=4, **SHORT), counter("lru_locks", lambda n: all(n))),
+    ("lru_batch_full", "milan-36c", policy("mainline_v6_14", lru_drain="batch_full"),
+     W.tlb_flush2(threads=4, warmup_us=20, window_us=400), counter("lru_locks", lambda n: all(n))),
+    ("lru_exit_storm", "genoa-2s", policy("mainline_v6_6"), W.exit_storm(processes=8), None),
+    # page tables freed after the flush or by RCU, natively (a37259732a7d),
+    # and the sync IPI when the batch page cannot be allocated
+    ("table_free_after_flush", "milan-36c", policy(table_free="after_flush"),
+     W.munmap_storm(threads=8), None),
+    ("table_free_rcu", "milan-36c", policy("mainline_v6_6", table_free="rcu"),
+     W.munmap_storm(threads=8), None),
+    ("table_free_rcu_sync", milan(memory={"table_batch_fail_percent": 50}), policy(),
+     W.kernel_build(jobs=12), None),
+    # mmap_lock: madvise and faults of many threads on one line
+    ("mmap_lock_contention", "genoa-2s", policy(), W.tlb_flush1(threads=48, **SHORT),
+     counter("atomic_contention", lambda n: all(n))),
 ]
 
 
@@ -283,8 +371,11 @@ KNOB_SCENARIOS = [
 def test_knob_and_profile_scenarios(profile, pol, workload, check):
     """Paths the grid reaches rarely or not at all: PTI with and without
     INVPCID, init_mm's ASID, the APIC modes, table freeing through RCU and
-    the sync broadcast, each lazy-mm teardown, csd_lock waits, windows, and
-    wake-ups into polling and non-polling C-states."""
+    the sync broadcast, each lazy-mm teardown, csd_lock waits, windows,
+    wake-ups into polling and non-polling C-states, the lazy mm_cpumask's
+    trim, global ASIDs and their transition, INVLPGB ranges and a skipped
+    TLBSYNC, RAR (no built-in profile has it) and its trim, reclaim three
+    ways, the LRU drains and mmap_lock contention."""
     prof = tp.profiles.get(profile)
     raws = []
     for seed in range(3):
@@ -297,24 +388,36 @@ def test_knob_and_profile_scenarios(profile, pol, workload, check):
 
 
 def big_skylake():
-    """skylake-2s grown to 384 CPUs, the size of genoa-2s (2 x 96 cores x
-    SMT2), with 8-core LLC domains: gaps in the APIC IDs, 24 LLCs."""
+    """skylake-2s grown to 384 CPUs, the size of genoa-2s, with 8-core LLC
+    domains: Intel's side at that size (PTI, no INVLPGB)."""
     return tp.profiles.get("skylake-2s").with_changes(
         name="skylake-384", topology={"cpus": 384, "sockets": 2, "smt": 2, "cores_per_llc": 8})
 
 
+BIG_POLICIES = {
+    # today's kernel (INVLPGB on genoa), the lazy mask alone, the eager mask,
+    # the lazy-mm teardowns, v4.14's lazy PCID switch, async flush
+    "genoa-2s": ("mainline", "mainline_v6_14", "mainline_v6_6", "hazptr_lazymm",
+                 "shootdown_lazymm", "v4_14"),
+    "skylake-384": ("mainline", "hazard_lazymm", "async_flush"),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("workload", [
-    W.tlb_flush1(threads=96, warmup_us=10, window_us=40),
-    W.context_switch1(pairs=96, warmup_us=10, window_us=60),
-    W.exit_storm(processes=8, threads=4, cpus=192),
-    W.hackbench(groups=2, loops=2),
-    W.madvise_dontneed(threads=48, iterations=10),
-], ids=lambda w: w.name)
-def test_a_384_cpu_machine(workload):
-    prof = big_skylake()
-    for name in ("mainline", "hazptr_lazymm", "hazard_lazymm", "shootdown_lazymm", "v4_14",
-                 "async_flush"):
+@pytest.mark.parametrize("profile, workload", [
+    # the calibration runs' shape: will-it-scale on half the cores and more
+    ("genoa-2s", W.tlb_flush2(threads=96, warmup_us=30, window_us=40)),
+    ("genoa-2s", W.page_reclaim(threads=48, batches=8, warmup_us=30, window_us=60)),
+    ("genoa-2s", W.context_switch1(pairs=96, warmup_us=10, window_us=60)),
+    ("genoa-2s", W.exit_storm(processes=8, threads=4, cpus=192)),
+    ("genoa-2s", W.hackbench(groups=2, loops=2)),
+    ("genoa-2s", W.madvise_dontneed(threads=48, iterations=10)),
+    ("skylake-384", W.tlb_flush1(threads=96, warmup_us=30, window_us=40)),
+    ("skylake-384", W.exit_storm(processes=8, threads=4, cpus=192)),
+], ids=lambda v: v if isinstance(v, str) else v.name)
+def test_a_384_cpu_machine(profile, workload):
+    prof = big_skylake() if profile == "skylake-384" else tp.profiles.get(profile)
+    for name in BIG_POLICIES[profile]:
         for seed in range(2):
             program = workload.compile(prof, seed)
             ref, got = both(prof, tp.policies.get(name)().knobs(prof), program, seed)
@@ -451,9 +554,12 @@ BAD = [
     ("meltdown is 2", lambda a: field(a, "meltdown", 2), ValueError),
     ("a cost beyond 64 bits", lambda a: field(a, "invlpg", 2**70), ValueError),
     ("negative cost", lambda a: field(a, "wakeup", -1), ValueError),
-    ("cstate not a 5-tuple", lambda a: replaced(a, CSTATES, ((1, 2, 0),)), ValueError),
-    ("cstate polling is 2", lambda a: replaced(a, CSTATES, ((1, 0, 2, 5, 9),)), ValueError),
-    ("cstate wake_max negative", lambda a: replaced(a, CSTATES, ((1, 0, 1, 5, -9),)),
+    ("invlpgb_max_pages 0", lambda a: field(a, "invlpgb_max_pages", 0), ValueError),
+    ("cstate not a 6-tuple", lambda a: replaced(a, CSTATES, ((1, 0, 1, 5, 9),)), ValueError),
+    ("cstate polling is 2", lambda a: replaced(a, CSTATES, ((1, 0, 2, 5, 9, 9),)), ValueError),
+    ("cstate wake_max negative", lambda a: replaced(a, CSTATES, ((1, 0, 1, 5, -9, 9),)),
+     ValueError),
+    ("cstate exit_latency negative", lambda a: replaced(a, CSTATES, ((1, 0, 1, 5, 9, -9),)),
      ValueError),
     ("cstates a list", lambda a: replaced(a, CSTATES, list(a[CSTATES])), TypeError),
     ("virt a dict", lambda a: replaced(a, VIRT, {"preempt_percent": 25}), TypeError),
@@ -461,6 +567,9 @@ BAD = [
     ("preempted 96%", lambda a: replaced(a, VIRT, (96, 1000, 1)), ValueError),
     ("unknown knob value", lambda a: knob(a, "lazy_tlb", 2), ValueError),
     ("unknown pti value", lambda a: knob(a, "pti", 3), ValueError),
+    ("broadcast_flush 'auto' unresolved", lambda a: knob(a, "broadcast_flush", 3), ValueError),
+    ("unknown cpumask_update", lambda a: knob(a, "cpumask_update", 3), ValueError),
+    ("table_free None", lambda a: knob(a, "table_free", None), TypeError),
     ("knob None", lambda a: knob(a, "lazy_mm_release", None), TypeError),
     ("knobs too short", lambda a: replaced(a, KNOBS, a[KNOBS][:-1]), ValueError),
     ("mm_pages a list", lambda a: replaced(a, MM_PAGES, list(a[MM_PAGES])), TypeError),
@@ -497,6 +606,12 @@ BAD = [
      lambda a: with_task(a, (0, 0, 0, (abi.OP_WAKE, -1, 0, 0), ())), ValueError),
     ("loop to a negative op", lambda a: with_task(a, (0, 0, 0, (abi.OP_LOOP, -1, 0, 0), ())),
      ValueError),
+    ("reclaim of a missing mm template",
+     lambda a: with_task(a, (-1, 0, 0, (abi.OP_RECLAIM, 0, 8, 1), ())), ValueError),
+    ("reclaim of a negative mm template",
+     lambda a: with_task(a, (-1, 0, 0, (abi.OP_RECLAIM, 0, 8, -1), ())), ValueError),
+    ("reclaim before the mm",
+     lambda a: with_task(a, (-1, 0, 0, (abi.OP_RECLAIM, -2, 8, 0), ())), ValueError),
     ("packed ops not in fours", lambda a: with_task(a, (0, 0, 0, bytes(24), ())), ValueError),
     ("packed op word beyond the bound",
      lambda a: with_task(a, (0, 0, 0, packed(abi.OP_COMPUTE, 2**50, 0, 0), ())), ValueError),
@@ -517,16 +632,20 @@ def test_bad_input_raises(change, exc):
 
 
 def test_inputs_machine_py_accepts_within_the_bounds():
-    # a kernel thread's access is a no-op whatever its pages; madvise past
-    # the end of an mm is clipped; a migration off the machine stays put; a
+    # a kernel thread's access is a no-op whatever its pages; madvise and
+    # reclaim past the end of an mm are clipped; reclaim of an mm no task
+    # has started yet does nothing; a migration off the machine stays put; a
     # loop past a task's last op ends it; a seed beyond 64 bits is masked;
     # a task may be woken at a negative time and outside its affinity
     tasks = [(-1, 1, 0, (abi.OP_ACCESS, -5, 3, 0, abi.OP_MIGRATE, 99, 0, 0), ()),
              (0, 2, 0, (abi.OP_MADVISE, 400, 10_000, 0, abi.OP_MUNMAP, 0, 4096, 1), ()),
-             (0, 3, -7, (abi.OP_COMPUTE, 9, 0, 0, abi.OP_LOOP, 40, 0, 0), (4, 5))]
+             (0, 3, -7, (abi.OP_ACCESS, 0, 8, 1, abi.OP_COMPUTE, 9, 0, 0, abi.OP_LOOP, 40, 0, 0),
+              (4, 5)),
+             (-1, 4, 0, (abi.OP_RECLAIM, 0, 4, 1, abi.OP_COMPUTE, 5_000, 0, 0,
+                         abi.OP_RECLAIM, 0, 10_000, 0), ())]
     prof = tp.profiles.get("kvm-guest-16")
     for seed in (0, 2**64 + 7):
-        args = good_args()
+        args = replaced(good_args(), MM_PAGES, good_args()[MM_PAGES] + (64,))
         for task in tasks:
             args = with_task(args, task)
         args = replaced(args, SEED, seed)

@@ -62,6 +62,19 @@
  *   bitmap of CPUs that ever switched to a task, in the same ascending
  *   order: a CPU that never did has no task and only init_mm, and matches
  *   nothing.
+ * - hw.py keeps an epoch per CPU for every hardware ASID and every global
+ *   ASID the run may hand out, and flush_everything() bumps them all; here
+ *   it stops at the next global ASID to be handed out (gasid_next), and a
+ *   broadcast invalidation skips CPUs that never filled a TLB or PSC. An
+ *   epoch is only compared with entries filled under it, and neither an
+ *   unassigned ASID nor such a CPU has any, so the skipped bumps change
+ *   nothing a run can observe (the differential tests compare every result).
+ * - tlb.py's broadcasts in flight (bcasts, keyed by an id that only grows)
+ *   live in slots reused through a free list; an EV_BROADCAST names its slot.
+ *   mm.py's per-CPU lru_add batches are at most FOLIO_BATCH entries, made
+ *   at a CPU's first lru_cache_add(). Zapped pages are released from the LRU
+ *   (lru_release) as they are zapped rather than from a list afterwards: the
+ *   count is the same, as nothing between the two reads the flags.
  * - `calls` holds only the cross-calls in flight, in slots reused through a
  *   free list; a watchdog event names its slot and the call's id, so one for
  *   a call that has completed finds another id (machine.py: calls.get(cid)
