@@ -39,6 +39,8 @@ EV_WATCHDOG = 6    # an initiator has waited `watchdog` for its cross-call
 EV_WINDOW = 7      # the measured window opens: counters are taken from here on
 EV_CSD = 8         # an IPI handler on a CPU runs the next request it took from its queue
 EV_BROADCAST = 9   # a broadcast invalidation (INVLPGB, RAR) has reached every target TLB
+EV_QUEUE = 10      # a cross-call request's llist_add() lands on its target's call_single_queue
+EV_SEND = 11       # a cross-call initiator writes the ICR for the targets whose queue was empty
 
 # --- cross-call kinds ---------------------------------------------------------
 CALL_FLUSH = 1       # flush_tlb_func

@@ -18,8 +18,8 @@ import heapq
 from bisect import insort
 
 from . import abi
-from .abi import (EV_BROADCAST, EV_CALL_DONE, EV_CSD, EV_IPI, EV_SPEC_WALK, EV_STEP, EV_WAKE,
-                  EV_WATCHDOG, EV_WINDOW)
+from .abi import (EV_BROADCAST, EV_CALL_DONE, EV_CSD, EV_IPI, EV_QUEUE, EV_SEND,
+                  EV_SPEC_WALK, EV_STEP, EV_WAKE, EV_WATCHDOG, EV_WINDOW)
 from .prng import STREAM_MACHINE, Stream
 
 TLB_NR_DYN_ASIDS = 6           # arch/x86/include/asm/tlbflush.h
@@ -168,7 +168,11 @@ class Core:
             elif ev == EV_WATCHDOG:
                 self.ev_watchdog(cpu, a)
             elif ev == EV_CSD:
-                self.ev_csd(cpu)
+                self.ev_csd(cpu, a)
+            elif ev == EV_QUEUE:
+                self.ev_queue(cpu, a)
+            elif ev == EV_SEND:
+                self.ev_send(cpu, a, b)
             elif ev == EV_BROADCAST:
                 self.ev_broadcast(cpu, a, b)
             elif ev == EV_WINDOW:

@@ -34,6 +34,9 @@ Modeling rules that matter when reading results:
 - Time is integer cycles of the profile clock. Events are ordered by
   (time, cpu, sequence number), so ties break the same way in every engine.
 - An op's state effects apply when it starts; its cost delays the next op.
+  Cross-calls are the exception: each llist_add() onto a target's
+  call_single_queue lands when the sender's queueing loop gets there, and
+  the IPIs go out when the loop is over (smp_call_function_many_cond()).
   An interrupt that lands while an op runs postpones the op's end by the
   handler's duration; IPIs that arrive while IRQs are off (the context
   switch) wait until they are on again.

@@ -1,9 +1,12 @@
 """kernel/smp.c: cross-calls. A request is queued on the target's
 call_single_queue with llist_add(); only the request that finds the queue
 empty sends an IPI, and one interrupt drains every request queued behind
-it (flush_smp_call_function_queue). The initiator waits for every target's
-ack (csd unlock), or -- with async flushing -- for every target to have
-copied the request; an initiator that waits too long is the oracle's
+it (flush_smp_call_function_queue). Each request lands on its queue when
+the sender's loop reaches that target, and the handler takes the queue
+after the interrupt entry, as the kernel does; so a storm's requests meet
+in batches whose size the timing decides. The initiator waits for every
+target's ack (csd unlock), or -- with async flushing -- for every target to
+have copied the request; an initiator that waits too long is the oracle's
 `hang`.
 
 IPIs are events: send cost, delivery latency by distance, the target's
@@ -18,7 +21,7 @@ from collections import deque
 from . import abi
 from .abi import (CALL_CHECK, CALL_FLUSH, CALL_MEMBARRIER, CALL_UNLAZY, CONT_EXIT_MMAP,
                   CONT_HAZPTR, CONT_STEP, CONT_TABLE_SYNC, EV_CALL_DONE, EV_CSD, EV_IPI,
-                  EV_WATCHDOG)
+                  EV_QUEUE, EV_SEND, EV_WATCHDOG)
 from .core import INIT_MM, TLB_FLUSH_ALL
 
 APIC_CLUSTER, APIC_PHYSICAL, APIC_KVM_PV = range(3)
@@ -77,6 +80,8 @@ class Smp:
         self.apicid = [P.apicid(x) for x in range(n)]
         self.calls = {}
         self.next_call = 0
+        self.ipi_need = {}                  # call -> targets whose queue it found empty
+        self.irq_start = [0] * n            # when the interrupt being handled began
 
     def smp_call_function_many(self, c, cid, call, targets, t):
         """smp_call_function_many_cond(): for each target, csd_lock() the
@@ -84,11 +89,20 @@ class Smp:
         previous request to it -- and llist_add() it to the target's
         call_single_queue; only a queue that was empty needs an IPI (one
         already on its way drains everything queued behind it). Then one
-        send_call_function_ipi_mask() for all of those."""
-        newly = []
+        send_call_function_ipi_mask() for all of those.
+
+        Each llist_add() lands when the loop gets to its target (EV_QUEUE),
+        not when the loop starts: a target whose handler drains its queue
+        before a slow sender reaches it gets this request in a later batch,
+        with an IPI of its own. Which targets need an IPI is known only when
+        the loop has passed them all, so the ICR writes happen then (EV_SEND);
+        the sender is charged one write per APIC group of all its targets (a
+        target whose queue was not empty still shares its cluster's write
+        with the others in that cluster, mostly)."""
         unlock = self.csd_unlock[c]
         if unlock is None:
             unlock = self.csd_unlock[c] = [0] * self.ncpu
+        self.ipi_need[cid] = []
         for x in targets:
             # csd_lock(): wait until x unlocked our previous request, then own
             # the csd line x wrote last, and fill it in
@@ -97,12 +111,27 @@ class Smp:
             call.targets |= 1 << x
             if self.hung[x]:
                 self.arm_watchdog(cid, call)
-            queue = self.csdq[x]
-            queue.append(cid)
             t = self.atomic(c, self.cpu_line(self.csq_line, x), t)   # llist_add's cmpxchg
-            if len(queue) == 1:
-                newly.append(x)
-        return self.send_call_function_ipi_mask(c, newly, t)
+            self.push(t, x, EV_QUEUE, cid)
+        groups = len(self.apic_groups(targets))
+        if groups:
+            self.push(t + max(self.c_ipi_send, 1), c, EV_SEND, cid, t)
+        else:
+            del self.ipi_need[cid]
+        return t + groups * self.c_ipi_send
+
+    def ev_queue(self, x, cid):
+        """llist_add() of request cid to x's call_single_queue: the request
+        that finds it empty is the one that needs an IPI."""
+        queue = self.csdq[x]
+        queue.append(cid)
+        if len(queue) == 1:
+            self.ipi_need[cid].append(x)
+
+    def ev_send(self, c, cid, t):
+        """send_call_function_ipi_mask() once the queueing loop that began
+        the ICR writes at t is over."""
+        self.send_call_function_ipi_mask(c, self.ipi_need.pop(cid), t)
 
     def send_call_function_ipi_mask(self, c, targets, t):
         """The IPIs, as the APIC driver sends them: x2APIC cluster mode writes
@@ -169,33 +198,44 @@ class Smp:
         self.ipis_received[x] += 1
         if self.is_lazy[x]:
             self.n_ipis_to_lazy += 1
-        # flush_smp_call_function_queue(): take every queued request at once
-        # (llist_del_all: an xchg on the queue head the senders fight over)
-        taken = self.csdq[x]
-        self.csdq[x] = []
         t = now + self.c_irq
         task = self.cur[x]
         if task >= 0 and self.task_mm[task] != INIT_MM:
             t += self.c_pti                      # the interrupt landed in user mode
-        t = self.atomic(x, self.cpu_line(self.csq_line, x), t)
         self.irq_cycles[x] += t - now
-        if taken and self.calls[taken[0]].kind == CALL_FLUSH:
-            self.n_flush_cycles += t - now       # the interrupt a flush was sent by
-        if taken:
-            # each request runs as its own event, so what the others do to
-            # the lines it touches in the meantime is seen; pushed before
-            # interrupted() resumes the idle loop, so an idle CPU runs its
-            # requests before it can enter a C-state again
-            self.in_handler[x] = 1
-            self.handling[x] = deque(taken)
-            self.push(t, x, EV_CSD)
+        self.irq_start[x] = now
+        # the handler owns the CPU from here; flush_smp_call_function_queue()
+        # takes the queue once the entry is done (EV_CSD with a=1), so
+        # requests queued meanwhile ride on this interrupt
+        self.in_handler[x] = 1
+        self.push(t, x, EV_CSD, 1)
         self.interrupted(x, now, t)
 
-    def ev_csd(self, x):
-        """The IPI handler on x runs the next request it took."""
+    def ev_csd(self, x, drain=0):
+        """The IPI handler on x: first (drain=1) flush_smp_call_function_queue()
+        takes every queued request at once (llist_del_all: an xchg on the
+        queue head the senders fight over); then each request runs as its
+        own event, so what the others do to the lines it touches in the
+        meantime is seen. Pushed before interrupted() resumes the idle loop,
+        so an idle CPU runs its requests before it can enter a C-state again."""
         if self.hung[x]:
             return
         now = self.now
+        if drain:
+            taken = self.csdq[x]
+            self.csdq[x] = []
+            t = self.atomic(x, self.cpu_line(self.csq_line, x), now)
+            self.irq_cycles[x] += t - now
+            if taken and self.calls[taken[0]].kind == CALL_FLUSH:
+                # the interrupt a flush was sent by, entry included
+                self.n_flush_cycles += t - self.irq_start[x]
+            if taken:
+                self.handling[x] = deque(taken)
+                self.push(t, x, EV_CSD)
+            else:
+                self.handler_done(x, t)
+            self.interrupted(x, now, t)
+            return
         queue = self.handling[x]
         cid = queue.popleft()
         call = self.calls[cid]
@@ -208,11 +248,14 @@ class Smp:
         if queue:
             self.push(t, x, EV_CSD)
         else:
-            self.in_handler[x] = 0
-            if self.ipi_pending[x]:
-                self.ipi_pending[x] = 0
-                self.push(t, x, EV_IPI, 0, 1)
+            self.handler_done(x, t)
         self.interrupted(x, now, t)
+
+    def handler_done(self, x, t):
+        self.in_handler[x] = 0
+        if self.ipi_pending[x]:
+            self.ipi_pending[x] = 0
+            self.push(t, x, EV_IPI, 0, 1)
 
     def run_call(self, x, cid, call, t):
         """One queued cross-call in the IPI handler on x; returns when done."""
