@@ -119,9 +119,13 @@ TF1_GAIN_THREADS = (20, 40, 55)
 class Tf1Before(MainlineV420):
     """The kernel the commit measured against (v5.19-era): v4.20's lazy
     handling with v5.13's concurrent local flush, mm_tlb_gen read on every
-    flush_tlb_func()."""
+    flush_tlb_func(). Without PTI: Nadav Amit, reporting his Haswell rerun
+    for Lutomirski (LKML, 7 Jun 2022, <5B1920FB-B949-4F3D-8F08-A76F8974F1B2@
+    vmware.com>): "IIRC the previous run [the Skylake table] was with PTI
+    disabled"."""
     name = "tlb_flush1_before"
     flush_local = "concurrent"
+    pti = False
 
 
 class Tf1Patch(Tf1Before):
