@@ -17,7 +17,7 @@ def _one_flush_to(targets):
     one page once, while every other thread computes (not lazy). Counters
     are taken in a window around that flush only."""
     def build(b, profile):
-        b.measure(40, 30)
+        b.measure(40, 80)
         mm = b.mm(512)
         b.task(mm, 0, affinity=(0,)).access(0).compute_us(50).madvise(0).compute_us(20)
         for x in targets:
