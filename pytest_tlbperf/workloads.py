@@ -61,19 +61,27 @@ class Program:
     [warmup, warmup + window) only, as will-it-scale samples after its
     warm-up."""
 
-    __slots__ = ("name", "mm_pages", "tasks", "channels", "warmup", "window")
+    __slots__ = ("name", "mm_pages", "tasks", "channels", "warmup", "window", "_digest")
 
     def __init__(self, name: str, mm_pages: list, tasks: list, channels: int = 0,
                  warmup: int = 0, window: int = 0):
         self.name, self.mm_pages, self.tasks = name, mm_pages, tasks
         self.channels, self.warmup, self.window = channels, warmup, window
+        self._digest = None
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        h.update(repr((self.mm_pages, self.channels, self.warmup, self.window)).encode())
-        for t in self.tasks:
-            h.update(repr((t.mm, t.cpu, t.start, t.ops, t.affinity)).encode())
-        return h.hexdigest()[:16]
+        """sha256 of the program's repr, 16 hex digits: what pairs a saved
+        sample with this run's across commits (so its value never changes).
+        Computed once per program: a compiled program is immutable and runs
+        for every policy of a comparison (repr + sha256 of every op cost
+        more than a native run, issue 16)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            h.update(repr((self.mm_pages, self.channels, self.warmup, self.window)).encode())
+            for t in self.tasks:
+                h.update(repr((t.mm, t.cpu, t.start, t.ops, t.affinity)).encode())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
 
     def validate(self, profile) -> None:
         page_ops = (abi.OP_ACCESS, abi.OP_MADVISE, abi.OP_MUNMAP, abi.OP_MPROTECT)
@@ -291,7 +299,7 @@ class Workload:
         self.name, self._build, self.params = name, build, dict(params)
 
     def compile(self, profile, seed: int) -> Program:
-        key = self._cache_key(profile, seed)
+        key = self.program_key(profile, seed)
         program = _compiled.get(key) if key is not None else None
         if program is None:
             b = ProgramBuilder(self.name, profile, seed)
@@ -310,9 +318,11 @@ class Workload:
                     del _compiled[next(iter(_compiled))]
         return program
 
-    def _cache_key(self, profile, seed):
-        """Programs are immutable and a function of (builder, params,
-        profile, seed): every policy of a comparison reuses one compile."""
+    def program_key(self, profile, seed):
+        """What the compiled program is a function of -- (builder, params,
+        profile, seed) -- or None when that cannot be a key (a custom
+        workload with unhashable parameters). Programs are immutable:
+        every policy of a comparison reuses one compile."""
         key = (self.name, self._build, tuple(sorted(self.params.items())), profile.digest,
                seed)
         try:
