@@ -537,7 +537,8 @@ class TlbperfPlugin:
             return
         if self.is_worker:
             run = self.session.to_run("", False)
-            run["engine_seconds"] = self.session.engine_seconds
+            run["timing"] = {"engine": self.session.engine_seconds,
+                             "statistics": self.session.stats_seconds}
             run["runners"] = [[list(key), spec] for key, spec in (
                 (key, runner_spec(*runner)) for key, runner in
                 sorted(self.session.runners.items())) if spec is not None]
@@ -842,9 +843,24 @@ def tlbperf(tlb_machine, request):
     fail_on = "none" if plugin.roles.role(policy_spec) == selection.REFERENCE \
         else plugin.fail_on
     added = (request.node.originalname, profile_spec, policy_spec) in plugin.added
+    try:
+        same = selection.same_knobs(policy_spec, profile_spec, plugin.roles.policies())
+    except TlbperfError:
+        same = None                   # configure() fails: tlb_machine has said so
     return TlbperfFixture(tlb_machine, test, seeds, metrics, kwargs.get("shows", ()),
-                          plugin.session, fail_on, nodeid=request.node.nodeid,
-                          touched=added)
+                          plugin.session, fail_on, nodeid=_nodeid(request.node),
+                          touched=added, same_knobs=same)
+
+
+def _nodeid(item) -> str:
+    """The item's node id as the serial run has it: under `--dist
+    loadgroup` pytest-xdist's workers append '@' and the names of its
+    xdist_group marks (xdist/remote.py, WorkerInteractor)."""
+    names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+             for m in item.iter_markers("xdist_group")}
+    suffix = "@" + "_".join(sorted(names)) if names else ""
+    nodeid = item.nodeid
+    return nodeid[:-len(suffix)] if suffix and nodeid.endswith(suffix) else nodeid
 
 
 def _has_line(entry) -> bool:

@@ -23,13 +23,17 @@ class Cell:
     `nodeid` is the pytest item that made it (how a report's reproduce
     command selects it); `touched` marks a cell run only because the
     candidate's knobs differ from the baseline's on this profile
-    (`pytest_tlbperf.selection`)."""
+    (`pytest_tlbperf.selection`). `same_knobs` names the first policy of
+    the session (the baseline first) whose effective knobs on this profile
+    equal this one's: the engine reads knobs only, so its runs are that
+    policy's, run once (`Session.run`), and the report says so."""
 
     __slots__ = ("test", "profile", "policy", "workload", "engine", "metrics", "samples",
-                 "expected", "shows", "rounds", "nodeid", "touched")
+                 "expected", "shows", "rounds", "nodeid", "touched", "same_knobs")
 
     def __init__(self, test, profile, policy, workload, engine, metrics, samples,
-                 expected=(), shows=(), rounds=None, nodeid=None, touched=False):
+                 expected=(), shows=(), rounds=None, nodeid=None, touched=False,
+                 same_knobs=None):
         self.test, self.profile, self.policy = test, profile, policy
         self.workload, self.engine, self.metrics = workload, engine, list(metrics)
         self.samples = samples     # [{"seed", "metrics", "violations", "program_digest"}]
@@ -37,6 +41,7 @@ class Cell:
         self.rounds = len(samples) if rounds is None else rounds
         self.expected, self.shows = frozenset(expected), frozenset(shows)
         self.nodeid, self.touched = nodeid, bool(touched)
+        self.same_knobs = same_knobs
 
     @property
     def key(self):
@@ -63,14 +68,14 @@ class Cell:
                 "workload": self.workload, "engine": self.engine, "metrics": self.metrics,
                 "expected": sorted(self.expected), "shows": sorted(self.shows),
                 "rounds": self.rounds, "nodeid": self.nodeid, "touched": self.touched,
-                "seeds": self.samples}
+                "same_knobs": self.same_knobs, "seeds": self.samples}
 
     @classmethod
     def from_dict(cls, d) -> "Cell":
         return cls(d["test"], d["profile"], d["policy"], d.get("workload", ""),
                    d.get("engine", ""), d.get("metrics", ()), d["seeds"],
                    d.get("expected", ()), d.get("shows", ()), d.get("rounds"),
-                   d.get("nodeid"), d.get("touched", False))
+                   d.get("nodeid"), d.get("touched", False), d.get("same_knobs"))
 
 
 def sample(result) -> dict:
@@ -88,7 +93,17 @@ class Session:
     `runners` maps a cell key to the (ModeledMachine, Workload) that made it,
     in this process; `runner_specs` to a JSON description of them received
     from a pytest-xdist worker. Both serve the adaptive rounds, which run
-    more seeds of a cell after the tests; neither is saved."""
+    more seeds of a cell after the tests; neither is saved. `spare` holds
+    the samples a worker ran ahead for the adaptive rounds (`reports.adaptive.
+    run_ahead`): {cell key: {seed: sample}}, used instead of running that
+    seed again.
+
+    Where the time went, for the terminal summary: `engine_seconds` inside
+    the engine's run loop, `stats_seconds` judging comparisons, summed over
+    pytest-xdist workers when there are any (`worker_seconds` keeps the
+    workers' own figures: start-up and collection, engine, statistics)."""
+
+    RUNS_KEPT = 1 << 14         # results kept for policies with equal knobs (Session.run)
 
     def __init__(self, baseline: str, options: dict):
         self.baseline = baseline
@@ -97,12 +112,18 @@ class Session:
         self.profiles: dict = {}     # name -> digest
         self.started = time.time()
         self.engine_seconds = 0.0
+        self.stats_seconds = 0.0
         self.workers = 0             # pytest-xdist workers whose cells were merged
+        self.worker_seconds: list = []
         self.runners: dict = {}
         self.runner_specs: dict = {}
+        self.spare: dict = {}
         self.policy_info: dict = {}  # policy -> selection.describe(), for the reports
+        self._runs: dict = {}        # ModeledMachine.run_key -> (engine, sample)
 
-    def add(self, cell: Cell, profile_digest: str, seconds: float, runner=None) -> None:
+    def add(self, cell: Cell, profile_digest: str, seconds: float = 0.0, runner=None) -> None:
+        """Record a cell; `seconds` is engine time not already counted by
+        `run` (the host backend's measuring)."""
         self.cells.append(cell)
         self.profiles[cell.profile] = profile_digest
         self.engine_seconds += seconds
@@ -112,18 +133,39 @@ class Session:
     def find(self, key):
         return next((c for c in self.cells if c.key == key), None)
 
+    def run(self, machine, workload, seed: int) -> tuple:
+        """(engine, sample) of one seed on a ModeledMachine. A run is a
+        function of the profile, the knobs, the engine and the program
+        (`ModeledMachine.run_key`), never of the policy's name: a policy
+        whose knobs equal another's on this profile -- mainline_v6_14 on a
+        part without INVLPGB, a candidate that changes nothing there --
+        gets that policy's result instead of running it again."""
+        key = machine.run_key(workload, seed)
+        hit = self._runs.get(key) if key is not None else None
+        if hit is None:
+            result = machine.run(workload, seed=seed)
+            self.engine_seconds += result.engine_seconds
+            hit = (result.engine, sample(result))
+            if key is not None:
+                self._runs[key] = hit
+                if len(self._runs) > self.RUNS_KEPT:
+                    del self._runs[next(iter(self._runs))]
+        return hit[0], dict(hit[1])
+
     def extend(self, key, seeds: int, runner) -> int:
         """Run cell `key` on the next seeds until it has `seeds` of them, with
-        `runner` = (machine, workload); returns how many were added."""
+        `runner` = (machine, workload); returns how many were added. A seed
+        a worker already ran (`spare`) is taken from there."""
         cell = self.find(key)
         machine, workload = runner
-        started = time.perf_counter()
+        spare = self.spare.get(key, {})
         added = 0
         while len(cell.samples) < seeds:
             seed = max((s["seed"] for s in cell.samples), default=-1) + 1
-            cell.samples.append(sample(machine.run(workload, seed=seed)))
+            found = spare.pop(seed, None)
+            cell.samples.append(found if found is not None
+                                else self.run(machine, workload, seed)[1])
             added += 1
-        self.engine_seconds += time.perf_counter() - started
         return added
 
     # -- one serializer for every output ---------------------------------
@@ -138,12 +180,19 @@ class Session:
                 "cells": [c.to_dict() for c in sorted(self.cells, key=lambda c: c.key)]}
 
     def merge(self, data: dict) -> None:
-        """Take cells a worker (pytest-xdist) sent to the controller."""
+        """Take cells a worker (pytest-xdist) sent to the controller, the
+        descriptions of their runners, the samples it ran ahead for the
+        adaptive rounds and its timing."""
         self.cells.extend(Cell.from_dict(c) for c in data["cells"])
         self.profiles.update(data["profiles"])
-        self.engine_seconds += data.get("engine_seconds", 0.0)
+        timing = data.get("timing") or {}
+        self.engine_seconds += timing.get("engine", 0.0)
+        self.stats_seconds += timing.get("statistics", 0.0)
+        self.worker_seconds.append(timing)
         for key, spec in data.get("runners", ()):
             self.runner_specs[tuple(key)] = spec
+        for key, samples in data.get("spare", ()):
+            self.spare.setdefault(tuple(key), {}).update((s["seed"], s) for s in samples)
         # the profiles a worker added for a candidate's knobs: workers collect,
         # the controller does not
         touched = self.options.setdefault("touched", [])

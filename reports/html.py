@@ -456,7 +456,7 @@ def context(report) -> dict:
             "headline": report.headline(), "reference_headline": report.reference_headline(),
             "counts": counts, "chips": chips, "rows": rows, "ref_rows": ref_rows, "blocks": blocks,
             "matrix": matrix(report, blocks), "knobs": knob_tables(report),
-            "touched": report.touched_lines(), "toc": toc,
+            "touched": report.touched_lines() + report.same_knobs_lines(), "toc": toc,
             "violations": violations,
             "methodology": report.methodology(), "command": report.command,
             "text": text.render(report, violations=False),
