@@ -26,15 +26,20 @@ import tempfile
 
 def scenarios():
     import pytest_tlbperf as tp
-    from native_scenarios import hang_chain, membarrier_storm
+    from native_scenarios import hang_chain, invlpgb_ranges, membarrier_storm, rar_trim
     from pytest_tlbperf.engine import abi, native
     from pytest_tlbperf.engine import _native
 
     class LazyShootdown(tp.Policy):
         lazy_cpumask, flush_lazy_cpus, lazy_mm_ref = "clear", "never", "shootdown"
+        lazy_mm_scan = "all_cpus"       # its lazy CPUs left mm_cpumask
+        cpumask_update, table_free = "eager", "after_flush"     # lazy_pcid's time
 
     class NoLazyRef(tp.Policy):
         lazy_mm_ref = "none"
+
+    class SkipTlbsync(tp.Policy):
+        tlbsync, table_free = "skip", "after_flush"
 
     def barriers(b, profile):
         mm = b.mm(64)
@@ -43,13 +48,37 @@ def scenarios():
 
     W = tp.workloads
     runs = [(W.BUILDERS[name](), "haswell-4c", "mainline") for name in sorted(W.BUILDERS)]
+    kvm = tp.profiles.get("kvm-guest-16")
     runs += [(W.kernel_build(jobs=8), "zen1-epyc", "lazy_pcid"),
              (W.custom("hang_chain", hang_chain), "zen1-epyc", LazyShootdown),
              (W.exit_storm(processes=6), "skylake-2s", NoLazyRef),
              (W.vm_overcommit(iterations=4), "kvm-guest-16", "async_flush"),
-             (W.custom("barriers", barriers), "laptop-8c", "hazard_lazymm")]
+             (W.custom("barriers", barriers), "laptop-8c", "hazard_lazymm"),
+             # hazptr's sync IPIs; table freeing through RCU and the sync broadcast
+             (W.exit_storm(processes=6), "skylake-2s", "hazptr_lazymm"),
+             (W.kernel_build(jobs=8),
+              kvm.with_changes(name="kvm", memory={"table_batch_fail_percent": 50}),
+              "mainline"),
+             (W.context_switch1(pairs=4, warmup_us=10, window_us=50), "kvm-guest-16",
+              "mainline"),
+             (W.hackbench(loops=2), "zen1-epyc", "shootdown_lazymm"),
+             (W.tlb_flush1(threads=8, warmup_us=10, window_us=50),
+              tp.profiles.get("skylake-2s").with_changes(
+                  name="s384", topology={"cpus": 384, "sockets": 2, "smt": 2,
+                                         "cores_per_llc": 8}), "mainline")]
+    # today's kernel: global ASIDs with INVLPGB (and without TLBSYNC), RAR and
+    # its trim, reclaim's batched flush three ways, the LRU lock
+    rar_part = tp.profiles.get("skylake-2s").with_changes(name="rar", rar=True, meltdown=False)
+    runs += [(W.tlb_flush2(threads=8, warmup_us=20, window_us=100), "genoa-2s", "mainline"),
+             (W.custom("invlpgb_ranges", invlpgb_ranges), "milan-36c", SkipTlbsync),
+             (W.custom("rar_trim", rar_trim), rar_part, "rar"),
+             (W.page_reclaim(threads=6, warmup_us=20, window_us=100), rar_part, "rar"),
+             (W.page_reclaim(threads=6, warmup_us=20, window_us=100), "milan-36c", "mainline"),
+             (W.page_reclaim(threads=6, warmup_us=20, window_us=100), "milan-36c",
+              "mainline_v6_14"),
+             (W.exit_storm(processes=6), "milan-36c", "mainline_v6_6")]
     for work, profile, policy in runs:
-        prof = tp.profiles.get(profile)
+        prof = tp.profiles.get(profile) if isinstance(profile, str) else profile
         pol = tp.policies.get(policy) if isinstance(policy, str) else policy
         native.run(prof, pol().knobs(prof), work.compile(prof, 1), 1)
 
@@ -78,16 +107,27 @@ def scenarios():
     prof = tp.profiles.get("haswell-4c")
     p, cstates, virt = native.flatten_profile(prof)
     knobs = native.flatten_knobs(tp.Policy().knobs(prof))
-    mm_pages, tasks = native.flatten_program(W.madvise_dontneed(iterations=3).compile(prof, 0))
+    mm_pages, tasks, *window = native.flatten_program(
+        W.context_switch1(pairs=2, warmup_us=5, window_us=20).compile(prof, 0))
+    packed = ((0, 0, 0, bytes(24), ()),)
     calls = [  # each fails a little later in the set-up than the one before
-        (("x",) + p[1:], cstates, virt, knobs, mm_pages, tasks),
-        (p, ((1, 2),), virt, knobs, mm_pages, tasks),
-        (p, cstates, (25, 0, 1), knobs, mm_pages, tasks),
-        (p, cstates, virt, (5,) + knobs[1:], mm_pages, tasks),
-        (p, cstates, virt, knobs, (-1,), tasks),
-        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 99, 0, ()),)),
-        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 0, 0, (abi.OP_MARK, 0, "x", 0)),)),
-        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 0, 0, (abi.OP_ACCESS, 511, 2, 0)),)),
+        (("x",) + p[1:], cstates, virt, knobs, mm_pages, tasks, *window),
+        (p, ((1, 2),), virt, knobs, mm_pages, tasks, *window),
+        (p, cstates, (25, 0, 1), knobs, mm_pages, tasks, *window),
+        (p, cstates, virt, (5,) + knobs[1:], mm_pages, tasks, *window),
+        (p, cstates, virt, knobs, mm_pages, tasks, -1, *window[1:]),
+        (p, cstates, virt, knobs, (-1,), tasks, *window),
+        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 99, 0, (), ()),), *window),
+        (p, cstates, virt, knobs, mm_pages, tasks + ((0, 0, 0, (), (1, 1)),), *window),
+        (p, cstates, virt, knobs, mm_pages, tasks + packed, *window),
+        (p, cstates, virt, knobs, mm_pages,
+         tasks + ((0, 0, 0, (abi.OP_MARK, 0, "x", 0), ()),), *window),
+        (p, cstates, virt, knobs, mm_pages,
+         tasks + ((0, 0, 0, (abi.OP_ACCESS, 511, 2, 0), ()),), *window),
+        (p, cstates, virt, knobs, mm_pages,
+         tasks + ((0, 0, 0, (abi.OP_BLOCK, 9, 0, 0), ()),), *window),
+        (p, cstates, virt, knobs, mm_pages,
+         tasks + ((-1, 0, 0, (abi.OP_RECLAIM, 0, 8, 5), ()),), *window),
     ]
     for args in calls:
         try:

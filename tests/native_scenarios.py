@@ -30,3 +30,34 @@ def big_machine(profile):
     """`profile` grown to 1024 CPUs on 16 sockets, as tests/bench does."""
     return profile.with_changes(name=f"{profile.name}-1024",
                                 topology={"cpus": 1024, "sockets": 16, "smt": 2})
+
+
+def rar_trim(b, profile):
+    """RAR on a global-ASID mm, then the once-a-second trim: the threads of
+    process A on cpus 1-4 make A global at the first flush of the thread on
+    cpu0 (task 0 in jiffy 0), the next flush moves them to the global ASID
+    by IPI, the third is RAR. They exit, so the RAR request at 270 us finds
+    cpus 2-4 idle (halted); cpu1 runs process B from 300 us on. The flushes
+    after a second of simulated time trim A's mask: an IPI to cpu1, whose
+    handler finds A not loaded and leaves the mask (the RAR RFC trims
+    global-ASID mms too), and a flush of the global PCID on cpu0."""
+    a, other = b.mm(512), b.mm(16)
+    main = b.task(a, 0, affinity=(0,))
+    main.access(0)
+    for gap_us in (30, 30, 30, 150, 1_002_000, 5):
+        main.compute_us(gap_us).access(0).madvise(0)
+    main.exit()
+    for cpu in range(1, 5):
+        b.task(a, cpu, affinity=(cpu,)).access(8 * cpu, 4).compute_us(200).exit()
+    b.task(other, 1, start_us=300, affinity=(1,)).access(0).compute_us(1_003_000).exit()
+
+
+def invlpgb_ranges(b, profile, threads=6, pages=20):
+    """`threads` threads of one process (enough for a global ASID) touch and
+    madvise a `pages`-page range each: one INVLPGB per invlpgb_max_pages
+    pages of a range up to the flush ceiling."""
+    mm = b.mm(threads * 64)
+    for i in range(threads):
+        t = b.task(mm, i, affinity=(i,))
+        for _ in range(30):
+            t.access(i * 64, pages).madvise(i * 64, pages).compute_us(2)

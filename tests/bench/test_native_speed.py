@@ -20,7 +20,12 @@ from pytest_tlbperf.engine.machine import Machine
 pytestmark = [pytest.mark.bench,
               pytest.mark.skipif(not native.available(), reason="the native engine is not built")]
 
-SCENARIOS = [("kernel_build", "skylake-2s"), ("madvise_dontneed", "haswell-4c")]
+# (workload, profile, parameters): the two of DESIGN §7, and the shape of the
+# calibration fits (will-it-scale tlb_flush2 on every core of milan-36c, on
+# half the cores of genoa-2s; INVLPGB with global ASIDs under mainline)
+SCENARIOS = [("kernel_build", "skylake-2s", {}), ("madvise_dontneed", "haswell-4c", {}),
+             ("tlb_flush2", "milan-36c", {"threads": 36}),
+             ("tlb_flush2", "genoa-2s", {"threads": 96})]
 
 
 def best_of(rounds, fn):
@@ -37,11 +42,12 @@ def report(benchmark, name, **info):
     print(f"\n{name}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
 
-@pytest.mark.parametrize("workload, profile", SCENARIOS)
-def test_native_vs_python(benchmark, workload, profile):
+@pytest.mark.parametrize("workload, profile, params", SCENARIOS,
+                         ids=[f"{w}{p.get('threads', '')}@{prof}" for w, prof, p in SCENARIOS])
+def test_native_vs_python(benchmark, workload, profile, params):
     prof = tp.profiles.get(profile)
     knobs = tp.policies.get("mainline")().knobs(prof)
-    work = tp.workloads.BUILDERS[workload]()
+    work = tp.workloads.BUILDERS[workload](**params)
     program = work.compile(prof, 1)
     raw = benchmark.pedantic(native.run, args=(prof, knobs, program, 1), rounds=200,
                              iterations=1, warmup_rounds=10)
@@ -52,7 +58,7 @@ def test_native_vs_python(benchmark, workload, profile):
     run_s = {engine: best_of(5, lambda: tp.run(work, prof, "mainline", 1, engine=engine))
              for engine in ("python", "native")}
     speedup = python_s / native_s
-    report(benchmark, f"{workload}@{profile}", flushes=len(raw["flush_latency"]),
+    report(benchmark, f"{work}@{profile}", flushes=len(raw["flush_latency"]),
            python_ms=round(python_s * 1e3, 3), native_ms=round(native_s * 1e3, 4),
            speedup=round(speedup, 1),
            run_speedup=round(run_s["python"] / run_s["native"], 1))

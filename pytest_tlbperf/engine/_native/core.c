@@ -1,8 +1,9 @@
 /*
- * core.c -- the event core (machine.py's run loop): growable containers,
- * the event heap ordered as heapq orders (t, cpu, seq), the loop that
- * dispatches each event to its handler, and when a CPU takes its next step.
- * Models no kernel file; everything else hangs off it.
+ * core.c -- the event core (engine/core.py): growable containers, the event
+ * heap ordered as heapq orders (t, cpu, seq), the loop that dispatches each
+ * event to its handler and stops at the end of a measured window, when a
+ * CPU takes its next step, and the counters. Models no kernel file;
+ * everything else hangs off it.
  */
 
 #include "machine.h"
@@ -34,20 +35,27 @@ static inline int event_before(const struct event *x, const struct event *y)
     return x->seq < y->seq;
 }
 
-/* heapq.heappush of (t, cpu, seq, ev, a, b) */
+/* heapq.heappush of (t, cpu, seq, ev, a, b). The event is written in place
+ * at the end: built on the stack and copied, its narrow stores would stall
+ * the wide loads of the copy (store forwarding). */
 void push(struct machine *m, i64 t, int cpu, int ev, i64 a, i64 b)
 {
-    struct event e = { t, ++m->seq, a, b, cpu, ev };
+    uint64_t seq = ++m->seq;
+    struct event *v, *e;
     size_t i;
-    PUSH(m, m->heap, e);
-    for (i = m->heap.n - 1; i > 0; ) {
+    if (m->heap.n == m->heap.cap)
+        m->heap.v = grow(m, m->heap.v, &m->heap.cap, sizeof *m->heap.v);
+    v = m->heap.v;
+    for (i = m->heap.n++; i > 0; ) {
         size_t parent = (i - 1) / 2;
-        if (!event_before(&e, &m->heap.v[parent]))
+        const struct event *p = &v[parent];
+        if (t > p->t || (t == p->t && (cpu > p->cpu || (cpu == p->cpu && seq > p->seq))))
             break;
-        m->heap.v[i] = m->heap.v[parent];
+        v[i] = *p;
         i = parent;
     }
-    m->heap.v[i] = e;
+    e = &v[i];
+    e->t = t, e->seq = seq, e->a = a, e->b = b, e->cpu = cpu, e->ev = ev;
 }
 
 static struct event pop(struct machine *m)
@@ -70,8 +78,8 @@ static struct event pop(struct machine *m)
     return top;
 }
 
-/* Run every event in order; 0 when none is left, -1 when the binding asked
- * to stop (Ctrl-C) */
+/* Run every event in order, up to the end of the measured window if there is
+ * one; 0 when done, -1 when the binding asked to stop (Ctrl-C) */
 int run_loop(struct machine *m)
 {
     uint64_t events = 0;
@@ -80,6 +88,10 @@ int run_loop(struct machine *m)
         if (++events % POLL_EVERY == 0 && stop_requested(m))
             return -1;
         e = pop(m);
+        if (m->stop >= 0 && e.t >= m->stop) {
+            m->stopped = 1;
+            break;
+        }
         m->now = e.t;
         switch (e.ev) {
         case EV_STEP:
@@ -102,6 +114,19 @@ int run_loop(struct machine *m)
             break;
         case EV_WATCHDOG:
             ev_watchdog(m, e.cpu, e.a, e.b);
+            break;
+        case EV_CSD:
+            ev_csd(m, e.cpu);
+            break;
+        case EV_BROADCAST:
+            ev_broadcast(m, e.cpu, e.a, e.b);
+            break;
+        case EV_WINDOW:
+            /* the measured window opens: counters are taken from here on */
+            counters(m, m->snap_counters);
+            memcpy(m->snap_received, m->ipis_received, (size_t)m->ncpu * sizeof(i64));
+            m->snapshot = 1;
+            m->measuring = 1;
             break;
         }
     }
@@ -133,4 +158,29 @@ void interrupted(struct machine *m, int c, i64 start, i64 end)
     } else if (m->cur[c] < 0 && m->step_at[c] < 0) {
         schedule_step(m, c, end);   /* back to the idle loop */
     }
+}
+
+/* core.py counters(), as an array in its order (the C_* enum) */
+void counters(const struct machine *m, i64 *out)
+{
+    out[C_IPIS] = m->n_ipis;
+    out[C_IPIS_TO_IDLE] = m->n_ipis_to_idle;
+    out[C_IPIS_TO_LAZY] = m->n_ipis_to_lazy;
+    out[C_CR3_WRITES] = m->n_cr3;
+    out[C_FULL_FLUSHES] = m->n_full_flushes;
+    out[C_INVLPG] = m->n_invlpg;
+    out[C_TLB_MISSES] = m->n_tlb_misses;
+    out[C_ATOMIC_CONTENTION] = m->n_contention;
+    out[C_IDLE_WAKEUPS] = m->n_idle_wakeups;
+    out[C_OPS] = m->n_ops;
+    out[C_PAGE_FAULTS] = m->n_faults;
+    out[C_SPEC_WALKS] = m->n_spec_walks;
+    out[C_SWITCH_MM_BARRIERS] = m->n_switch_mb;
+    out[C_RESCHED_IPIS] = m->n_resched_ipis;
+    out[C_ICR_WRITES] = m->n_icr_writes;
+    out[C_INVPCID] = m->n_invpcid;
+    out[C_INVLPGB] = m->n_invlpgb;
+    out[C_RAR_REQUESTS] = m->n_rar;
+    out[C_FLUSH_CYCLES] = m->n_flush_cycles;
+    out[C_LRU_LOCKS] = m->n_lru_locks;
 }

@@ -11,21 +11,22 @@
 /* vcpu_sync() is static inline in machine.h: every step and every interrupt calls it. */
 
 /* With KVM's PV flush, a preempted vCPU gets no IPI: the host flushes it at
- * its next VM entry. The kernel clears every preempted vCPU from the mask
- * first and then calls native_flush_tlb_multi(); machine.py asks whether
- * each vCPU is preempted at the time its IPI would be sent. */
+ * its next VM entry (record_steal_time() sees KVM_VCPU_FLUSH_TLB); the others
+ * go through native_flush_tlb_multi()'s cross-call. The kernel clears every
+ * preempted vCPU from the mask first, as here: each is asked at the time
+ * the flush starts. The running ones are compacted in place in m->targets. */
 i64 kvm_flush_tlb_multi(struct machine *m, int c, int slot, size_t ntargets, i64 t)
 {
-    size_t i;
+    size_t i, nrunning = 0;
     for (i = 0; i < ntargets; i++) {
         int x = m->targets[i];
         i64 resume = preempted_until(m, x, t);
         if (resume) {
             m->pv_pending[x] = max64(m->pv_pending[x], resume);
             ring(m, c, TR_PV_DEFER, x, m->calls.v[slot].mm);
-            continue;
+        } else {
+            m->targets[nrunning++] = x;
         }
-        t = send_ipi(m, c, x, slot, t);
     }
-    return t;
+    return smp_call_function_many(m, c, slot, m->targets, nrunning, t);
 }

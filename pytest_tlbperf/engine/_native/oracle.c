@@ -90,6 +90,9 @@ void freed_table_walk(struct machine *m, int c, i64 slot, int table)
         /* requests it will never take: their initiators hang */
         for (size_t i = 0; i < m->csdq[c].n; i++)
             arm_watchdog(m, m->csdq[c].v[i]);
+        /* ... or never finish */
+        for (size_t i = 0; i < m->handling[c].n; i++)
+            arm_watchdog(m, m->handling[c].v[m->handling[c].head + i]);
         ring(m, c, TR_HUNG, c, 0);
     }
 }
@@ -106,8 +109,17 @@ void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid)
     for (i = 0; i < call->targets.n; i++) {
         int x = call->targets.v[i];
         if (m->hung[x]) {
+            /* in CPU order, once each (oracle.py reads the targets bitmap):
+             * a call sent both RAR requests and IPIs names a CPU twice */
             struct rec r = { m->hung_at[x], x, TR_HUNG, x, 0 };
+            size_t j;
+            for (j = 0; j < m->extra.n && m->extra.v[j].cpu < x; j++)
+                ;
+            if (j < m->extra.n && m->extra.v[j].cpu == x)
+                continue;
             PUSH(m, m->extra, r);
+            memmove(m->extra.v + j + 1, m->extra.v + j, (m->extra.n - 1 - j) * sizeof r);
+            m->extra.v[j] = r;
         }
     }
     report(m, V_HANG, SEV_HANG, c, m->extra.v, m->extra.n);
@@ -117,8 +129,8 @@ void ev_watchdog(struct machine *m, int c, i64 slot, i64 cid)
  * already returned to its initiator. */
 void stale_tlb(struct machine *m, int c, int mm, i64 page)
 {
-    const struct flush_return *at = &m->returns.v[page_of(m, &m->mms.v[mm], page)->ret_at];
-    struct rec flush = { at->t, at->cpu, TR_FLUSH, mm, -1 };
+    const struct page *pg = page_of(m, &m->mms.v[mm], page);
+    struct rec flush = { pg->ret_t, pg->ret_cpu, TR_FLUSH, mm, -1 };
     ring(m, c, TR_ACCESS_STALE, page, mm);
     report(m, V_STALE_TLB, SEV_ERROR, c, &flush, 1);
 }
@@ -136,11 +148,8 @@ void oracle_mm_freed(struct machine *m, int c, int mm)
             /* the model drops the dangling reference so the run stays meaningful */
             m->active_mm[x] = INIT_MM;
             m->lazy_ref[x] = 0;
-            if (m->loaded_mm[x] == mm) {
-                m->loaded_mm[x] = INIT_MM;
-                m->loaded_asid[x] = m->pcid ? INIT_ASID : 0;
-                m->is_lazy[x] = 0;
-            }
+            if (m->loaded_mm[x] == mm)
+                force_init_mm(m, x);
         }
     }
 }
