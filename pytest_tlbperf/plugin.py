@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from . import api, policies, profiles, selection
+from . import api, distribute, policies, profiles, selection
 from .engine import abi, native
 from .errors import TlbperfError
 from .fixture import (DEFAULT_METRICS, HOST_POLICY, HOST_PROFILE, HostFixture, HostMachine,
@@ -236,6 +236,8 @@ class TlbperfPlugin:
         self.report = None
         self.adaptive_log = []
         self.late_failures = []
+        self._group_left = {}         # pytest-xdist worker: comparison group -> items to run
+        self._spare = []              # ... and the seeds it ran ahead: [[cell key, samples]]
         self.written = []
         self.write_errors = []
         self.saved = None
@@ -492,7 +494,44 @@ class TlbperfPlugin:
         node = session.config.hook.pytest_collect_directory(path=path, parent=session)
         return [] if node is None else list(session.genitems(node))
 
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session):
+        self.session.startup_seconds = time.time() - self.session.process_started
+        if self.enabled and self.is_worker:
+            # how many items of each comparison group this worker holds: the
+            # scheduler sends a group whole, so its last one here is its last
+            policies = self.policy_list()
+            for item in session.items:
+                group = distribute.comparison_group(_nodeid(item), policies)
+                self._group_left[group] = self._group_left.get(group, 0) + 1
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        """On a pytest-xdist worker, after a comparison group's last cell:
+        its adaptive rounds, run ahead (`_run_ahead`)."""
+        result = yield
+        if self.enabled and self.is_worker and not self.interrupted:
+            group = distribute.comparison_group(_nodeid(item), self.policy_list())
+            left = self._group_left.get(group, 0) - 1
+            self._group_left[group] = left
+            if left == 0:
+                self._run_ahead(group)
+        return result
+
     # -- end of session -----------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        """pytest-xdist controller: -n N (--dist load unless given) and
+        --dist loadgroup hand out a comparison's cells together
+        (`distribute`); any other --dist is pytest-xdist's."""
+        dist = config.getvalue("dist")
+        explicit = any(str(a).startswith(("--dist", "-d")) for a in
+                       config.invocation_params.args)
+        if not self.enabled or self.host_machine is not None or not (
+                dist == "loadgroup" or (dist == "load" and not explicit)):
+            return None
+        return distribute.scheduler(config, log, self.policy_list())
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
         """pytest-xdist controller: take the cells a worker ran."""
@@ -527,9 +566,13 @@ class TlbperfPlugin:
 
     def _judge(self):
         from .reports.verdicts import compare_runs
+        started = time.perf_counter()
         run = self.session.to_run("", False)
         refs = [self.reference] if self.reference is not None else []
-        return compare_runs(run, refs, self.thresholds)
+        try:
+            return compare_runs(run, refs, self.thresholds)
+        finally:
+            self.session.stats_seconds += time.perf_counter() - started
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session, exitstatus):
@@ -538,7 +581,10 @@ class TlbperfPlugin:
         if self.is_worker:
             run = self.session.to_run("", False)
             run["timing"] = {"engine": self.session.engine_seconds,
-                             "statistics": self.session.stats_seconds}
+                             "statistics": self.session.stats_seconds,
+                             "startup": self.session.startup_seconds,
+                             "wall": time.time() - self.session.process_started}
+            run["spare"] = self._spare
             run["runners"] = [[list(key), spec] for key, spec in (
                 (key, runner_spec(*runner)) for key, runner in
                 sorted(self.session.runners.items())) if spec is not None]
@@ -554,6 +600,39 @@ class TlbperfPlugin:
         except KeyboardInterrupt:
             self.interrupted = True
             session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _run_ahead(self, group) -> None:
+        """A pytest-xdist worker's adaptive rounds for one comparison group
+        (`distribute`). The controller decides the rounds over the whole
+        report (Benjamini-Hochberg needs every comparison), but their seeds
+        are the next integers and a seed's sample is a function of the cell
+        alone, so the worker that ran the group can run them first: it plays
+        the rounds on this group's comparisons, then keeps the seeds it
+        added as spares, not in its cells. The controller takes a spare when
+        its own rounds ask for that seed and runs any other itself, so the
+        result is the serial one whatever the worker guessed."""
+        from .reports import adaptive
+        from .reports.verdicts import compare_runs
+        policies = self.policy_list()
+        cells = [c for c in self.session.cells if c.nodeid is not None
+                 and distribute.comparison_group(c.nodeid, policies) == group]
+        if not cells:
+            return
+        had = {c.key: len(c.samples) for c in cells}
+        refs = [self.reference] if self.reference is not None else []
+
+        def judge():
+            started = time.perf_counter()
+            run = self.session.to_run("", False, cells=cells)
+            try:
+                return compare_runs(run, refs, self.thresholds)
+            finally:
+                self.session.stats_seconds += time.perf_counter() - started
+        adaptive.run_rounds(judge, self._extend, self.max_rounds, self.baseline)
+        for cell in cells:
+            if len(cell.samples) > had[cell.key]:
+                self._spare.append([list(cell.key), cell.samples[had[cell.key]:]])
+                del cell.samples[had[cell.key]:]
 
     def _finish(self, session):
         from .reports import adaptive
@@ -675,6 +754,13 @@ class TlbperfPlugin:
         return out
 
     def _write(self, run):
+        started = time.perf_counter()
+        try:
+            self._write_reports(run)
+        finally:
+            self.session.report_seconds += time.perf_counter() - started
+
+    def _write_reports(self, run):
         from .reports import export, html, text
         outputs = []
         if self.json_path:
@@ -731,6 +817,7 @@ class TlbperfPlugin:
                                         "no report written and nothing saved", yellow=True)
         if not self.enabled or self.is_worker or self.report is None:
             return
+        summary_started = time.perf_counter()
         from .reports import text
         tr = terminalreporter
         s = self.session
@@ -770,13 +857,8 @@ class TlbperfPlugin:
             tr.section("tlbperf violations", sep="-")
             for line in lines:
                 tr.write_line(printable(line))
-        wall = time.time() - s.started
-        if s.workers:
-            tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine summed over "
-                          f"{s.workers} workers, {wall:.1f} s wall")
-        else:
-            tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine, "
-                          f"{max(wall - s.engine_seconds, 0):.1f} s elsewhere, of {wall:.1f} s")
+        s.report_seconds += time.perf_counter() - summary_started
+        tr.write_line(s.breakdown())
         for path in self.written:
             tr.write_line(f"tlbperf: wrote {path}")
         if self.saved:

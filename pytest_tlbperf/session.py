@@ -87,6 +87,22 @@ def sample(result) -> dict:
             "program_digest": result.program_digest}
 
 
+def process_started() -> float:
+    """When this process started, in time.time()'s terms (Linux: its start
+    time in /proc/self/stat, in clock ticks since boot), so the terminal
+    summary's start-up includes the interpreter's and pytest's imports;
+    elsewhere, now."""
+    import os
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+
+
 class Session:
     """Every cell of one `pytest --tlbperf` session.
 
@@ -98,10 +114,11 @@ class Session:
     run_ahead`): {cell key: {seed: sample}}, used instead of running that
     seed again.
 
-    Where the time went, for the terminal summary: `engine_seconds` inside
-    the engine's run loop, `stats_seconds` judging comparisons, summed over
-    pytest-xdist workers when there are any (`worker_seconds` keeps the
-    workers' own figures: start-up and collection, engine, statistics)."""
+    Where this process's time went, for the terminal summary (`breakdown`):
+    `engine_seconds` inside the engine's run loop, `stats_seconds` judging
+    comparisons, `startup_seconds` from the process's start to the end of
+    collection, `report_seconds` writing reports; `worker_seconds` holds
+    each pytest-xdist worker's own figures."""
 
     RUNS_KEPT = 1 << 14         # results kept for policies with equal knobs (Session.run)
 
@@ -111,8 +128,11 @@ class Session:
         self.cells: list = []
         self.profiles: dict = {}     # name -> digest
         self.started = time.time()
+        self.process_started = process_started()
+        self.startup_seconds = 0.0   # process start to the end of collection
         self.engine_seconds = 0.0
         self.stats_seconds = 0.0
+        self.report_seconds = 0.0    # writing the reports and the terminal summary
         self.workers = 0             # pytest-xdist workers whose cells were merged
         self.worker_seconds: list = []
         self.runners: dict = {}
@@ -168,16 +188,44 @@ class Session:
             added += 1
         return added
 
+    def breakdown(self, now=None) -> str:
+        """Where the wall time went, one line: serial, this process's; under
+        pytest-xdist, the workers' figures summed, then the controller's."""
+        wall = (now or time.time()) - self.process_started
+
+        def share(x):
+            return f"{x:.1f} s ({x / wall:.0%})" if wall > 0 else f"{x:.1f} s"
+        if not self.worker_seconds:
+            other = wall - self.engine_seconds - self.stats_seconds - self.startup_seconds \
+                - self.report_seconds
+            return (f"tlbperf: {wall:.1f} s wall: engine {share(self.engine_seconds)}, "
+                    f"statistics {share(self.stats_seconds)}, collection and start-up "
+                    f"{share(self.startup_seconds)}, reports {share(self.report_seconds)}, "
+                    f"other {share(max(other, 0.0))}")
+        w = self.worker_seconds
+
+        def total(what):
+            return sum(t.get(what, 0.0) for t in w)
+        return (f"tlbperf: {wall:.1f} s wall with {len(w)} workers: engine "
+                f"{total('engine'):.1f} s, statistics {total('statistics'):.1f} s, collection "
+                f"and start-up {total('startup'):.1f} s summed over the workers (longest "
+                f"{max(t.get('wall', 0.0) for t in w):.1f} s); controller: engine "
+                f"{share(self.engine_seconds)}, statistics {share(self.stats_seconds)}, "
+                f"reports {share(self.report_seconds)}")
+
     # -- one serializer for every output ---------------------------------
-    def to_run(self, commit, dirty, commit_sha=None) -> dict:
+    def to_run(self, commit, dirty, commit_sha=None, cells=None) -> dict:
+        """The run as saved; with `cells`, of those cells only (a pytest-xdist
+        worker judging one comparison group)."""
+        cells = self.cells if cells is None else cells
         return {"format": FORMAT, "version": VERSION, "id": "", "name": None,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
                 "commit_sha": commit_sha, "dirty": dirty, "model_version": api.MODEL_VERSION,
                 "baseline": self.baseline, "options": self.options,
                 "profiles": dict(sorted(self.profiles.items())),
-                "engines": sorted({c.engine for c in self.cells}),
+                "engines": sorted({c.engine for c in cells}),
                 "policies": self.policy_info,
-                "cells": [c.to_dict() for c in sorted(self.cells, key=lambda c: c.key)]}
+                "cells": [c.to_dict() for c in sorted(cells, key=lambda c: c.key)]}
 
     def merge(self, data: dict) -> None:
         """Take cells a worker (pytest-xdist) sent to the controller, the
@@ -185,10 +233,7 @@ class Session:
         adaptive rounds and its timing."""
         self.cells.extend(Cell.from_dict(c) for c in data["cells"])
         self.profiles.update(data["profiles"])
-        timing = data.get("timing") or {}
-        self.engine_seconds += timing.get("engine", 0.0)
-        self.stats_seconds += timing.get("statistics", 0.0)
-        self.worker_seconds.append(timing)
+        self.worker_seconds.append(data.get("timing") or {})
         for key, spec in data.get("runners", ()):
             self.runner_specs[tuple(key)] = spec
         for key, samples in data.get("spare", ()):

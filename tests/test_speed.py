@@ -52,3 +52,50 @@ def test_only_policies_with_equal_knobs_share_runs():
     assert selection.same_knobs("rar", "haswell-4c", session) == "mainline"
     assert selection.same_knobs("mainline_v6_14", "haswell-4c", session) is None
     assert selection.same_knobs("mainline", "haswell-4c", session) is None  # its own
+
+
+def test_a_comparison_group_is_a_test_on_a_profile_across_policies():
+    from pytest_tlbperf.distribute import comparison_group
+    policies = ["mainline", "mainline_v6_14", "v4_14"]
+    group = "test_broadcast.py::test_tlb_flush2[milan-36c-4]"
+    assert comparison_group("test_broadcast.py::test_tlb_flush2[milan-36c-mainline-4]",
+                            policies) == group
+    assert comparison_group("test_broadcast.py::test_tlb_flush2[milan-36c-mainline_v6_14-4]",
+                            policies) == group
+    assert comparison_group("test_virt.py::test_vm_overcommit[kvm-guest-16-v4_14]",
+                            policies) == "test_virt.py::test_vm_overcommit[kvm-guest-16]"
+    assert comparison_group("t.py::test_other[3]", policies) == "t.py::test_other[3]"
+    assert comparison_group("t.py::test_grouped[1]@db", policies) == "db"
+
+
+def _session(tmp_path, name, *args):
+    """One `pytest --tlbperf` run of SUITE in a fresh folder: (its saved
+    cells, its text report without the command lines, its exit code)."""
+    where = tmp_path / name
+    where.mkdir()
+    (where / "test_suite.py").write_text(SUITE)
+    cmd = [sys.executable, "-m", "pytest", "--tlbperf", "-q", "-p", "no:cacheprovider",
+           "-p", "no:randomly", "--tlbperf-policy", "concurrent_flush", "--tlbperf-policy", "v4_14",
+           "--tlbperf-rounds", "3", "--tlbperf-max-rounds", "12",
+           "--tlbperf-json", "run.json", "--tlbperf-text", "run.txt", "test_suite.py", *args]
+    proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True)
+    assert (where / "run.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    cells = json.loads((where / "run.json").read_text())["cells"]
+    text = [line for line in (where / "run.txt").read_text().splitlines()
+            if not any(x in line for x in ("pytest ", "test_suite.py", str(where)))]
+    return cells, text, proc.returncode, proc.stdout
+
+
+@pytest.mark.parametrize("how", [["-n", "2"], ["--tx", "2*popen", "--dist", "loadgroup"]],
+                         ids=["n2", "two-gateways"])
+def test_xdist_gives_the_serial_runs_seeds_samples_and_verdicts(tmp_path, how):
+    """Workers run their comparisons' adaptive rounds ahead; the controller
+    takes their seeds only where its own rounds ask for them: the result
+    is the serial one, sample for sample, verdict for verdict."""
+    serial, serial_text, serial_rc, _ = _session(tmp_path, "serial")
+    cells, text, rc, out = _session(tmp_path, "xdist", *how)
+    assert rc == serial_rc
+    assert any(len(c["seeds"]) > 3 for c in serial), "no adaptive round: the test tests nothing"
+    assert cells == serial
+    assert text == serial_text
+    assert "with 2 workers" in out
