@@ -128,7 +128,7 @@ def _executed_digest(program, task_pc) -> str:
     import hashlib
     h = hashlib.sha256()
     for task, pc in zip(program.tasks, task_pc):
-        h.update(repr(task.ops[:pc]).encode())
+        h.update(repr(tuple(task.ops[:pc])).encode())
     return h.hexdigest()[:16]
 
 

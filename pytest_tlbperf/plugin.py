@@ -580,7 +580,7 @@ class TlbperfPlugin:
             return
         if self.is_worker:
             run = self.session.to_run("", False)
-            run["timing"] = {"engine": self.session.engine_seconds,
+            run["timing"] = {"engine": self.session.engine_seconds, "runs": self.session.runs,
                              "statistics": self.session.stats_seconds,
                              "startup": self.session.startup_seconds,
                              "wall": time.time() - self.session.process_started}
@@ -770,7 +770,7 @@ class TlbperfPlugin:
             outputs.append((self.text_path, lambda fh: fh.write(
                 text.render(self.report) + self._host_text(run))))
         if self.html_path:
-            outputs.append((self.html_path, lambda fh: fh.write(html.render(self.report))))
+            outputs.append((self.html_path, lambda fh: html.write(self.report, fh)))
         for item in self.exports:
             fmt, _, path = item.partition("=")
             outputs.append((path, lambda fh, fmt=fmt: fh.write(export.FORMATS[fmt](run))))

@@ -131,6 +131,7 @@ class Session:
         self.process_started = process_started()
         self.startup_seconds = 0.0   # process start to the end of collection
         self.engine_seconds = 0.0
+        self.runs = 0                # engine runs made (not taken from Session.run's cache)
         self.stats_seconds = 0.0
         self.report_seconds = 0.0    # writing the reports and the terminal summary
         self.workers = 0             # pytest-xdist workers whose cells were merged
@@ -165,6 +166,7 @@ class Session:
         if hit is None:
             result = machine.run(workload, seed=seed)
             self.engine_seconds += result.engine_seconds
+            self.runs += 1
             hit = (result.engine, sample(result))
             if key is not None:
                 self._runs[key] = hit
@@ -198,7 +200,8 @@ class Session:
         if not self.worker_seconds:
             other = wall - self.engine_seconds - self.stats_seconds - self.startup_seconds \
                 - self.report_seconds
-            return (f"tlbperf: {wall:.1f} s wall: engine {share(self.engine_seconds)}, "
+            return (f"tlbperf: {wall:.1f} s wall: engine {share(self.engine_seconds)} "
+                    f"({self.runs} runs), "
                     f"statistics {share(self.stats_seconds)}, collection and start-up "
                     f"{share(self.startup_seconds)}, reports {share(self.report_seconds)}, "
                     f"other {share(max(other, 0.0))}")
@@ -207,10 +210,10 @@ class Session:
         def total(what):
             return sum(t.get(what, 0.0) for t in w)
         return (f"tlbperf: {wall:.1f} s wall with {len(w)} workers: engine "
-                f"{total('engine'):.1f} s, statistics {total('statistics'):.1f} s, collection "
+                f"{total('engine'):.1f} s ({total('runs'):.0f} runs), statistics {total('statistics'):.1f} s, collection "
                 f"and start-up {total('startup'):.1f} s summed over the workers (longest "
                 f"{max(t.get('wall', 0.0) for t in w):.1f} s); controller: engine "
-                f"{share(self.engine_seconds)}, statistics {share(self.stats_seconds)}, "
+                f"{share(self.engine_seconds)} ({self.runs} runs), statistics {share(self.stats_seconds)}, "
                 f"reports {share(self.report_seconds)}")
 
     # -- one serializer for every output ---------------------------------

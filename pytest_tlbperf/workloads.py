@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import itertools
+from array import array
 
 from .engine import abi
 from .engine.prng import STREAM_WORKLOAD, Stream
@@ -45,7 +46,10 @@ MAX_OP_VALUE = 1 << 44     # engine/_native.c MAX_VALUE: any op argument or star
 class TaskSpec:
     """One task: the mm template it runs in (-1: a kernel thread), the CPU it
     starts on, its start time in cycles, its ops (4 ints each) and the CPUs
-    it may run on (`affinity`, empty: any), as sched_setaffinity() sets it."""
+    it may run on (`affinity`, empty: any), as sched_setaffinity() sets it.
+    A compiled workload's ops are an array('q') (`Workload.compile`): 8
+    bytes a word where a tuple takes 36, and the programs kept for reuse
+    were most of a session's memory (issue 16)."""
 
     __slots__ = ("mm", "cpu", "start", "ops", "affinity")
 
@@ -80,7 +84,7 @@ class Program:
             h = hashlib.sha256()
             h.update(repr((self.mm_pages, self.channels, self.warmup, self.window)).encode())
             for t in self.tasks:
-                h.update(repr((t.mm, t.cpu, t.start, t.ops, t.affinity)).encode())
+                h.update(repr((t.mm, t.cpu, t.start, tuple(t.ops), t.affinity)).encode())
             self._digest = h.hexdigest()[:16]
         return self._digest
 
@@ -378,6 +382,8 @@ class Workload:
                                     f"raised {type(exc).__name__}: {exc}") from exc
             program = b.program()
             program.validate(profile)
+            for t in program.tasks:         # validated: every word fits in int64
+                t.ops = array("q", t.ops)
             if key is not None:
                 _compiled[key] = program
                 if len(_compiled) > _COMPILED_MAX:
