@@ -87,12 +87,20 @@ def sample(result) -> dict:
             "program_digest": result.program_digest}
 
 
+_first_session = True
+
+
 def process_started() -> float:
     """When this process started, in time.time()'s terms (Linux: its start
     time in /proc/self/stat, in clock ticks since boot), so the terminal
     summary's start-up includes the interpreter's and pytest's imports;
-    elsewhere, now."""
+    elsewhere, or for a second session in one process (pytest.main() called
+    again, pytester), now."""
     import os
+    global _first_session
+    first, _first_session = _first_session, False
+    if not first:
+        return time.time()
     try:
         with open("/proc/self/stat", encoding="ascii") as fh:
             ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
