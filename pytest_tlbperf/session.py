@@ -217,12 +217,14 @@ class Session:
 
         def total(what):
             return sum(t.get(what, 0.0) for t in w)
+        walls = "/".join(f"{t.get('wall', 0.0):.1f}" for t in w)
         return (f"tlbperf: {wall:.1f} s wall with {len(w)} workers: engine "
-                f"{total('engine'):.1f} s ({total('runs'):.0f} runs), statistics {total('statistics'):.1f} s, collection "
-                f"and start-up {total('startup'):.1f} s summed over the workers (longest "
-                f"{max(t.get('wall', 0.0) for t in w):.1f} s); controller: engine "
-                f"{share(self.engine_seconds)} ({self.runs} runs), statistics {share(self.stats_seconds)}, "
-                f"reports {share(self.report_seconds)}")
+                f"{total('engine'):.1f} s ({total('runs'):.0f} runs), statistics "
+                f"{total('statistics'):.1f} s, collection and start-up "
+                f"{total('startup'):.1f} s summed over the workers ({walls} s each, start "
+                f"to end); controller: engine {share(self.engine_seconds)} ({self.runs} "
+                f"runs), statistics {share(self.stats_seconds)}, reports "
+                f"{share(self.report_seconds)}")
 
     # -- one serializer for every output ---------------------------------
     def to_run(self, commit, dirty, commit_sha=None, cells=None) -> dict:

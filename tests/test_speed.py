@@ -99,3 +99,21 @@ def test_xdist_gives_the_serial_runs_seeds_samples_and_verdicts(tmp_path, how):
     assert cells == serial
     assert text == serial_text
     assert "with 2 workers" in out
+
+
+def test_a_candidate_with_the_baselines_knobs_shares_its_runs_and_the_report_says_so(
+        tmp_path):
+    where = tmp_path / "rar"
+    where.mkdir()
+    (where / "test_suite.py").write_text(SUITE)
+    subprocess.run([sys.executable, "-m", "pytest", "--tlbperf", "-q", "-p", "no:cacheprovider",
+                    "--tlbperf-policy", "rar", "--tlbperf-rounds", "3", "--tlbperf-max-rounds",
+                    "3", "--tlbperf-json", "run.json", "--tlbperf-text", "run.txt",
+                    "-k", "madvise", "test_suite.py"], cwd=where, capture_output=True)
+    cells = json.loads((where / "run.json").read_text())["cells"]
+    by = {(c["test"], c["policy"]): c for c in cells}
+    rar = by[("test_madvise[threads=2]", "rar")]
+    assert rar["same_knobs"] == "mainline"
+    assert rar["seeds"] == by[("test_madvise[threads=2]", "mainline")]["seeds"]
+    assert "rar's knobs equal mainline's on haswell-4c: its runs there are mainline's" in \
+        " ".join((where / "run.txt").read_text().split())
