@@ -236,7 +236,8 @@ class TlbperfPlugin:
         self.report = None
         self.adaptive_log = []
         self.late_failures = []
-        self._group_left = {}         # pytest-xdist worker: comparison group -> items to run
+        self._group_of = {}           # pytest-xdist worker: node id -> comparison group,
+        self._group_left = {}         # ... group -> its items still to run,
         self._spare = []              # ... and the seeds it ran ahead: [[cell key, samples]]
         self.written = []
         self.write_errors = []
@@ -502,7 +503,10 @@ class TlbperfPlugin:
             # scheduler sends a group whole, so its last one here is its last
             policies = self.policy_list()
             for item in session.items:
-                group = distribute.comparison_group(_nodeid(item), policies)
+                # read off the id the controller schedules by, kept by the
+                # id the cells record
+                group = distribute.comparison_group(item.nodeid, policies)
+                self._group_of[_nodeid(item)] = group
                 self._group_left[group] = self._group_left.get(group, 0) + 1
 
     @pytest.hookimpl(wrapper=True, trylast=True)
@@ -511,7 +515,7 @@ class TlbperfPlugin:
         its adaptive rounds, run ahead (`_run_ahead`)."""
         result = yield
         if self.enabled and self.is_worker and not self.interrupted:
-            group = distribute.comparison_group(_nodeid(item), self.policy_list())
+            group = self._group_of.get(_nodeid(item))
             left = self._group_left.get(group, 0) - 1
             self._group_left[group] = left
             if left == 0:
@@ -559,10 +563,7 @@ class TlbperfPlugin:
         cell = self.session.find(key)
         if cell is None or cell.unexpected() or cell.lost():
             return None
-        runner = self._runner(key)
-        if runner is None:
-            return None
-        return self.session.extend(key, seeds, runner)
+        return self.session.extend(key, seeds, lambda: self._runner(key))
 
     def _judge(self):
         from .reports.verdicts import compare_runs
@@ -613,9 +614,7 @@ class TlbperfPlugin:
         result is the serial one whatever the worker guessed."""
         from .reports import adaptive
         from .reports.verdicts import compare_runs
-        policies = self.policy_list()
-        cells = [c for c in self.session.cells if c.nodeid is not None
-                 and distribute.comparison_group(c.nodeid, policies) == group]
+        cells = [c for c in self.session.cells if self._group_of.get(c.nodeid) == group]
         if not cells:
             return
         had = {c.key: len(c.samples) for c in cells}

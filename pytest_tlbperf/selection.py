@@ -114,8 +114,8 @@ def same_knobs(policy, profile, session_policies):
     """The first of `session_policies` (the baseline first) whose effective
     knobs on `profile` equal `policy`'s, or None: the engine and the oracle
     read knobs only, so such a policy's runs are that one's (a candidate
-    that changes nothing on this machine, mainline_v6_14 where there is no
-    INVLPGB). A policy with a Python hook decides flushes its own way and
+    that changes nothing on this machine: the RAR RFC on a part without
+    RAR). A policy with a Python hook decides flushes its own way and
     equals none."""
     if _policy(policy).has_python_hooks():
         return None

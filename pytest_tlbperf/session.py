@@ -118,9 +118,9 @@ class Session:
     in this process; `runner_specs` to a JSON description of them received
     from a pytest-xdist worker. Both serve the adaptive rounds, which run
     more seeds of a cell after the tests; neither is saved. `spare` holds
-    the samples a worker ran ahead for the adaptive rounds (`reports.adaptive.
-    run_ahead`): {cell key: {seed: sample}}, used instead of running that
-    seed again.
+    the samples a worker ran ahead for the adaptive rounds (`plugin.
+    TlbperfPlugin._run_ahead`): {cell key: {seed: sample}}, used instead of
+    running that seed again.
 
     Where this process's time went, for the terminal summary (`breakdown`):
     `engine_seconds` inside the engine's run loop, `stats_seconds` judging
@@ -166,8 +166,8 @@ class Session:
         """(engine, sample) of one seed on a ModeledMachine. A run is a
         function of the profile, the knobs, the engine and the program
         (`ModeledMachine.run_key`), never of the policy's name: a policy
-        whose knobs equal another's on this profile -- mainline_v6_14 on a
-        part without INVLPGB, a candidate that changes nothing there --
+        whose knobs equal another's on this profile -- the RAR RFC on a part
+        without RAR, a candidate that changes nothing there --
         gets that policy's result instead of running it again."""
         key = machine.run_key(workload, seed)
         hit = self._runs.get(key) if key is not None else None
@@ -184,19 +184,25 @@ class Session:
 
     def extend(self, key, seeds: int, runner) -> int:
         """Run cell `key` on the next seeds until it has `seeds` of them, with
-        `runner` = (machine, workload); returns how many were added. A seed
-        a worker already ran (`spare`) is taken from there."""
+        `runner()` -> (machine, workload) or None; returns how many were
+        added, or None when a seed must run and there is no runner. A seed
+        a worker already ran (`spare`) is taken from there, without asking
+        for the runner (rebuilding one configures its policy again)."""
         cell = self.find(key)
-        machine, workload = runner
         spare = self.spare.get(key, {})
-        added = 0
-        while len(cell.samples) < seeds:
-            seed = max((s["seed"] for s in cell.samples), default=-1) + 1
+        first = max((s["seed"] for s in cell.samples), default=-1) + 1
+        wanted = range(first, first + max(seeds - len(cell.samples), 0))
+        machine = workload = None
+        if any(seed not in spare for seed in wanted):
+            made = runner()
+            if made is None:
+                return None
+            machine, workload = made
+        for seed in wanted:
             found = spare.pop(seed, None)
             cell.samples.append(found if found is not None
                                 else self.run(machine, workload, seed)[1])
-            added += 1
-        return added
+        return len(wanted)
 
     def breakdown(self, now=None) -> str:
         """Where the wall time went, one line: serial, this process's; under
