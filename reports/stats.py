@@ -514,8 +514,8 @@ def identical(design, n_baseline, n_candidate, why) -> Comparison:
 
 
 def adjust(pvalues) -> list:
-    """Benjamini-Hochberg adjusted p-values (`_bh`) over every comparison that has a p-value; None stays None
-    (no test, so not part of the family). The family is the whole report:
+    """Benjamini-Hochberg adjusted p-values (`_bh`) over every comparison
+    that has a p-value; None stays None (no test, so not part of the family). The family is the whole report:
     controlling the false discovery rate across all of it is what lets a
     reviewer read one table of many policies x metrics without being fooled
     by the 1-in-20 chance hit."""
