@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 
 from . import metrics, profiles
@@ -18,14 +19,21 @@ ENGINES = ("auto", "python", "native")
 
 
 class Result:
-    """What one run returns: metrics, violations and where they came from."""
+    """What one run returns: metrics, violations and where they came from.
+
+    `executed_digest` (which ops each task executed) is computed when first
+    read: it hashes the repr of every executed op, which costs more than a
+    native run, and only the differential tests read it. `engine_seconds`
+    is the time the engine's run took (the run loop, without compiling,
+    digests or metrics): the plugin's breakdown of a session's time."""
 
     __slots__ = ("workload", "profile", "policy", "seed", "engine", "metrics", "violations",
                  "violation_counts", "ipis_by_cpu", "finished", "program_digest",
-                 "executed_digest")
+                 "_executed_digest", "_executed", "engine_seconds")
 
     def __init__(self, workload, profile, policy, seed, engine, metrics, violations,
-                 violation_counts, ipis_by_cpu, finished, program_digest, executed_digest):
+                 violation_counts, ipis_by_cpu, finished, program_digest, executed_digest,
+                 engine_seconds=0.0):
         self.workload, self.profile, self.policy = workload, profile, policy
         self.seed, self.engine = seed, engine
         self.metrics = metrics
@@ -34,7 +42,17 @@ class Result:
         self.ipis_by_cpu = ipis_by_cpu          # cross-call IPIs each CPU handled
         self.finished = finished
         self.program_digest = program_digest
-        self.executed_digest = executed_digest
+        # a digest, or (program, task_pc) to compute it from when it is read
+        self._executed_digest, self._executed = (executed_digest, None) \
+            if isinstance(executed_digest, str) else (None, executed_digest)
+        self.engine_seconds = engine_seconds
+
+    @property
+    def executed_digest(self) -> str:
+        if self._executed_digest is None and self._executed is not None:
+            self._executed_digest = _executed_digest(*self._executed)
+            self._executed = None
+        return self._executed_digest
 
     def to_dict(self) -> dict:
         return {
@@ -110,7 +128,7 @@ def _executed_digest(program, task_pc) -> str:
     import hashlib
     h = hashlib.sha256()
     for task, pc in zip(program.tasks, task_pc):
-        h.update(repr(task.ops[:pc]).encode())
+        h.update(repr(tuple(task.ops[:pc])).encode())
     return h.hexdigest()[:16]
 
 
@@ -121,17 +139,27 @@ def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
         raise TlbperfError(f"seed must be a non-negative integer, got {seed!r}")
     prof = profiles.get(profile)
     pol = resolve(policy)
-    knobs = pol.knobs(prof)
+    return run_configured(workload, prof, pol, pol.knobs(prof), seed, engine)
+
+
+def run_configured(workload, prof, pol, knobs, seed: int, engine: str = "auto") -> Result:
+    """`run()` for a Profile, a Policy instance and the knobs it resolved to
+    on that profile, made once by the caller (`fixture.ModeledMachine` runs
+    one cell's many seeds with them: resolving the knobs runs the policy's
+    configure() under its instruction budget, every time)."""
+    if not isinstance(seed, int) or seed < 0:
+        raise TlbperfError(f"seed must be a non-negative integer, got {seed!r}")
     chosen = _pick_engine(engine, pol)
     program = workload.compile(prof, seed)
     hook = _hook(pol) if pol.has_python_hooks() else None
+    started = time.perf_counter()
     raw = (native.run(prof, knobs, program, seed) if chosen == "native"
            else Machine(prof, knobs, program, seed, hook=hook).run())
+    seconds = time.perf_counter() - started
     violations = [Violation(abi.VIOLATION_KINDS[kind], abi.SEVERITIES[sev], cpu,
                             prof.ns_from_cycles(t), format_trace(trace, prof))
                   for kind, sev, cpu, t, trace in raw["violations"]]
     counts = {abi.VIOLATION_KINDS[i]: n for i, n in enumerate(raw["violation_counts"]) if n}
     return Result(workload.name, prof.name, pol.policy_name(), seed, chosen,
                   metrics.compute(raw, prof), violations, counts, tuple(raw["ipis_received"]),
-                  raw["finished"],
-                  program.digest(), _executed_digest(program, raw["task_pc"]))
+                  raw["finished"], program.digest(), (program, raw["task_pc"]), seconds)

@@ -12,7 +12,7 @@ import pytest
 from . import api, policies, profiles, workloads
 from .errors import TlbperfError, WorkloadError
 from .policy import call_policy
-from .session import Cell, sample
+from .session import Cell
 from .userio import printable, printable_lines
 
 DEFAULT_METRICS = ("flush_latency_ns_p99", "ipis")
@@ -36,7 +36,20 @@ class ModeledMachine:
         self.engine = engine
 
     def run(self, workload, seed: int = 0):
-        return api.run(workload, self.profile, self.policy, seed=seed, engine=self.engine)
+        return api.run_configured(workload, self.profile, self.policy, self.knobs, seed,
+                                  self.engine)
+
+    def run_key(self, workload, seed: int):
+        """What a run on this machine is a function of -- the profile, the
+        knobs, the engine asked for, the program -- or None when that is
+        not all (a Python hook decides flushes; a custom workload whose
+        program has no key). Never the policy's name: the engine and the
+        oracle read knobs only."""
+        if self.policy.has_python_hooks():
+            return None
+        program = workload.program_key(self.profile, seed)
+        return None if program is None else (self.profile.digest, self.knobs, self.engine,
+                                             program)
 
     def __repr__(self):
         return f"<ModeledMachine {self.profile.name} {self.policy_name} engine={self.engine}>"
@@ -81,7 +94,7 @@ class TlbperfFixture:
     fit that machine."""
 
     def __init__(self, machine, test, seeds, metrics, shows, session, fail_on, nodeid=None,
-                 touched=False):
+                 touched=False, same_knobs=None):
         self.machine = machine
         self.test = test
         self.seeds = seeds
@@ -90,12 +103,12 @@ class TlbperfFixture:
         self.session = session
         self.fail_on = fail_on
         self.nodeid, self.touched = nodeid, touched
+        self.same_knobs = same_knobs
         self.calls = 0
 
     def __call__(self, workload, metrics=None) -> Cell:
-        started = time.perf_counter()
         try:
-            results = [self.machine.run(workload, seed=s) for s in self.seeds]
+            runs = [self.session.run(self.machine, workload, s) for s in self.seeds]
         except WorkloadError as exc:
             if self.touched:
                 pytest.skip(printable_lines(
@@ -106,9 +119,8 @@ class TlbperfFixture:
         except TlbperfError as exc:     # bad parameters, a policy's bug: one clean failure
             pytest.fail(printable_lines(f"{self.machine.policy_name} on "
                                         f"{self.machine.profile.name}: {exc}"), pytrace=False)
-        return self._record(printable(repr(workload)), results[0].engine,
-                            metrics or self.metrics, [sample(r) for r in results],
-                            time.perf_counter() - started, runner=(self.machine, workload))
+        return self._record(printable(repr(workload)), runs[0][0], metrics or self.metrics,
+                            [s for _, s in runs], 0.0, runner=(self.machine, workload))
 
     def membarrier(self) -> Cell:
         """Check seed 004's membarrier scenarios against this cell's knobs on
@@ -132,7 +144,7 @@ class TlbperfFixture:
             pytest.fail(printable_lines(str(exc)), pytrace=False)
         cell = Cell(label, m.profile.name, printable(m.policy_name), what, engine, metrics,
                     samples, expected=expected, shows=self.shows, nodeid=self.nodeid,
-                    touched=self.touched)
+                    touched=self.touched, same_knobs=self.same_knobs)
         self.session.add(cell, m.profile.digest, elapsed, runner=runner)
         # --tlbperf-fail-on=regression fails on violations too: a policy that
         # breaks the oracle's invariants is worse than a slow one

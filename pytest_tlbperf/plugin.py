@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from . import api, policies, profiles, selection
+from . import api, distribute, policies, profiles, selection
 from .engine import abi, native
 from .errors import TlbperfError
 from .fixture import (DEFAULT_METRICS, HOST_POLICY, HOST_PROFILE, HostFixture, HostMachine,
@@ -236,6 +236,9 @@ class TlbperfPlugin:
         self.report = None
         self.adaptive_log = []
         self.late_failures = []
+        self._group_of = {}           # pytest-xdist worker: node id -> comparison group,
+        self._group_left = {}         # ... group -> its items still to run,
+        self._spare = []              # ... and the seeds it ran ahead: [[cell key, samples]]
         self.written = []
         self.write_errors = []
         self.saved = None
@@ -492,7 +495,47 @@ class TlbperfPlugin:
         node = session.config.hook.pytest_collect_directory(path=path, parent=session)
         return [] if node is None else list(session.genitems(node))
 
+    @pytest.hookimpl
+    def pytest_collection_finish(self, session):
+        self.session.startup_seconds = time.time() - self.session.process_started
+        if self.enabled and self.is_worker:
+            # how many items of each comparison group this worker holds: the
+            # scheduler sends a group whole, so its last one here is its last
+            policies = self.policy_list()
+            for item in session.items:
+                # read off the id the controller schedules by, kept by the
+                # id the cells record
+                group = distribute.comparison_group(item.nodeid, policies)
+                self._group_of[_nodeid(item)] = group
+                self._group_left[group] = self._group_left.get(group, 0) + 1
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        """On a pytest-xdist worker, after a comparison group's last cell:
+        its adaptive rounds, run ahead (`_run_ahead`)."""
+        result = yield
+        if self.enabled and self.is_worker and not self.interrupted:
+            group = self._group_of.get(_nodeid(item))
+            left = self._group_left.get(group, 0) - 1
+            self._group_left[group] = left
+            if left == 0:
+                self._run_ahead(group)
+        return result
+
     # -- end of session -----------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        """pytest-xdist controller: -n N (--dist load unless given) and
+        --dist loadgroup hand out a comparison's cells together
+        (`distribute`); any other --dist is pytest-xdist's."""
+        dist = config.getvalue("dist")
+        explicit = any(str(a).startswith(("--dist", "-d")) for a in
+                       config.invocation_params.args)
+        if not self.enabled or self.host_machine is not None or not (
+                dist == "loadgroup" or (dist == "load" and not explicit)):
+            return None
+        return distribute.scheduler(config, log, self.policy_list())
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
         """pytest-xdist controller: take the cells a worker ran."""
@@ -520,16 +563,17 @@ class TlbperfPlugin:
         cell = self.session.find(key)
         if cell is None or cell.unexpected() or cell.lost():
             return None
-        runner = self._runner(key)
-        if runner is None:
-            return None
-        return self.session.extend(key, seeds, runner)
+        return self.session.extend(key, seeds, lambda: self._runner(key))
 
     def _judge(self):
         from .reports.verdicts import compare_runs
+        started = time.perf_counter()
         run = self.session.to_run("", False)
         refs = [self.reference] if self.reference is not None else []
-        return compare_runs(run, refs, self.thresholds)
+        try:
+            return compare_runs(run, refs, self.thresholds)
+        finally:
+            self.session.stats_seconds += time.perf_counter() - started
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session, exitstatus):
@@ -537,7 +581,11 @@ class TlbperfPlugin:
             return
         if self.is_worker:
             run = self.session.to_run("", False)
-            run["engine_seconds"] = self.session.engine_seconds
+            run["timing"] = {"engine": self.session.engine_seconds, "runs": self.session.runs,
+                             "statistics": self.session.stats_seconds,
+                             "startup": self.session.startup_seconds,
+                             "wall": time.time() - self.session.process_started}
+            run["spare"] = self._spare
             run["runners"] = [[list(key), spec] for key, spec in (
                 (key, runner_spec(*runner)) for key, runner in
                 sorted(self.session.runners.items())) if spec is not None]
@@ -553,6 +601,37 @@ class TlbperfPlugin:
         except KeyboardInterrupt:
             self.interrupted = True
             session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _run_ahead(self, group) -> None:
+        """A pytest-xdist worker's adaptive rounds for one comparison group
+        (`distribute`). The controller decides the rounds over the whole
+        report (Benjamini-Hochberg needs every comparison), but their seeds
+        are the next integers and a seed's sample is a function of the cell
+        alone, so the worker that ran the group can run them first: it plays
+        the rounds on this group's comparisons, then keeps the seeds it
+        added as spares, not in its cells. The controller takes a spare when
+        its own rounds ask for that seed and runs any other itself, so the
+        result is the serial one whatever the worker guessed."""
+        from .reports import adaptive
+        from .reports.verdicts import compare_runs
+        cells = [c for c in self.session.cells if self._group_of.get(c.nodeid) == group]
+        if not cells:
+            return
+        had = {c.key: len(c.samples) for c in cells}
+        refs = [self.reference] if self.reference is not None else []
+
+        def judge():
+            started = time.perf_counter()
+            run = self.session.to_run("", False, cells=cells)
+            try:
+                return compare_runs(run, refs, self.thresholds)
+            finally:
+                self.session.stats_seconds += time.perf_counter() - started
+        adaptive.run_rounds(judge, self._extend, self.max_rounds, self.baseline)
+        for cell in cells:
+            if len(cell.samples) > had[cell.key]:
+                self._spare.append([list(cell.key), cell.samples[had[cell.key]:]])
+                del cell.samples[had[cell.key]:]
 
     def _finish(self, session):
         from .reports import adaptive
@@ -674,6 +753,13 @@ class TlbperfPlugin:
         return out
 
     def _write(self, run):
+        started = time.perf_counter()
+        try:
+            self._write_reports(run)
+        finally:
+            self.session.report_seconds += time.perf_counter() - started
+
+    def _write_reports(self, run):
         from .reports import export, html, text
         outputs = []
         if self.json_path:
@@ -683,7 +769,7 @@ class TlbperfPlugin:
             outputs.append((self.text_path, lambda fh: fh.write(
                 text.render(self.report) + self._host_text(run))))
         if self.html_path:
-            outputs.append((self.html_path, lambda fh: fh.write(html.render(self.report))))
+            outputs.append((self.html_path, lambda fh: html.write(self.report, fh)))
         for item in self.exports:
             fmt, _, path = item.partition("=")
             outputs.append((path, lambda fh, fmt=fmt: fh.write(export.FORMATS[fmt](run))))
@@ -730,6 +816,7 @@ class TlbperfPlugin:
                                         "no report written and nothing saved", yellow=True)
         if not self.enabled or self.is_worker or self.report is None:
             return
+        summary_started = time.perf_counter()
         from .reports import text
         tr = terminalreporter
         s = self.session
@@ -769,13 +856,8 @@ class TlbperfPlugin:
             tr.section("tlbperf violations", sep="-")
             for line in lines:
                 tr.write_line(printable(line))
-        wall = time.time() - s.started
-        if s.workers:
-            tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine summed over "
-                          f"{s.workers} workers, {wall:.1f} s wall")
-        else:
-            tr.write_line(f"tlbperf: {s.engine_seconds:.1f} s in the engine, "
-                          f"{max(wall - s.engine_seconds, 0):.1f} s elsewhere, of {wall:.1f} s")
+        s.report_seconds += time.perf_counter() - summary_started
+        tr.write_line(s.breakdown())
         for path in self.written:
             tr.write_line(f"tlbperf: wrote {path}")
         if self.saved:
@@ -842,9 +924,24 @@ def tlbperf(tlb_machine, request):
     fail_on = "none" if plugin.roles.role(policy_spec) == selection.REFERENCE \
         else plugin.fail_on
     added = (request.node.originalname, profile_spec, policy_spec) in plugin.added
+    try:
+        same = selection.same_knobs(policy_spec, profile_spec, plugin.roles.policies())
+    except TlbperfError:
+        same = None                   # configure() fails: tlb_machine has said so
     return TlbperfFixture(tlb_machine, test, seeds, metrics, kwargs.get("shows", ()),
-                          plugin.session, fail_on, nodeid=request.node.nodeid,
-                          touched=added)
+                          plugin.session, fail_on, nodeid=_nodeid(request.node),
+                          touched=added, same_knobs=same)
+
+
+def _nodeid(item) -> str:
+    """The item's node id as the serial run has it: under `--dist
+    loadgroup` pytest-xdist's workers append '@' and the names of its
+    xdist_group marks (xdist/remote.py, WorkerInteractor)."""
+    names = {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+             for m in item.iter_markers("xdist_group")}
+    suffix = "@" + "_".join(sorted(names)) if names else ""
+    nodeid = item.nodeid
+    return nodeid[:-len(suffix)] if suffix and nodeid.endswith(suffix) else nodeid
 
 
 def _has_line(entry) -> bool:

@@ -110,6 +110,24 @@ def knob_delta(policy, baseline, profile) -> dict:
     return {k: (theirs[k], mine[k]) for k in KNOB_NAMES if mine[k] != theirs[k]}
 
 
+def same_knobs(policy, profile, session_policies):
+    """The first of `session_policies` (the baseline first) whose effective
+    knobs on `profile` equal `policy`'s, or None: the engine and the oracle
+    read knobs only, so such a policy's runs are that one's (a candidate
+    that changes nothing on this machine: the RAR RFC on a part without
+    RAR). A policy with a Python hook decides flushes its own way and
+    equals none."""
+    if _policy(policy).has_python_hooks():
+        return None
+    mine = _knobs(policy, profile)
+    for other in session_policies:
+        if other == policy:
+            return None
+        if not _policy(other).has_python_hooks() and _knobs(other, profile) == mine:
+            return other
+    return None
+
+
 def is_guest(profile) -> bool:
     return profiles.get(profile).virt is not None
 

@@ -168,6 +168,7 @@ CELL_FIELDS = {
     "workload": (_STR, False), "engine": (_STR, False), "metrics": (_STRS, False),
     "expected": (_STRS, False), "shows": (_STRS, False),
     "rounds": (("an integer or null", lambda v: v is None or _int(v)), False),
+    "same_knobs": (("a string or null", lambda v: v is None or _str(v)), False),
     "seeds": (("a list", lambda v: isinstance(v, list)), True),
 }
 SAMPLE_FIELDS = {

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
+from array import array
 
 from .engine import abi
 from .engine.prng import STREAM_WORKLOAD, Stream
@@ -44,7 +46,10 @@ MAX_OP_VALUE = 1 << 44     # engine/_native.c MAX_VALUE: any op argument or star
 class TaskSpec:
     """One task: the mm template it runs in (-1: a kernel thread), the CPU it
     starts on, its start time in cycles, its ops (4 ints each) and the CPUs
-    it may run on (`affinity`, empty: any), as sched_setaffinity() sets it."""
+    it may run on (`affinity`, empty: any), as sched_setaffinity() sets it.
+    A compiled workload's ops are an array('q') (`Workload.compile`): 8
+    bytes a word where a tuple takes 36, and the programs kept for reuse
+    were most of a session's memory (issue 16)."""
 
     __slots__ = ("mm", "cpu", "start", "ops", "affinity")
 
@@ -61,25 +66,36 @@ class Program:
     [warmup, warmup + window) only, as will-it-scale samples after its
     warm-up."""
 
-    __slots__ = ("name", "mm_pages", "tasks", "channels", "warmup", "window")
+    __slots__ = ("name", "mm_pages", "tasks", "channels", "warmup", "window", "_digest")
 
     def __init__(self, name: str, mm_pages: list, tasks: list, channels: int = 0,
                  warmup: int = 0, window: int = 0):
         self.name, self.mm_pages, self.tasks = name, mm_pages, tasks
         self.channels, self.warmup, self.window = channels, warmup, window
+        self._digest = None
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        h.update(repr((self.mm_pages, self.channels, self.warmup, self.window)).encode())
-        for t in self.tasks:
-            h.update(repr((t.mm, t.cpu, t.start, t.ops, t.affinity)).encode())
-        return h.hexdigest()[:16]
+        """sha256 of the program's repr, 16 hex digits: what pairs a saved
+        sample with this run's across commits (so its value never changes).
+        Computed once per program: a compiled program is immutable and runs
+        for every policy of a comparison (repr + sha256 of every op cost
+        more than a native run, issue 16)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            h.update(repr((self.mm_pages, self.channels, self.warmup, self.window)).encode())
+            for t in self.tasks:
+                h.update(repr((t.mm, t.cpu, t.start, tuple(t.ops), t.affinity)).encode())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
 
     def validate(self, profile) -> None:
         page_ops = (abi.OP_ACCESS, abi.OP_MADVISE, abi.OP_MUNMAP, abi.OP_MPROTECT)
         if self.warmup < 0 or self.window < 0 or (self.warmup and not self.window):
             raise WorkloadError(f"{self.name}: a measured window needs window > 0 "
                                 f"(warmup {self.warmup}, window {self.window} cycles)")
+        if _valid(self, profile):
+            return
+        # something is wrong: go task by task, op by op, to name the first fault
         for i, t in enumerate(self.tasks):
             if not 0 <= t.cpu < profile.cpus:
                 raise WorkloadError(f"{self.name}: task {i} starts on cpu{t.cpu}, but "
@@ -117,6 +133,68 @@ class Program:
                 if code == abi.OP_LOOP and not (self.window and 0 <= a < pc // 4):
                     raise WorkloadError(f"{where}: a loop must jump back to an earlier op and "
                                         f"needs a measured window to end the run")
+
+
+_PAGE_OPS = (abi.OP_ACCESS, abi.OP_MADVISE, abi.OP_MUNMAP, abi.OP_MPROTECT)
+
+
+def _valid(program, profile) -> bool:
+    """Every check of `Program.validate` passes, the ops checked a column
+    at a time over all tasks: the built-in suites compile about three
+    million ops, and checking them one by one in Python cost a fifth of a
+    session (issue 16). False sends `validate` through the program task by
+    task and op by op, to name the first fault as it always has."""
+    import numpy as np
+    cpus, mm_pages = profile.cpus, program.mm_pages
+    pages, counts = [], []
+    for t in program.tasks:
+        if not 0 <= t.cpu < cpus or t.mm >= len(mm_pages) or len(t.ops) % 4:
+            return False
+        if any(not 0 <= c < cpus for c in t.affinity) or \
+                (t.affinity and t.cpu not in t.affinity) or \
+                len(set(t.affinity)) != len(t.affinity):
+            return False
+        try:
+            if type(sum(t.ops, t.start)) is not int or not -MAX_OP_VALUE <= t.start <= \
+                    MAX_OP_VALUE or (t.ops and not (-MAX_OP_VALUE <= min(t.ops)
+                                                    and max(t.ops) <= MAX_OP_VALUE)):
+                return False
+        except TypeError:
+            return False
+        pages.append(mm_pages[t.mm] if t.mm >= 0 else 0)
+        counts.append(len(t.ops) // 4)
+    total = sum(counts)
+    if not total:
+        return True
+    # words within 2^44: int64 holds them and their sums
+    code, a, b, c = np.fromiter(itertools.chain.from_iterable(t.ops for t in program.tasks),
+                                dtype=np.int64, count=4 * total).reshape(-1, 4).T
+    if not np.isin(code, list(abi.OP_NAMES)).all():
+        return False
+    page = np.isin(code, _PAGE_OPS)
+    limit = np.repeat(np.asarray(pages, dtype=np.int64), counts)
+    if (page & ~((a >= 0) & (b >= 0) & (a + b <= limit))).any():
+        return False
+    reclaim = code == abi.OP_RECLAIM
+    if reclaim.any():
+        d = c[reclaim]
+        if ((d < 0) | (d >= len(mm_pages))).any():
+            return False
+        ra, rb = a[reclaim], b[reclaim]
+        if ((ra < 0) | (rb < 0) | (ra + rb > np.asarray(mm_pages, dtype=np.int64)[d])).any():
+            return False
+    if ((code == abi.OP_MIGRATE) & ~((a >= 0) & (a < cpus))).any():
+        return False
+    wake = (code == abi.OP_BLOCK) | (code == abi.OP_WAKE)
+    if (wake & ~((a >= 0) & (a < program.channels))).any():
+        return False
+    loop = code == abi.OP_LOOP
+    if loop.any():
+        # a loop jumps back to an earlier op of its own task
+        index = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        if not program.window or ((a[loop] < 0) | (a[loop] >= index[loop])).any():
+            return False
+    return True
 
 
 def _check_words(name, i, task) -> None:
@@ -291,7 +369,7 @@ class Workload:
         self.name, self._build, self.params = name, build, dict(params)
 
     def compile(self, profile, seed: int) -> Program:
-        key = self._cache_key(profile, seed)
+        key = self.program_key(profile, seed)
         program = _compiled.get(key) if key is not None else None
         if program is None:
             b = ProgramBuilder(self.name, profile, seed)
@@ -304,15 +382,19 @@ class Workload:
                                     f"raised {type(exc).__name__}: {exc}") from exc
             program = b.program()
             program.validate(profile)
+            for t in program.tasks:         # validated: every word fits in int64
+                t.ops = array("q", t.ops)
             if key is not None:
                 _compiled[key] = program
                 if len(_compiled) > _COMPILED_MAX:
                     del _compiled[next(iter(_compiled))]
         return program
 
-    def _cache_key(self, profile, seed):
-        """Programs are immutable and a function of (builder, params,
-        profile, seed): every policy of a comparison reuses one compile."""
+    def program_key(self, profile, seed):
+        """What the compiled program is a function of -- (builder, params,
+        profile, seed) -- or None when that cannot be a key (a custom
+        workload with unhashable parameters). Programs are immutable:
+        every policy of a comparison reuses one compile."""
         key = (self.name, self._build, tuple(sorted(self.params.items())), profile.digest,
                seed)
         try:

@@ -353,6 +353,24 @@ class Report:
             lines.append(text + ".")
         return lines
 
+    def same_knobs_lines(self) -> list:
+        """One sentence per policy whose effective knobs equal another's
+        (the baseline first) on some profiles: its runs there are that
+        policy's, made once (`Session.run`), so against the baseline they
+        are identical on every seed by construction, not by chance."""
+        found = {}
+        for cell in self.run["cells"]:
+            if cell.get("same_knobs"):
+                found.setdefault((cell["policy"], cell["same_knobs"]), set()).add(
+                    cell["profile"])
+        order = {p: i for i, p in enumerate(self.policies(selection.CANDIDATE)
+                                            + self.policies(selection.REFERENCE))}
+        return [f"{policy}'s knobs equal {other}'s on {', '.join(sorted(where))}: its runs "
+                f"there are {other}'s, not run again"
+                + (" (identical on every seed)" if other == self.baseline else "") + "."
+                for (policy, other), where in sorted(
+                    found.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0]))]
+
     # -- grouping for renderers ----------------------------------------------------
     def blocks(self) -> list:
         """[(test, profile, metric, reference, design, [findings])] in report

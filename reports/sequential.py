@@ -38,9 +38,8 @@ cannot grow) has one look, alpha_1 = alpha and p_seq = p.
 
 from __future__ import annotations
 
+import functools
 import math
-
-from scipy.special import ndtr, ndtri
 
 DESIGN = "Lan-DeMets alpha spending, O'Brien-Fleming type, Bonferroni split across looks"
 # the first look when a run does not record it (format-1 runs): the plugin's
@@ -65,12 +64,15 @@ def looks(initial: int, max_rounds) -> list:
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def spent(t: float, alpha: float) -> float:
     """Cumulative alpha spent by information fraction t (O'Brien-Fleming type)."""
     if t <= 0:
         return 0.0
     if t >= 1:
         return alpha
+    # imported here: a pytest-xdist worker judging its cells never needs it
+    from scipy.special import ndtr, ndtri
     return float(2.0 - 2.0 * ndtr(ndtri(1.0 - alpha / 2.0) / math.sqrt(t)))
 
 

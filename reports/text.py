@@ -183,7 +183,7 @@ def preamble(report) -> list:
     lines = [f"tlbperf: {report.label}, model {run.get('model_version', '?')}, engine "
              f"{', '.join(run.get('engines', ())) or '?'}"]
     lines += verdict_lines(report)
-    for line in report.touched_lines():
+    for line in report.touched_lines() + report.same_knobs_lines():
         lines += wrap(line, WIDTH)
     lines += wrap(
         f"seeds per cell: {seeds}"

@@ -55,7 +55,6 @@ import statistics
 import time
 
 import numpy as np
-from scipy import stats as sps
 
 from pytest_tlbperf import profiles, workloads
 from pytest_tlbperf.engine import native
@@ -383,14 +382,27 @@ def rate(k, n) -> str:
     """'3/400 (0.8%, 95% CI 0.2-2.2%)': a rate with its exact binomial interval."""
     if not n:
         return "0/0"
-    ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return f"{k}/{n} ({k / n:.1%}, 95% CI {ci.low:.1%}-{ci.high:.1%})"
+    low, high = clopper_pearson(k, n)
+    return f"{k}/{n} ({k / n:.1%}, 95% CI {low:.1%}-{high:.1%})"
 
 
 def short_rate(k, n) -> str:
     """'91/100 [84-96%]': a rate and its exact binomial 95% interval, short."""
-    ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return f"{k}/{n} [{ci.low:.0%}-{ci.high:.0%}]"
+    low, high = clopper_pearson(k, n)
+    return f"{k}/{n} [{low:.0%}-{high:.0%}]"
+
+
+def clopper_pearson(k, n, confidence=0.95) -> tuple:
+    """The exact (Clopper-Pearson) interval of a binomial proportion, from
+    the beta quantiles as `scipy.stats.binomtest(k, n).proportion_ci(method=
+    "exact")` takes them (tests/test_stats.py holds the two equal), without
+    importing scipy.stats: a report's methodology prints these rates, and
+    that import would double the session's memory (issue 16)."""
+    from scipy.special import betaincinv
+    alpha = (1 - confidence) / 2
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha))
+    return low, high
 
 
 def _coverage(c, trials) -> str:

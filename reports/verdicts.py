@@ -151,7 +151,8 @@ class Finding:
     lists the seeds of a paired comparison in the order of `baseline` and
     `candidate`; `look_alpha` is the alpha its look of the group-sequential
     design may spend, `p_sequential` its p on that design's scale, `why`
-    the reason a comparison with a saved run is unpaired."""
+    how it was made when that needs saying: the reason a comparison with a
+    saved run is unpaired, or whose runs a policy with equal knobs has."""
 
     __slots__ = ("test", "profile", "metric", "policy", "reference", "baseline", "candidate",
                  "seeds", "comparison", "p_adjusted", "threshold", "verdict", "look_alpha",
@@ -168,7 +169,7 @@ class Finding:
         self.comparison = comparison
         self.look_alpha = look_alpha      # alpha this look may spend (sequential)
         self.p_sequential = None
-        self.why = why                    # why a comparison with a saved run is unpaired
+        self.why = why                    # unpaired with a saved run: why; equal knobs: whose
         self.p_adjusted = None
         self.threshold = None
         self.verdict = INCONCLUSIVE
@@ -260,6 +261,9 @@ def paired_findings(run, alpha=ALPHA) -> list:
                 continue
             cand_by_seed = {s["seed"]: s["metrics"] for s in cell["seeds"]}
             initial = min(_initial(base, default_rounds), _initial(cell, default_rounds))
+            same = cell.get("same_knobs")
+            why = (f"knobs equal {same}'s on {profile}: its runs are {same}'s" if same
+                   else "")
             for metric in cell.get("metrics", ()):
                 seeds = sorted(s for s in set(base_by_seed) & set(cand_by_seed)
                                if metric in base_by_seed[s] and metric in cand_by_seed[s])
@@ -268,7 +272,7 @@ def paired_findings(run, alpha=ALPHA) -> list:
                 out.append(Finding(test, profile, metric, policy, baseline, b, c, seeds,
                                    _paired(tuple(b), tuple(c)),
                                    sequential.look_alpha(len(seeds), initial, max_rounds,
-                                                         alpha)))
+                                                         alpha), why=why))
     return out
 
 

@@ -2,6 +2,10 @@
 it is about), and micro workloads built op by op."""
 
 import pytest
+# A session imports scipy.special only when its statistics need it (issue 16),
+# and pytester's in-process runs drop the modules a run imported: scipy.special
+# brings numpy.fft, which cannot be imported twice in one process. Once, here.
+import scipy.special  # noqa: F401
 
 import pytest_tlbperf as tp
 

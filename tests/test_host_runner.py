@@ -47,7 +47,10 @@ def test_madvise_loop_window_by_window(config, usable):
         assert all(n > 0 for n in w["iterations"]), w["iterations"]
         m = s["metrics"]
         assert m["ops_per_sec"] > 0 and m["madvise_ns"] > 0
-        assert m["page_faults"] >= sum(w["iterations"]) > 0   # a fault per touch
+        # a fault per touch; each thread's iteration count and its fault
+        # counter are read a few instructions apart, so one iteration per
+        # thread may straddle the window's edge
+        assert m["page_faults"] >= sum(w["iterations"]) - threads > 0
         assert set(w["per_cpu"]["cpus"]) == set(sysfs.online_cpus())
         assert all(v >= 0 for v in w["per_cpu"]["CAL"])
         assert 0 < w["cpu_share"] <= 1.5

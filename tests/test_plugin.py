@@ -78,7 +78,8 @@ def test_cells_have_readable_ids_and_a_summary(suite):
                                  "test_madvise?haswell-4c?",
                                  "madvise_ns (ns, lower is better), paired by seed vs mainline",
                                  "concurrent_flush *",
-                                 "*s in the engine*"])
+                                 "tlbperf: * s wall: engine * s (*%) (4 runs), statistics * s "
+                                 "(*%), collection and start-up * s (*%), reports *"])
     width = max(len(line) for line in result.stdout.lines if "madvise_ns" in line)
     assert width <= 100
 

@@ -23,8 +23,10 @@ def test_matrix_table_is_tlbperf_matrix_output(readme):
     assert evidence.table() in readme
 
 
-def test_calibration_table_is_tlbperf_calibrate_output(readme):
+def test_calibration_tables_are_tlbperf_calibrate_output(readme):
     assert calibration.render(calibration.measure(seeds=20), 20) in readme
+    assert calibration.render_tlb_flush1(calibration.measure_tlb_flush1(seeds=3), 3) in readme
+    assert calibration.render_tlb_flush2(calibration.measure_tlb_flush2(seeds=3), 3) in readme
 
 
 def test_readme_opens_with_the_two_commands(readme):

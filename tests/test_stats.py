@@ -313,6 +313,29 @@ def test_bh_adjustment_matches_the_hand_computed_values_and_keeps_none():
     assert out[4] == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_bh_adjustment_is_scipys_bit_for_bit(seed):
+    """reports.stats computes BH itself (importing scipy.stats would double
+    a session's memory, issue 16): it must be scipy's own adjustment, ties
+    (identical comparisons share a p) included."""
+    rng = np.random.default_rng(seed)
+    p = rng.random(rng.integers(1, 60)) ** 3
+    if seed % 2:
+        p[: len(p) // 2] = p[0]
+    assert np.array_equal(stats._bh(p), sps.false_discovery_control(p, method="bh"))
+
+
+def test_clopper_pearson_rates_are_scipys_exact_binomial_interval():
+    from pytest_tlbperf.reports import validation
+    for n in (1, 2, 7, 20, 100, 400):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+            low, high = validation.clopper_pearson(k, n)
+            assert low == pytest.approx(ci.low, abs=1e-12)
+            assert high == pytest.approx(ci.high, abs=1e-12)
+    assert validation.rate(3, 400) == "3/400 (0.8%, 95% CI 0.2%-2.2%)"
+
+
 def test_fdr_turns_a_lone_hit_among_many_nulls_into_inconclusive():
     """One comparison with p = 0.002 (significant alone) among 40 identical
     ones: after BH over the 41 it is 0.08, no longer below alpha."""

@@ -30,6 +30,30 @@ from .prng import STREAM_VCPU, Stream
 LOAD_PARALLELISM = 10
 
 
+class PerCpu(dict):
+    """Per-CPU state made at the CPU's first use, read as `state[cpu]` like
+    the list it replaces: `make()` (or `make(cpu)` with by_cpu) builds a
+    CPU's initial state, which is exactly what an untouched CPU holds."""
+
+    __slots__ = ("make", "by_cpu")
+
+    def __init__(self, make, by_cpu=False):
+        super().__init__()
+        self.make, self.by_cpu = make, by_cpu
+
+    def __missing__(self, cpu):
+        value = self[cpu] = self.make(cpu) if self.by_cpu else self.make()
+        return value
+
+
+def _domain_masks(domain_of) -> list:
+    """For each CPU, the bitmap of CPUs in its domain (`domain_of[cpu]`)."""
+    masks = {}
+    for cpu, d in enumerate(domain_of):
+        masks[d] = masks.get(d, 0) | 1 << cpu
+    return [masks[d] for d in domain_of]
+
+
 class Hardware:
     """Cache lines, TLB, PSC, page walks, vCPU preemption; mixed into Machine."""
 
@@ -41,17 +65,11 @@ class Hardware:
         self.llc_cpus = [[] for _ in range(self.n_llc)]
         for x in range(n):
             self.llc_cpus[self.llc[x]].append(x)
-        self.mask_core = [0] * n
-        self.mask_llc = [0] * n
-        self.mask_socket = [0] * n
-        for a in range(n):
-            for b in range(n):
-                if self.core[a] == self.core[b]:
-                    self.mask_core[a] |= 1 << b
-                if self.llc[a] == self.llc[b]:
-                    self.mask_llc[a] |= 1 << b
-                if self.socket[a] == self.socket[b]:
-                    self.mask_socket[a] |= 1 << b
+        # each CPU's core, LLC and socket as a bitmap of CPUs: one pass per
+        # domain, not per pair (a pair loop is a million steps at 1024 CPUs)
+        self.mask_core = _domain_masks(self.core)
+        self.mask_llc = _domain_masks(self.llc)
+        self.mask_socket = _domain_masks(self.socket)
         self.line_book = []            # holds booked on each line: (start, end, cpu)
         self.line_last = []            # the holder before the first booked hold
         self.line_holders = []         # bitmap of CPUs whose caches hold a copy
@@ -64,30 +82,35 @@ class Hardware:
         self.psc_n = P.psc_entries
         self.hung = [0] * n            # the CPU stopped answering (a walk hung it)
         self.hung_at = [0] * n
-        ways = self.tlb_ways
-        self.tlb_map = [dict() for _ in range(n)]
-        self.tlb_key = [[-1] * (self.tlb_sets * ways) for _ in range(n)]
-        self.tlb_ver = [[0] * (self.tlb_sets * ways) for _ in range(n)]
-        self.tlb_ep = [[0] * (self.tlb_sets * ways) for _ in range(n)]
-        self.tlb_rr = [[0] * self.tlb_sets for _ in range(n)]
+        # A CPU's TLB and PSC are made at its first use (PerCpu): a 1024-CPU
+        # machine running on 16 of them allocates 16 (the native engine does
+        # the same, machine.h), so a flush costs what the CPUs in use cost.
+        entries, sets, psc = self.tlb_sets * self.tlb_ways, self.tlb_sets, self.psc_n
+        self.tlb_map = PerCpu(dict)
+        self.tlb_key = PerCpu(lambda: [-1] * entries)
+        self.tlb_ver = PerCpu(lambda: [0] * entries)
+        self.tlb_ep = PerCpu(lambda: [0] * entries)
+        self.tlb_rr = PerCpu(lambda: [0] * sets)
         # one epoch per hardware ASID, and per global ASID the run may hand out
-        self.n_asids = NR_HW_ASIDS + len(self.program.mm_pages)
-        self.tlb_epoch = [[0] * self.n_asids for _ in range(n)]
+        self.n_asids = asids = NR_HW_ASIDS + len(self.program.mm_pages)
+        self.tlb_epoch = PerCpu(lambda: [0] * asids)
         # paging-structure cache: (asid, 2 MiB region) -> page-table page
-        self.psc_map = [dict() for _ in range(n)]
-        self.psc_key = [[-1] * self.psc_n for _ in range(n)]
-        self.psc_table = [[0] * self.psc_n for _ in range(n)]
-        self.psc_gen = [[0] * self.psc_n for _ in range(n)]
-        self.psc_ep = [[0] * self.psc_n for _ in range(n)]
-        self.psc_serial = [[0] * self.psc_n for _ in range(n)]
-        self.psc_mm = [[0] * self.psc_n for _ in range(n)]   # for traces: owner and
-        self.psc_at = [[0] * self.psc_n for _ in range(n)]   # time of the fill
+        self.psc_map = PerCpu(dict)
+        self.psc_key = PerCpu(lambda: [-1] * psc)
+        self.psc_table = PerCpu(lambda: [0] * psc)
+        self.psc_gen = PerCpu(lambda: [0] * psc)
+        self.psc_ep = PerCpu(lambda: [0] * psc)
+        self.psc_serial = PerCpu(lambda: [0] * psc)
+        self.psc_mm = PerCpu(lambda: [0] * psc)    # for traces: owner and
+        self.psc_at = PerCpu(lambda: [0] * psc)    # time of the fill
         self.psc_rr = [0] * n
-        self.psc_epoch = [[0] * self.n_asids for _ in range(n)]
+        self.psc_epoch = PerCpu(lambda: [0] * asids)
         self.serial = 0
         # the host's preemption windows of each vCPU (KVM guests)
-        self.vwin = [deque() for _ in range(n)] if self.virt else None
-        self.vrng = [Stream(self.seed, STREAM_VCPU + x) for x in range(n)] if self.virt else None
+        seed = self.seed
+        self.vwin = PerCpu(deque) if self.virt else None
+        self.vrng = PerCpu(lambda x: Stream(seed, STREAM_VCPU + x), by_cpu=True) \
+            if self.virt else None
         self.vlast = [None] * n
 
     # -- cache lines ------------------------------------------------------

@@ -114,14 +114,19 @@ def _packed_program(program) -> tuple:
     hit = _packed.get(id(program))
     if hit is not None and hit[0] is program:
         return hit[1]
-    mm_pages, tasks, *rest = flatten_program(program)
     packed = []
-    for mm, cpu, start, ops, affinity in tasks:
-        try:
-            ops = array("q", ops).tobytes()
-        except (OverflowError, TypeError):
-            pass
-        packed.append((mm, cpu, start, ops, affinity))
+    for t in program.tasks:
+        ops = t.ops
+        if isinstance(ops, array) and ops.typecode == "q":
+            ops = ops.tobytes()                  # a compiled workload's (workloads.TaskSpec)
+        else:
+            try:
+                ops = array("q", ops).tobytes()
+            except (OverflowError, TypeError):
+                ops = tuple(ops)
+        packed.append((t.mm, t.cpu, t.start, ops, tuple(t.affinity)))
+    mm_pages = tuple(program.mm_pages)
+    rest = (program.channels, program.warmup, program.window)
     flat = (mm_pages, tuple(packed), *rest)
     _packed[id(program)] = (program, flat)
     if len(_packed) > _PACKED_MAX:

@@ -1,0 +1,87 @@
+"""The main job end to end (issue 16), run on demand:
+
+    pytest tests/bench/test_main_job.py -m bench -s
+
+The main job is `pytest --tlbperf --pyargs pytest_tlbperf.suites
+--tlbperf-html r.html`, each run a fresh process in a fresh folder. Its
+terminal summary's breakdown line says where the wall time went; the goals:
+- wall <= 3x the time inside the engine's run loop, statistics <= 20% of it;
+- peak RSS of the serial job <= 150 MB;
+- `-n 2` >= 1.7x faster than serial, as pairs run back to back (serial,
+  then -n 2) so that both halves of a ratio see the same host load
+  (TLBPERF_BENCH_PAIRS pairs, default 5).
+The figures are printed as measured; the asserts state the goals.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.bench
+
+PAIRS = int(os.environ.get("TLBPERF_BENCH_PAIRS", "5"))
+JOB = ["-m", "pytest", "-p", "no:cacheprovider", "--tlbperf", "--pyargs",
+       "pytest_tlbperf.suites", "--tlbperf-html", "r.html", "-q"]
+# runs the job as its child, then says how long it took and its peak RSS
+# (RUSAGE_CHILDREN: the largest of the waited-for descendants)
+MEASURE = ("import json, resource, subprocess, sys, time\n"
+           "t = time.perf_counter()\n"
+           "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+           "print(json.dumps({'wall': time.perf_counter() - t, 'rc': p.returncode,\n"
+           "  'rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,\n"
+           "  'out': p.stdout[-20000:]}))\n")
+
+
+def job(where, *extra) -> dict:
+    where.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, *JOB, *extra],
+                         cwd=where, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    assert result["rc"] == 0, result["out"][-3000:]
+    line = next(ln for ln in result["out"].splitlines() if re.match(r"tlbperf: [\d.]+ s wall", ln))
+    result["breakdown"] = line
+    return result
+
+
+def seconds(line, what) -> float:
+    return float(re.search(rf"{what} ([\d.]+) s", line).group(1))
+
+
+def test_main_job_serial_breakdown_and_memory(benchmark, tmp_path):
+    result = benchmark.pedantic(job, args=(tmp_path / "serial",), rounds=1, iterations=1)
+    line = result["breakdown"]
+    wall = float(re.match(r"tlbperf: ([\d.]+) s wall", line).group(1))
+    engine = seconds(line, "engine")
+    stats = seconds(line, "statistics")
+    benchmark.extra_info.update(wall=wall, engine=engine, statistics=stats,
+                                rss_mb=round(result["rss_mb"], 1))
+    print(f"\n{line}\nwall/engine = {wall / engine:.2f} (goal <= 3), statistics "
+          f"{stats / wall:.1%} of wall (goal <= 20%), peak RSS {result['rss_mb']:.0f} MB "
+          f"(goal <= 150)")
+    assert wall <= 3 * engine and stats <= 0.2 * wall
+    assert result["rss_mb"] <= 150
+
+
+def test_main_job_n2_vs_serial_in_interleaved_pairs(benchmark, tmp_path):
+    pairs = []
+
+    def pair():
+        i = len(pairs)
+        serial = job(tmp_path / f"serial{i}")
+        n2 = job(tmp_path / f"n2-{i}", "-n", "2")
+        pairs.append((serial["wall"], n2["wall"]))
+        print(f"\npair {i}: serial {serial['wall']:.1f} s, -n 2 {n2['wall']:.1f} s, "
+              f"speed-up {serial['wall'] / n2['wall']:.2f}x\n  {serial['breakdown']}\n"
+              f"  {n2['breakdown']}")
+    benchmark.pedantic(pair, rounds=PAIRS, iterations=1)
+    ratios = [s / n for s, n in pairs]
+    benchmark.extra_info.update(pairs=json.dumps(pairs), median_speedup=statistics.median(ratios))
+    print(f"\n-n 2 vs serial over {len(pairs)} pairs: speed-ups "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}x "
+          f"(goal >= 1.7x)")
+    assert statistics.median(ratios) >= 1.7

@@ -1,0 +1,119 @@
+"""What issue 16 ("speed end to end") changed that a user can see, without
+timing anything (the figures are benchmarks under tests/bench): a session
+never imports scipy.stats, runs are shared only between policies whose
+knobs are equal, and pytest-xdist -- -n 2, several gateways -- gives the
+serial run's seeds, samples and verdicts."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import pytest_tlbperf as tp
+from pytest_tlbperf import selection
+
+SUITE = '''
+import pytest
+import pytest_tlbperf as tp
+
+@pytest.mark.tlbperf(profiles=["haswell-4c"], metrics=["madvise_ns", "ipis"])
+@pytest.mark.parametrize("threads", [2, 4])
+def test_madvise(tlbperf, threads):
+    tlbperf(tp.workloads.madvise_dontneed(threads=threads, iterations=20))
+
+@pytest.mark.tlbperf(profiles=["haswell-4c", "milan-36c"], metrics=["ipis"])
+def test_exit(tlbperf):
+    tlbperf(tp.workloads.exit_storm(processes=6, cpus=4))
+'''
+
+
+def test_a_session_with_reports_never_imports_scipy_stats(tmp_path):
+    """`import scipy.stats` costs about a second and 75 MB, as much as the
+    rest of a session: nothing on the way from the plugin's import through
+    collection, runs, statistics and the HTML report may need it."""
+    (tmp_path / "test_suite.py").write_text(SUITE)
+    code = ("import sys, pytest\n"
+            "rc = pytest.main(['--tlbperf', '-q', '-p', 'no:cacheprovider', '--tlbperf-policy',"
+            " 'concurrent_flush', '--tlbperf-rounds', '3', '--tlbperf-max-rounds', '6',"
+            " '--tlbperf-html', 'r.html', 'test_suite.py'])\n"
+            "print('RC', int(rc), 'SCIPY_STATS', 'scipy.stats' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True).stdout
+    assert "RC 0 SCIPY_STATS False" in out, out[-2000:]
+    assert "adaptive round" in out or "seeds per cell" in (tmp_path / "r.html").read_text()
+
+
+def test_only_policies_with_equal_knobs_share_runs():
+    """The RAR RFC changes nothing on a part without RAR (none of the
+    built-in profiles has it): its runs are mainline's. mainline_v6_14
+    frees page tables differently everywhere: never."""
+    session = ["mainline", "rar", "mainline_v6_14"]
+    assert selection.same_knobs("rar", "haswell-4c", session) == "mainline"
+    assert selection.same_knobs("mainline_v6_14", "haswell-4c", session) is None
+    assert selection.same_knobs("mainline", "haswell-4c", session) is None  # its own
+
+
+def test_a_comparison_group_is_a_test_on_a_profile_across_policies():
+    from pytest_tlbperf.distribute import comparison_group
+    policies = ["mainline", "mainline_v6_14", "v4_14"]
+    group = "test_broadcast.py::test_tlb_flush2[milan-36c-4]"
+    assert comparison_group("test_broadcast.py::test_tlb_flush2[milan-36c-mainline-4]",
+                            policies) == group
+    assert comparison_group("test_broadcast.py::test_tlb_flush2[milan-36c-mainline_v6_14-4]",
+                            policies) == group
+    assert comparison_group("test_virt.py::test_vm_overcommit[kvm-guest-16-v4_14]",
+                            policies) == "test_virt.py::test_vm_overcommit[kvm-guest-16]"
+    assert comparison_group("t.py::test_other[3]", policies) == "t.py::test_other[3]"
+    assert comparison_group("t.py::test_grouped[1]@db", policies) == "db"
+
+
+def _session(tmp_path, name, *args):
+    """One `pytest --tlbperf` run of SUITE in a fresh folder: (its saved
+    cells, its text report without the command lines, its exit code)."""
+    where = tmp_path / name
+    where.mkdir()
+    (where / "test_suite.py").write_text(SUITE)
+    cmd = [sys.executable, "-m", "pytest", "--tlbperf", "-q", "-p", "no:cacheprovider",
+           "-p", "no:randomly", "--tlbperf-policy", "concurrent_flush", "--tlbperf-policy", "v4_14",
+           "--tlbperf-rounds", "3", "--tlbperf-max-rounds", "12",
+           "--tlbperf-json", "run.json", "--tlbperf-text", "run.txt", "test_suite.py", *args]
+    proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True)
+    assert (where / "run.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    cells = json.loads((where / "run.json").read_text())["cells"]
+    text = [line for line in (where / "run.txt").read_text().splitlines()
+            if not any(x in line for x in ("pytest ", "test_suite.py", str(where)))]
+    return cells, text, proc.returncode, proc.stdout
+
+
+@pytest.mark.parametrize("how", [["-n", "2"], ["--tx", "2*popen", "--dist", "loadgroup"]],
+                         ids=["n2", "two-gateways"])
+def test_xdist_gives_the_serial_runs_seeds_samples_and_verdicts(tmp_path, how):
+    """Workers run their comparisons' adaptive rounds ahead; the controller
+    takes their seeds only where its own rounds ask for them: the result
+    is the serial one, sample for sample, verdict for verdict."""
+    serial, serial_text, serial_rc, _ = _session(tmp_path, "serial")
+    cells, text, rc, out = _session(tmp_path, "xdist", *how)
+    assert rc == serial_rc
+    assert any(len(c["seeds"]) > 3 for c in serial), "no adaptive round: the test tests nothing"
+    assert cells == serial
+    assert text == serial_text
+    assert "with 2 workers" in out
+
+
+def test_a_candidate_with_the_baselines_knobs_shares_its_runs_and_the_report_says_so(
+        tmp_path):
+    where = tmp_path / "rar"
+    where.mkdir()
+    (where / "test_suite.py").write_text(SUITE)
+    subprocess.run([sys.executable, "-m", "pytest", "--tlbperf", "-q", "-p", "no:cacheprovider",
+                    "--tlbperf-policy", "rar", "--tlbperf-rounds", "3", "--tlbperf-max-rounds",
+                    "3", "--tlbperf-json", "run.json", "--tlbperf-text", "run.txt",
+                    "-k", "madvise", "test_suite.py"], cwd=where, capture_output=True)
+    cells = json.loads((where / "run.json").read_text())["cells"]
+    by = {(c["test"], c["policy"]): c for c in cells}
+    rar = by[("test_madvise[threads=2]", "rar")]
+    assert rar["same_knobs"] == "mainline"
+    assert rar["seeds"] == by[("test_madvise[threads=2]", "mainline")]["seeds"]
+    assert "rar's knobs equal mainline's on haswell-4c: its runs there are mainline's" in \
+        " ".join((where / "run.txt").read_text().split())
