@@ -3,8 +3,7 @@
 concurrent and +async within the ranges of change the thread reports, mean
 over 20 seeds. milan-36c reproduces 4afeb0ed1753's tlb_flush2 ratios and
 flush shares. skylake-2s reproduces aa44284960d5's tlb_flush1 scaling and
-gains -- on the python engine, which queues each cross-call request when
-the sender's loop reaches its target (the native engine does not yet)."""
+gains (its costs that no source pins down were fitted to that table)."""
 
 import pytest
 
@@ -59,6 +58,6 @@ def test_tlb_flush2_is_bound_by_the_lru_lock_until_the_drain_goes(tlb_flush2):
 
 
 def test_tlb_flush1_is_calibrated():
-    table = calibration.measure_tlb_flush1(seeds=3, engine="python")
+    table = calibration.measure_tlb_flush1(seeds=3)
     bad = [c for c in calibration.checks_tlb_flush1(table) if not c[4]]
     assert not bad, calibration.render_tlb_flush1(table, 3)

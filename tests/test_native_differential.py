@@ -24,6 +24,7 @@ from pytest_tlbperf import api
 from pytest_tlbperf.engine import abi, hw, idle, machine, mm, native, prng, sched, smp, tlb
 from pytest_tlbperf.engine.machine import Machine
 from native_scenarios import hang_chain, invlpgb_ranges, rar_trim
+from pytest_tlbperf.reports.calibration import Tf1Before, Tf1Patch
 from test_kernel_paths_v615 import SkipTlbsync, Untrimmed, _readers_and_unmapper, _stale_cpu1
 
 if not native.available():
@@ -363,6 +364,18 @@ KNOB_SCENARIOS = [
     # mmap_lock: madvise and faults of many threads on one line
     ("mmap_lock_contention", "genoa-2s", policy(), W.tlb_flush1(threads=48, **SHORT),
      counter("atomic_contention", lambda n: all(n))),
+    # a shootdown storm: each llist_add() lands as the sender's loop reaches
+    # its target (EV_QUEUE), the ICR writes go out after the loop (EV_SEND),
+    # and a handler drains its queue after the interrupt entry, so requests
+    # meet in batches the timing decides -- more interrupts than one per
+    # round, fewer than one per request (aa44284960d5's table, both sides)
+    ("storm_batches_before", "skylake-2s", Tf1Before, W.tlb_flush1(threads=40, **SHORT),
+     lambda raws: all(40 < r["counters"]["ipis"] and r["counters"]["icr_writes"]
+                      < r["counters"]["ipis"] for r in raws)),
+    ("storm_batches_patch", "skylake-2s", Tf1Patch, W.tlb_flush1(threads=40, **SHORT),
+     None),
+    ("storm_cluster_apic", "milan-36c", policy("mainline_v6_6"),
+     W.tlb_flush2(threads=36, **SHORT), None),
 ]
 
 

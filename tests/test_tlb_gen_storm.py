@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.fixture(scope="module")
 def storm():
     work = tp.workloads.tlb_flush1(threads=40, window_us=400)
-    return {column: tp.run(work, "skylake-2s", policy, seed=0, engine="python").metrics
+    return {column: tp.run(work, "skylake-2s", policy, seed=0).metrics
             for column, policy in (("before", cal.Tf1Before), ("patch", cal.Tf1Patch))}
 
 

@@ -116,7 +116,13 @@ int run_loop(struct machine *m)
             ev_watchdog(m, e.cpu, e.a, e.b);
             break;
         case EV_CSD:
-            ev_csd(m, e.cpu);
+            ev_csd(m, e.cpu, (int)e.a);
+            break;
+        case EV_QUEUE:
+            ev_queue(m, e.cpu, (int)e.a);
+            break;
+        case EV_SEND:
+            ev_send(m, e.cpu, (int)e.a, e.b);
             break;
         case EV_BROADCAST:
             ev_broadcast(m, e.cpu, e.a, e.b);

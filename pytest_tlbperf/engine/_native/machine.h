@@ -127,7 +127,7 @@ typedef unsigned __int128 u128;
 enum { OP_ACCESS = 1, OP_COMPUTE, OP_MADVISE, OP_MUNMAP, OP_MPROTECT, OP_SLEEP, OP_YIELD,
        OP_MIGRATE, OP_MARK, OP_MEMBARRIER, OP_EXIT, OP_BLOCK, OP_WAKE, OP_LOOP, OP_RECLAIM };
 enum { EV_STEP = 1, EV_WAKE, EV_IPI, EV_CALL_DONE, EV_SPEC_WALK, EV_WATCHDOG, EV_WINDOW,
-       EV_CSD, EV_BROADCAST };
+       EV_CSD, EV_BROADCAST, EV_QUEUE, EV_SEND };
 enum { CALL_FLUSH = 1, CALL_UNLAZY, CALL_MEMBARRIER, CALL_CHECK, CALL_SYNC };
 enum { CONT_STEP = 1, CONT_EXIT_MMAP, CONT_EXIT_FREE, CONT_HAZPTR, CONT_TABLE_SYNC };
 enum { LAZY_STAY, LAZY_SWITCH_TO_INIT };
@@ -289,6 +289,8 @@ struct call {      /* smp.py Call */
     int consider;            /* consider_global_asid() once the IPIs are done */
     int unlock;              /* mmap_read_unlock() once the flush returned */
     i64 irq0;                /* the initiator's interrupt time when it began */
+    struct i32vec need;      /* smp.py ipi_need: targets whose queue it found empty */
+    i64 send_t;              /* when its queueing loop ended (EV_SEND's ICR writes start) */
 };
 struct callvec { struct call *v; size_t n, cap; };
 
@@ -350,7 +352,7 @@ struct machine {
     i64 *ctx_id, *ctx_gen, *tlb_epoch, *psc_epoch;
     i64 *idle_since, *idle_hist, *irqs_off_until, *irq_busy, *step_token, *step_at,
         *hung_at, *pv_pending, *vlast, *ipis_received, *run_since, *qs_at, *irq_cycles,
-        *tlbsync_at;
+        *tlbsync_at, *irq_start;
     i64 n_asids;                 /* NR_HW_ASIDS + the mm templates */
     struct lru_batch **lru_batch;   /* made at a CPU's first lru_cache_add() */
     int32_t *lru_line;           /* per socket: the lruvec lru_lock */
@@ -589,7 +591,9 @@ i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *ta
 size_t apic_groups(struct machine *m, const int32_t *targets, size_t n);
 void finish_sending(struct machine *m, int c, int slot, i64 t);
 void ev_ipi(struct machine *m, int x, i64 delivered);
-void ev_csd(struct machine *m, int x);
+void ev_csd(struct machine *m, int x, int drain);
+void ev_queue(struct machine *m, int x, int slot);
+void ev_send(struct machine *m, int c, int slot, i64 id);
 void arm_watchdog(struct machine *m, int slot);
 void ev_call_done(struct machine *m, int c, i64 slot);
 /* sched.c */

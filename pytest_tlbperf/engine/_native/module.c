@@ -564,6 +564,7 @@ static int machine_init(struct machine *m, PyObject *args)
         ARRAY(tlbstate_line, m->ncpu),
         ARRAY(rar_action_line, m->ncpu),
         ARRAY(irq_cycles, m->ncpu),
+        ARRAY(irq_start, m->ncpu),
         ARRAY(tlbsync_at, m->ncpu),
         ARRAY(lru_batch, m->ncpu),
         ARRAY(rings, m->ncpu * RING),
@@ -729,6 +730,7 @@ static void machine_free(struct machine *m)
         free(m->calls.v[i].tables.v);
         free(m->calls.v[i].rest.v);
         free(m->calls.v[i].targets.v);
+        free(m->calls.v[i].need.v);
     }
     free(m->calls.v), free(m->free_calls.v), free(m->heap.v);
     free(m->snap.v), free(m->freed_tables.v), free(m->extra.v);
@@ -946,7 +948,7 @@ static int add_abi(PyObject *module)
         {"EV_STEP", EV_STEP}, {"EV_WAKE", EV_WAKE}, {"EV_IPI", EV_IPI},
         {"EV_CALL_DONE", EV_CALL_DONE}, {"EV_SPEC_WALK", EV_SPEC_WALK},
         {"EV_WATCHDOG", EV_WATCHDOG}, {"EV_WINDOW", EV_WINDOW}, {"EV_CSD", EV_CSD},
-        {"EV_BROADCAST", EV_BROADCAST},
+        {"EV_BROADCAST", EV_BROADCAST}, {"EV_QUEUE", EV_QUEUE}, {"EV_SEND", EV_SEND},
         {"CALL_FLUSH", CALL_FLUSH}, {"CALL_UNLAZY", CALL_UNLAZY},
         {"CALL_MEMBARRIER", CALL_MEMBARRIER}, {"CALL_CHECK", CALL_CHECK},
         {"CALL_SYNC", CALL_SYNC},

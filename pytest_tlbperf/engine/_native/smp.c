@@ -2,11 +2,14 @@
  * smp.c -- kernel/smp.c: cross-calls. smp_call_function_many_cond() takes
  * each target's per-(sender, target) csd (csd_lock: waiting for the target
  * to unlock our previous request), llist_add()s it to the target's
- * call_single_queue, and sends one send_call_function_ipi_mask() for the
- * queues that were empty, as the APIC driver writes the ICR (x2APIC
- * cluster, physical, KVM PV send-IPI). The IPI handler
- * (flush_smp_call_function_queue) takes every queued request and runs each
- * as its own event (EV_CSD); the initiator waits for the last csd unlock. A
+ * call_single_queue as its loop reaches that target (EV_QUEUE), and when
+ * the loop is over sends one send_call_function_ipi_mask() for the queues
+ * that were empty (EV_SEND), as the APIC driver writes the ICR (x2APIC
+ * cluster, physical, KVM PV send-IPI). The IPI handler, once the interrupt
+ * entry is done, takes every queued request
+ * (flush_smp_call_function_queue) and runs each as its own event (EV_CSD),
+ * so a storm's requests meet in batches whose size the timing decides; the
+ * initiator waits for the last csd unlock. A
  * request queued on a hung CPU arms the CSD-lock watchdog, which oracle.c's
  * ev_watchdog() answers.
  */
@@ -40,7 +43,8 @@ int new_call(struct machine *m, int kind, int initiator, int mm, int task, int c
     call->freed = call->wait_ack = call->watchdog = 0;
     call->any_mm = call->consider = call->unlock = 0;
     call->irq0 = 0;
-    call->snap.n = call->tables.n = call->targets.n = call->rest.n = 0;
+    call->snap.n = call->tables.n = call->targets.n = call->rest.n = call->need.n = 0;
+    call->send_t = 0;
     call->pending = call->done_at = call->local_done = 0;
     return slot;
 }
@@ -52,22 +56,26 @@ static void release_call(struct machine *m, int slot)
     PUSH(m, m->free_calls, slot);
 }
 
-static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 *t);
-
 /* smp_call_function_many_cond(): for each target, csd_lock() the
  * per-(sender, target) csd -- waiting until the target has unlocked our
  * previous request to it -- and llist_add() it to the target's
  * call_single_queue; only a queue that was empty needs an IPI. Then one
  * send_call_function_ipi_mask() for all of those. Every caller gives its
  * targets in ascending CPU order, so call->targets stays sorted like
- * smp.py's bitmap. */
+ * smp.py's bitmap.
+ *
+ * Each llist_add() lands when the loop gets to its target (EV_QUEUE), not
+ * when the loop starts, and the ICR writes happen once the loop is over
+ * (EV_SEND), when it is known which queues were empty. The sender is
+ * charged one write per APIC group of all its targets (smp.py). */
 i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *targets,
                            size_t ntargets, i64 t)
 {
     i64 *unlock = m->csd_unlock[c];
-    size_t i, nnew = 0;
+    size_t i, groups;
     if (!unlock)
         unlock = m->csd_unlock[c] = xcalloc(m, (size_t)m->ncpu, sizeof(i64));
+    m->calls.v[slot].need.n = 0;
     for (i = 0; i < ntargets; i++) {
         int x = targets[i];
         struct call *call = &m->calls.v[slot];
@@ -78,13 +86,43 @@ i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *ta
         PUSH(m, call->targets, x);
         if (m->hung[x])
             arm_watchdog(m, slot);
-        PUSH(m, m->csdq[x], slot);
         t = atomic(m, c, cpu_line(m, m->csq_line, x), t, m->c_atomic);   /* llist_add */
-        if (m->csdq[x].n == 1)
-            m->newly[nnew++] = x;
+        push(m, t, x, EV_QUEUE, slot, 0);
     }
-    send_call_function_ipi_mask(m, c, nnew, &t);
-    return t;
+    groups = apic_groups(m, targets, ntargets);
+    if (groups) {
+        m->calls.v[slot].send_t = t;
+        push(m, t + max64(m->c_ipi_send, 1), c, EV_SEND, slot, m->calls.v[slot].id);
+    }
+    return t + (i64)groups * m->c_ipi_send;
+}
+
+/* llist_add() of the request in `slot` to x's call_single_queue: the
+ * request that finds it empty is the one that needs an IPI. */
+void ev_queue(struct machine *m, int x, int slot)
+{
+    PUSH(m, m->csdq[x], slot);
+    if (m->csdq[x].n == 1)
+        PUSH(m, m->calls.v[slot].need, x);
+}
+
+static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 *tp);
+
+/* send_call_function_ipi_mask() once the queueing loop is over. A call that
+ * has already completed found every queue busy (a target it had to IPI
+ * cannot have acked before this), so its slot, maybe reused, is left alone. */
+void ev_send(struct machine *m, int c, int slot, i64 id)
+{
+    struct call *call = &m->calls.v[slot];
+    i64 t;
+    size_t n;
+    if (!call->live || call->id != id)
+        return;
+    n = call->need.n;
+    memcpy(m->newly, call->need.v, n * sizeof(int32_t));
+    call->need.n = 0;
+    t = call->send_t;
+    send_call_function_ipi_mask(m, c, n, &t);
 }
 
 /* The targets by ICR write, in the order they are sent (smp.py
@@ -166,7 +204,6 @@ void finish_sending(struct machine *m, int c, int slot, i64 t)
 void ev_ipi(struct machine *m, int x, i64 delivered)
 {
     i64 now = m->now, start = now, t;
-    struct i32deque taken;
     int task;
     if (m->hung[x])
         return;     /* the watchdog was armed when the request was queued */
@@ -196,41 +233,62 @@ void ev_ipi(struct machine *m, int x, i64 delivered)
     m->ipis_received[x] += 1;
     if (m->is_lazy[x])
         m->n_ipis_to_lazy += 1;
-    /* flush_smp_call_function_queue(): take every queued request at once
-     * (llist_del_all: an xchg on the queue head the senders fight over).
-     * The handler's queue is empty here (not in_handler): it swaps with the
-     * call_single_queue, whose buffer it reuses. */
     t = now + m->c_irq;
     task = m->cur[x];
     if (task >= 0 && m->task_mm[task] != INIT_MM)
         t += m->c_pti;                      /* the interrupt landed in user mode */
-    t = atomic(m, x, cpu_line(m, m->csq_line, x), t, m->c_atomic);
     m->irq_cycles[x] += t - now;
-    taken.v = m->csdq[x].v, taken.cap = m->csdq[x].cap, taken.n = m->csdq[x].n;
-    taken.head = 0;
-    m->csdq[x].v = m->handling[x].v, m->csdq[x].cap = m->handling[x].cap, m->csdq[x].n = 0;
-    m->handling[x] = taken;
-    if (taken.n) {
-        if (m->calls.v[taken.v[0]].kind == CALL_FLUSH)
-            m->n_flush_cycles += t - now;   /* the interrupt a flush was sent by */
-        /* each request runs as its own event, so what the others do to the
-         * lines it touches in the meantime is seen; pushed before
-         * interrupted() resumes the idle loop, so an idle CPU runs its
-         * requests before it can enter a C-state again */
-        m->in_handler[x] = 1;
-        push(m, t, x, EV_CSD, 0, 0);
-    }
+    m->irq_start[x] = now;
+    /* the handler owns the CPU from here; flush_smp_call_function_queue()
+     * takes the queue once the entry is done (EV_CSD with a=1), so requests
+     * queued meanwhile ride on this interrupt */
+    m->in_handler[x] = 1;
+    push(m, t, x, EV_CSD, 1, 0);
     interrupted(m, x, now, t);
 }
 
-/* The IPI handler on x runs the next request it took. */
-void ev_csd(struct machine *m, int x)
+static void handler_done(struct machine *m, int x, i64 t)
+{
+    m->in_handler[x] = 0;
+    if (m->ipi_pending[x]) {
+        m->ipi_pending[x] = 0;
+        push(m, t, x, EV_IPI, 0, 1);
+    }
+}
+
+/* The IPI handler on x: first (drain) flush_smp_call_function_queue()
+ * takes every queued request at once (llist_del_all: an xchg on the queue
+ * head the senders fight over); then each request runs as its own event,
+ * so what the others do to the lines it touches in the meantime is seen.
+ * Pushed before interrupted() resumes the idle loop, so an idle CPU runs its
+ * requests before it can enter a C-state again. */
+void ev_csd(struct machine *m, int x, int drain)
 {
     struct i32deque *queue = &m->handling[x];
     i64 now = m->now, t;
     int slot;
     if (m->hung[x])
         return;
+    if (drain) {
+        /* The handler's queue is empty here: it swaps with the
+         * call_single_queue, whose buffer it reuses. */
+        struct i32deque taken;
+        t = atomic(m, x, cpu_line(m, m->csq_line, x), now, m->c_atomic);
+        m->irq_cycles[x] += t - now;
+        taken.v = m->csdq[x].v, taken.cap = m->csdq[x].cap, taken.n = m->csdq[x].n;
+        taken.head = 0;
+        m->csdq[x].v = queue->v, m->csdq[x].cap = queue->cap, m->csdq[x].n = 0;
+        *queue = taken;
+        if (taken.n) {
+            if (m->calls.v[taken.v[0]].kind == CALL_FLUSH)
+                m->n_flush_cycles += t - m->irq_start[x];  /* the interrupt, entry included */
+            push(m, t, x, EV_CSD, 0, 0);
+        } else {
+            handler_done(m, x, t);
+        }
+        interrupted(m, x, now, t);
+        return;
+    }
     slot = queue->v[queue->head++];
     queue->n--;
     t = run_call(m, x, slot, now);
@@ -243,11 +301,7 @@ void ev_csd(struct machine *m, int x)
         push(m, t, x, EV_CSD, 0, 0);
     } else {
         queue->head = 0;
-        m->in_handler[x] = 0;
-        if (m->ipi_pending[x]) {
-            m->ipi_pending[x] = 0;
-            push(m, t, x, EV_IPI, 0, 1);
-        }
+        handler_done(m, x, t);
     }
     interrupted(m, x, now, t);
 }
