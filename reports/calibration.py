@@ -53,10 +53,14 @@ def measure(profile="haswell-4c", seeds=20, iterations=200, engine="auto") -> di
     for policy in POLICIES:
         for threads in THREADS:
             work = workloads.madvise_dontneed(threads=threads, iterations=iterations)
-            table[policy, threads] = statistics.mean(
-                api.run(work, profile, policy, seed=s, engine=engine).metrics["madvise_ns"]
-                for s in range(seeds))
+            table[policy, threads] = _mean(work, profile, policy, "madvise_ns", seeds, engine)
     return table
+
+
+def _mean(work, profile, policy, metric, seeds, engine) -> float:
+    """A metric's mean over seeds 0..seeds-1: every table's cell."""
+    return statistics.mean(api.run(work, profile, policy, seed=s, engine=engine).metrics[metric]
+                           for s in range(seeds))
 
 
 def checks(table) -> list:
@@ -140,9 +144,8 @@ def measure_tlb_flush1(seeds=3, window_us=600, engine="auto") -> dict:
     for column, policy in (("before", Tf1Before), ("patch", Tf1Patch)):
         for threads in TF1_THREADS:
             work = workloads.tlb_flush1(threads=threads, window_us=window_us)
-            table[column, threads] = statistics.mean(
-                api.run(work, TF1_PROFILE, policy, seed=s, engine=engine).metrics["ops_per_sec"]
-                for s in range(seeds))
+            table[column, threads] = _mean(work, TF1_PROFILE, policy, "ops_per_sec", seeds,
+                                           engine)
     return table
 
 

@@ -127,31 +127,6 @@ def test_teardown_ipis_follow_each_scheme():
     assert med("exit_storm", "skylake-2s", "hazptr_lazymm", "ipis") > shootdown > base
 
 
-@pytest.mark.parametrize("workload, profile", [("idle_server", "laptop-8c"),
-                                               ("vm_overcommit", "kvm-guest-16")])
-def test_revert_to_ipi_has_the_worst_flush_latency(workload, profile):
-    """Seed 001: deep C-states and idle/preempted vCPUs make IPI service
-    time "go through the roof"."""
-    for metric in ("flush_latency_ns_p50", "flush_latency_ns_p99"):
-        ours = med(workload, profile, "revert_to_ipi", metric)
-        assert all(ours > med(workload, profile, p, metric)
-                   for p in POLICIES if p != "revert_to_ipi" and not _untrimmed(p, profile))
-
-
-def test_drop_lazy_writes_the_most_cr3_and_gets_no_lazy_ipis():
-    """Per round: context_switch is a throughput workload, so a faster
-    policy does more rounds -- and more switches -- in the same window."""
-    def per_round(policy):
-        return (med("context_switch", "skylake-2s", policy, "cr3_writes")
-                / med("context_switch", "skylake-2s", policy, "ops_per_sec"))
-    ours = per_round("drop_lazy")
-    sky = tp.profiles.get("skylake-2s")
-    lazy = [p for p in POLICIES if tp.policies.get(p)().knobs(sky).lazy_tlb == "stay"]
-    assert lazy and all(ours > 2 * per_round(p) for p in lazy)
-    assert all(r.metrics["ipis_to_lazy"] == 0
-               for r in runs("context_switch", "skylake-2s", "drop_lazy"))
-
-
 @pytest.mark.parametrize("workload, profile", [
     ("kernel_build", "zen1-epyc"), ("kernel_build", "skylake-2s"),
     ("idle_server", "laptop-8c"), ("vm_overcommit", "kvm-guest-16"),

@@ -7,6 +7,7 @@ report's, and a few trials measure what they say."""
 
 import pytest
 
+import pytest_tlbperf as tp
 from pytest_tlbperf.reports import validation, verdicts
 
 
@@ -46,6 +47,15 @@ def test_published_power_and_the_below_threshold_case():
     # regression would be wrong
     assert weak["truth"][big] < 1.02 and weak["detected"] / weak["trials"] <= 0.05
     assert strong["detected"] >= edge["detected"] >= weak["detected"]
+
+
+@pytest.mark.parametrize("setup", sorted(validation.SETUPS))
+def test_each_setup_measures_metrics_its_workload_reports(setup):
+    """A set-up naming a metric its workload does not have (ops_per_sec of a
+    workload with no measured window) ends `tlbperf validate` in a KeyError."""
+    builder, params, profile, metrics = validation.SETUPS[setup]
+    run = tp.run(tp.workloads.BUILDERS[builder](**params), profile, validation.POLICY, seed=0)
+    assert set(metrics) <= set(run.metrics), set(metrics) - set(run.metrics)
 
 
 def test_a_few_trials_run_the_reports_pipeline(capsys):
