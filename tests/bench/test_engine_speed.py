@@ -8,6 +8,7 @@ import pytest
 
 import pytest_tlbperf as tp
 from pytest_tlbperf.engine.machine import Machine
+from test_native_speed import machines_64_and_1024
 
 SCENARIOS = [("kernel_build", "skylake-2s"), ("madvise_dontneed", "haswell-4c")]
 
@@ -42,12 +43,7 @@ def test_python_flush_cost_follows_active_cpus_not_machine_size(benchmark, workl
     a 64-CPU one costs <= 1.5x per flush (it was 3.8-4.5x). Whole runs,
     construction included, timed in one test so the ratio is of one host."""
     import time
-    base = tp.profiles.get("skylake-2s")
-    small = base.with_changes(name="skylake-64", topology={"cpus": 64, "sockets": 2, "smt": 2})
-    big = base.with_changes(name="skylake-1024",
-                            topology={"cpus": 1024, "sockets": 16, "smt": 2})
-    knobs = tp.policies.get("mainline")().knobs(base)
-    small_program, big_program = workload.compile(small, 1), workload.compile(big, 1)
+    small, big, knobs, small_program, big_program = machines_64_and_1024(workload)
     raw = benchmark.pedantic(lambda: Machine(big, knobs, big_program, 1).run(), rounds=5,
                              iterations=1, warmup_rounds=1)
     small_raw = Machine(small, knobs, small_program, 1).run()

@@ -69,16 +69,23 @@ def test_native_vs_python(benchmark, workload, profile, params):
     assert run_speedup >= 50, f"tp.run native is only {run_speedup:.1f}x python (target 50x)"
 
 
-@pytest.mark.parametrize("workload", [tp.workloads.kernel_build(cpus=16),
-                                      tp.workloads.madvise_dontneed(threads=4)],
-                         ids=["kernel_build", "madvise_dontneed"])
-def test_flush_cost_follows_active_cpus_not_machine_size(benchmark, workload):
+def machines_64_and_1024(workload):
+    """skylake-2s at 64 and at 1024 CPUs, mainline's knobs and the
+    workload's program on each: the same active CPUs on a small and a big
+    machine (the python engine's benchmark uses them too)."""
     base = tp.profiles.get("skylake-2s")
     small = base.with_changes(name="skylake-64", topology={"cpus": 64, "sockets": 2, "smt": 2})
     big = base.with_changes(name="skylake-1024",
                             topology={"cpus": 1024, "sockets": 16, "smt": 2})
     knobs = tp.policies.get("mainline")().knobs(base)
-    small_program, big_program = workload.compile(small, 1), workload.compile(big, 1)
+    return small, big, knobs, workload.compile(small, 1), workload.compile(big, 1)
+
+
+@pytest.mark.parametrize("workload", [tp.workloads.kernel_build(cpus=16),
+                                      tp.workloads.madvise_dontneed(threads=4)],
+                         ids=["kernel_build", "madvise_dontneed"])
+def test_flush_cost_follows_active_cpus_not_machine_size(benchmark, workload):
+    small, big, knobs, small_program, big_program = machines_64_and_1024(workload)
     raw = benchmark.pedantic(native.run, args=(big, knobs, big_program, 1), rounds=100,
                              iterations=1, warmup_rounds=5)
     small_raw = native.run(small, knobs, small_program, 1)
