@@ -24,6 +24,7 @@ import sys
 
 from . import policies, profiles
 from .policy import KNOB_NAMES
+from .userio import printable
 
 BASELINE, CANDIDATE, REFERENCE = "baseline", "candidate", "reference"
 ADDED, LEFT_OUT = "added", "left out"
@@ -72,11 +73,15 @@ class Roles:
         return [self.baseline] + self.candidates + self.references
 
     def role(self, policy) -> str:
-        if policy == self.baseline:
+        """The role of a policy given as it was named or as a cell records it:
+        cells keep the printable form (`userio.printable`: a file named with
+        an escape is `evil\\x1b[31m.py` there), the roles what was given."""
+        name = printable(policy)
+        if name == printable(self.baseline):
             return BASELINE
-        if policy in self.references:
+        if name in map(printable, self.references):
             return REFERENCE
-        if self.reviewing_all or policy in self.candidates:
+        if self.reviewing_all or name in map(printable, self.candidates):
             return CANDIDATE
         return REFERENCE
 

@@ -8,6 +8,7 @@ import pytest
 import pytest_tlbperf.reports.html  # noqa: F401
 import pytest_tlbperf.reports.report  # noqa: F401,E402
 from pytest_tlbperf import selection
+from pytest_tlbperf.userio import printable
 
 # The README's "Mirror your patch as a policy" example, as printed there.
 AMD_RFC = '''
@@ -188,3 +189,13 @@ class ClientOnly(tp.Policy):
     text = " ".join(result.stdout.str().split())
     assert "the workload does not fit haswell-4c: madvise_dontneed: 6 threads" in text
     assert "left out: test_six (the workload does not fit haswell-4c (skipped))" in text
+
+
+def test_a_candidate_named_with_an_escape_stays_a_candidate_in_its_cells():
+    """Cells record a policy by its printable name; a file named with an
+    ANSI escape was read as a reference there (and left the verdict)."""
+    roles = selection.Roles("mainline", candidates=["evil\x1b[31m.py"])
+    assert roles.role(printable("evil\x1b[31m.py")) == selection.CANDIDATE
+    assert roles.role("evil\x1b[31m.py") == selection.CANDIDATE
+    assert roles.role("mainline") == selection.BASELINE
+    assert roles.role("async_flush") == selection.REFERENCE
