@@ -293,7 +293,8 @@ class TlbperfPlugin:
                 raise pytest.UsageError(f"--tlbperf-export: {item!r}: expected FORMAT=PATH "
                                         f"with FORMAT one of {', '.join(FORMATS)}")
         self._validate_outputs()
-        self._validate_policies()
+        if not self.is_worker:      # the controller checked them before starting it
+            self._validate_policies()
         if self.compare:
             # workers load it too: each cell runs the saved cell's seeds
             try:
@@ -541,7 +542,11 @@ class TlbperfPlugin:
         """pytest-xdist controller: take the cells a worker ran."""
         data = getattr(node, "workeroutput", {}).get("tlbperf")
         if data:
-            self.session.merge(json.loads(data))
+            data = json.loads(data)
+            self.session.merge(data)
+            if data.get("comparisons"):
+                from .reports import verdicts
+                verdicts.preload(data["comparisons"])
 
     def _runner(self, key):
         """The (machine, workload) of a cell: the one the fixture used in
@@ -575,7 +580,9 @@ class TlbperfPlugin:
         finally:
             self.session.stats_seconds += time.perf_counter() - started
 
-    @pytest.hookimpl
+    # tryfirst: under pytest-xdist the controller's rounds and reports run
+    # while the workers exit (DSession.pytest_sessionfinish waits for them)
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
         if not self.enabled:
             return
@@ -586,6 +593,8 @@ class TlbperfPlugin:
                              "startup": self.session.startup_seconds,
                              "wall": time.time() - self.session.process_started}
             run["spare"] = self._spare
+            if f"{__package__}.reports.verdicts" in sys.modules:   # it judged rounds
+                run["comparisons"] = sys.modules[f"{__package__}.reports.verdicts"].computed()
             run["runners"] = [[list(key), spec] for key, spec in (
                 (key, runner_spec(*runner)) for key, runner in
                 sorted(self.session.runners.items())) if spec is not None]

@@ -149,6 +149,8 @@ class Session:
         self.spare: dict = {}
         self.policy_info: dict = {}  # policy -> selection.describe(), for the reports
         self._runs: dict = {}        # ModeledMachine.run_key -> (engine, sample)
+        self._by_key: dict = {}      # cell key -> first cell with it (find),
+        self._indexed = 0            # ... made of self.cells[:_indexed]
 
     def add(self, cell: Cell, profile_digest: str, seconds: float = 0.0, runner=None) -> None:
         """Record a cell; `seconds` is engine time not already counted by
@@ -160,7 +162,12 @@ class Session:
             self.runners[cell.key] = runner
 
     def find(self, key):
-        return next((c for c in self.cells if c.key == key), None)
+        # the adaptive rounds look a cell up per seed they add: index the
+        # cells once they are all in (cells are only ever appended)
+        for cell in self.cells[self._indexed:]:
+            self._by_key.setdefault(cell.key, cell)
+        self._indexed = len(self.cells)
+        return self._by_key.get(key)
 
     def run(self, machine, workload, seed: int) -> tuple:
         """(engine, sample) of one seed on a ModeledMachine. A run is a

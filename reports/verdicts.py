@@ -24,7 +24,6 @@ Benjamini-Hochberg across the whole report.
 
 from __future__ import annotations
 
-import functools
 import statistics
 
 from pytest_tlbperf.metrics import METRICS
@@ -213,17 +212,47 @@ class Finding:
                 f"{self.reference}: {self.verdict}>")
 
 
-@functools.lru_cache(maxsize=8192)
+# The adaptive rounds judge the same report several times, and most of its
+# comparisons have not changed since the last look: each test's result is kept
+# by its samples (Comparison is not modified after construction, so sharing
+# one is safe). A pytest-xdist worker has judged its own comparison groups'
+# rounds already and hands what it computed to the controller (`computed`,
+# `preload`), so the controller's judgements only merge.
+_COMPUTED = {"paired": {}, "unpaired": {}}
+_KEPT = 1 << 14
+
+
+def _computed(design: str, b: tuple, c: tuple):
+    table = _COMPUTED[design]
+    hit = table.get((b, c))
+    if hit is None:
+        hit = table[(b, c)] = (stats.paired if design == "paired" else stats.unpaired)(b, c)
+        if len(table) > _KEPT:
+            del table[next(iter(table))]
+    return hit
+
+
 def _paired(b: tuple, c: tuple):
-    # the adaptive rounds judge the same report several times; most of its
-    # comparisons have not changed since the last time (Comparison is not
-    # modified after construction, so sharing one is safe)
-    return stats.paired(b, c)
+    return _computed("paired", b, c)
 
 
-@functools.lru_cache(maxsize=8192)
 def _unpaired(b: tuple, c: tuple):
-    return stats.unpaired(b, c)
+    return _computed("unpaired", b, c)
+
+
+def computed() -> dict:
+    """This process's comparisons, JSON-able: {design: [[b, c, values]]}."""
+    return {design: [[list(b), list(c), comparison.values()]
+                     for (b, c), comparison in table.items()]
+            for design, table in _COMPUTED.items()}
+
+
+def preload(data) -> None:
+    """Take another process's `computed()`: the same samples give the same
+    comparison, so a judgement here is the one it would have made."""
+    for design, table in _COMPUTED.items():
+        for b, c, values in (data or {}).get(design, ()):
+            table.setdefault((tuple(b), tuple(c)), stats.Comparison.from_values(values))
 
 
 def _adaptive(run):

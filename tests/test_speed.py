@@ -44,6 +44,28 @@ def test_a_session_with_reports_never_imports_scipy_stats(tmp_path):
     assert "adaptive round" in out or "seeds per cell" in (tmp_path / "r.html").read_text()
 
 
+def test_the_controller_takes_the_workers_comparisons_as_they_were_computed(monkeypatch):
+    """A pytest-xdist worker judges its groups' rounds; the controller then
+    judges the whole report on the same samples. It takes the worker's
+    comparisons (JSON, an infinite interval end included) instead of
+    computing them again, and gets exactly what the worker had."""
+    from pytest_tlbperf.reports import stats, verdicts
+    monkeypatch.setattr(verdicts, "_COMPUTED", {"paired": {}, "unpaired": {}})
+    five = ((10.0, 11.0, 12.0, 13.0, 14.0), (11.0, 12.5, 12.0, 14.5, 15.0))
+    twenty = (tuple(100.0 + i for i in range(20)), tuple(103.0 + 1.1 * i for i in range(20)))
+    on_worker = [verdicts._paired(*five), verdicts._paired(*twenty),
+                 verdicts._unpaired(*twenty)]
+    assert on_worker[0].ci[1] == float("inf")      # 5 seeds bound nothing above
+    shipped = json.loads(json.dumps(verdicts.computed()))
+    monkeypatch.setattr(verdicts, "_COMPUTED", {"paired": {}, "unpaired": {}})
+    verdicts.preload(shipped)
+    monkeypatch.setattr(stats, "paired", lambda *a: pytest.fail("computed again"))
+    monkeypatch.setattr(stats, "unpaired", lambda *a: pytest.fail("computed again"))
+    on_controller = [verdicts._paired(*five), verdicts._paired(*twenty),
+                     verdicts._unpaired(*twenty)]
+    assert [c.values() for c in on_controller] == [c.values() for c in on_worker]
+
+
 def test_only_policies_with_equal_knobs_share_runs():
     """The RAR RFC changes nothing on a part without RAR (none of the
     built-in profiles has it): its runs are mainline's. mainline_v6_14
