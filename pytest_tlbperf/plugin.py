@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -547,6 +548,12 @@ class TlbperfPlugin:
             if data.get("comparisons"):
                 from .reports import verdicts
                 verdicts.preload(data["comparisons"])
+            if self.session.workers == 1 and self.html_path:
+                # the first worker is done and its core idle until the last
+                # one is: load the HTML report's template and modules there
+                from .reports import html
+                threading.Thread(target=html.prepare, daemon=True,
+                                 name="tlbperf-prepare-html").start()
 
     def _runner(self, key):
         """The (machine, workload) of a cell: the one the fixture used in

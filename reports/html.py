@@ -474,6 +474,15 @@ def context(report) -> dict:
             "thresholds": report.thresholds.describe(), "alpha": report.alpha}
 
 
+def prepare() -> None:
+    """Load what `write` needs before it is called: the template, compiled,
+    and scipy.special, whose beta quantiles the methodology's validation
+    rates take (`validation.summary`)."""
+    from . import validation
+    _env.get_template("report.html.j2")
+    validation.summary()
+
+
 def render(report) -> str:
     """The report as one HTML document."""
     return _env.get_template("report.html.j2").render(**context(report))
