@@ -551,8 +551,7 @@ class TlbperfPlugin:
             if self.session.workers == 1 and self.html_path:
                 # the first worker is done and its core idle until the last
                 # one is: load the HTML report's template and modules there
-                from .reports import html
-                threading.Thread(target=html.prepare, daemon=True,
+                threading.Thread(target=_prepare_html, daemon=True,
                                  name="tlbperf-prepare-html").start()
 
     def _runner(self, key):
@@ -588,7 +587,8 @@ class TlbperfPlugin:
             self.session.stats_seconds += time.perf_counter() - started
 
     # tryfirst: under pytest-xdist the controller's rounds and reports run
-    # while the workers exit (DSession.pytest_sessionfinish waits for them)
+    # while the workers end their own sessions, before DSession.
+    # pytest_sessionfinish tells them to exit and waits
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
         if not self.enabled:
@@ -889,6 +889,16 @@ class TlbperfPlugin:
 
 
 # -- registration, marker, fixtures ------------------------------------------------
+def _prepare_html() -> None:
+    """reports.html.prepare in a thread: an error there is met again, and
+    reported, where the report is written."""
+    try:
+        from .reports import html
+        html.prepare()
+    except Exception:       # whatever it is: see the docstring
+        pass
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "tlbperf(profiles=None, rounds=None, metrics=None, shows=None): a tlbperf "

@@ -163,7 +163,7 @@ class Session:
 
     def find(self, key):
         # the adaptive rounds look a cell up per seed they add: index the
-        # cells once they are all in (cells are only ever appended)
+        # cells as they come in (cells are only ever appended)
         for cell in self.cells[self._indexed:]:
             self._by_key.setdefault(cell.key, cell)
         self._indexed = len(self.cells)

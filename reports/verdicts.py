@@ -218,7 +218,7 @@ class Finding:
 # one is safe). A pytest-xdist worker has judged its own comparison groups'
 # rounds already and hands what it computed to the controller (`computed`,
 # `preload`), so the controller's judgements only merge.
-_COMPUTED = {"paired": {}, "unpaired": {}}
+_COMPUTED = {stats.PAIRED: {}, stats.UNPAIRED: {}}
 _KEPT = 1 << 14
 
 
@@ -226,18 +226,18 @@ def _computed(design: str, b: tuple, c: tuple):
     table = _COMPUTED[design]
     hit = table.get((b, c))
     if hit is None:
-        hit = table[(b, c)] = (stats.paired if design == "paired" else stats.unpaired)(b, c)
+        hit = table[(b, c)] = (stats.paired if design == stats.PAIRED else stats.unpaired)(b, c)
         if len(table) > _KEPT:
             del table[next(iter(table))]
     return hit
 
 
 def _paired(b: tuple, c: tuple):
-    return _computed("paired", b, c)
+    return _computed(stats.PAIRED, b, c)
 
 
 def _unpaired(b: tuple, c: tuple):
-    return _computed("unpaired", b, c)
+    return _computed(stats.UNPAIRED, b, c)
 
 
 def computed() -> dict:
