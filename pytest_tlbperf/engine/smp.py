@@ -140,15 +140,22 @@ class Smp:
         KVM_HC_SEND_IPI hypercall per window of 128 APIC IDs (kvm_send_ipi_mask).
         Every target of one write sees its IPI after the write, plus the
         delivery latency by distance."""
+        self.n_ipis += len(targets)
+        return self.send_ipi_mask(c, targets, t, EV_IPI)
+
+    def send_ipi_mask(self, c, targets, t, ev, a=0):
+        """The ICR writes of one vector to `targets` (`apic_groups`), each
+        target's event `ev` (with `a`) at its IPI's arrival; the time after
+        the last write. The function-call IPI and the RAR RFC's action IPI
+        both go this way."""
         for group in self.apic_groups(targets):
             t += self.c_ipi_send
             self.n_icr_writes += 1
             for x in group:
-                self.n_ipis += 1
                 arrival = t + self.ipi_lat[self.dist(c, x)]
                 if self.ipi_jitter:
                     arrival += self.rng.below(self.ipi_jitter)
-                self.push(arrival, x, EV_IPI, 0, 0)
+                self.push(arrival, x, ev, a, 0)
         return t
 
     def apic_groups(self, targets):

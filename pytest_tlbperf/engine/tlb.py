@@ -559,16 +559,8 @@ class Tlb:
             t = self.atomic(c, self.cpu_line(self.rar_action_line, x), t, 0)
             call.pending += 1
             call.targets |= 1 << x
-        for group in self.apic_groups(targets):
-            t += self.c_ipi_send                      # native_send_rar_ipi()
-            self.n_icr_writes += 1
-            for x in group:
-                self.n_rar += 1
-                arrival = t + self.ipi_lat[self.dist(c, x)]
-                if self.ipi_jitter:
-                    arrival += self.rng.below(self.ipi_jitter)
-                self.push(arrival, x, EV_BROADCAST, bid, x)
-        return t
+        self.n_rar += len(targets)
+        return self.send_ipi_mask(c, targets, t, EV_BROADCAST, bid)   # native_send_rar_ipi()
 
     def flush_pcid_local(self, c, asid, start, npages, t):
         if npages == TLB_FLUSH_ALL or asid < 0:
@@ -584,18 +576,18 @@ class Tlb:
         self.n_invlpg += npages
         return t + self.c_invlpg * npages
 
-    def ev_broadcast(self, c, bid, target):
-        """An INVLPGB reached every TLB (target -1), or a RAR reached its target."""
+    def ev_broadcast(self, c, bid, invlpgb):
+        """An INVLPGB reached every TLB (invlpgb -1), or a RAR reached CPU c."""
         rec = self.bcasts[bid]
         asid, start, npages = rec[0], rec[1], rec[2]
-        if target < 0:
+        if invlpgb < 0:
             del self.bcasts[bid]
             for x in range(self.ncpu):
                 self.broadcast_invalidate(x, asid, start, npages)
             return
         # RAR: the target's microcode acts -- after its C-state exit if it
         # is halted (assumption), whatever its IRQ state
-        x = target
+        x = c
         now = self.now
         begin = now
         if self.cstate[x] >= 0:

@@ -428,7 +428,7 @@ struct machine {
     int32_t *targets;            /* flush_tlb_mm_range's and the teardowns' target lists */
     int32_t *cpus;               /* lazy_mm_cpus() */
     int32_t *newly;              /* smp_call_function_many: queues that were empty */
-    int32_t *group, *group_count, *group_start, *group_order;  /* send_call_function_ipi_mask */
+    int32_t *group, *group_count, *group_start, *group_order;  /* apic_groups */
     int32_t *group_of;           /* APIC cluster -> group, -1: none (max_apicid/16 + 1) */
     int32_t *line_ids;           /* read_lines()'s lines (2 per CPU) */
     uint64_t *batch;             /* reclaim: the batch's mm_cpumask (nwords) */
@@ -582,13 +582,15 @@ i64 tlbsync(struct machine *m, int c, int mm, i64 t);
 i64 rar_send(struct machine *m, int c, int slot, i64 asid, i64 start, i64 npages,
              const int32_t *targets, size_t ntargets, i64 t);
 i64 flush_pcid_local(struct machine *m, int c, i64 asid, i64 start, i64 npages, i64 t);
-void ev_broadcast(struct machine *m, int c, i64 bid, i64 target);
+void ev_broadcast(struct machine *m, int c, i64 bid, i64 invlpgb);
 /* smp.c */
 int new_call(struct machine *m, int kind, int initiator, int mm, int task, int cont,
              i64 t0);
 i64 smp_call_function_many(struct machine *m, int c, int slot, const int32_t *targets,
                            size_t ntargets, i64 t);
 size_t apic_groups(struct machine *m, const int32_t *targets, size_t n);
+i64 send_ipi_mask(struct machine *m, int c, const int32_t *targets, size_t n, i64 t, int ev,
+                  i64 a);
 void finish_sending(struct machine *m, int c, int slot, i64 t);
 void ev_ipi(struct machine *m, int x, i64 delivered);
 void ev_csd(struct machine *m, int x, int drain);

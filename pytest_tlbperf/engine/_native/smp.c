@@ -168,29 +168,36 @@ size_t apic_groups(struct machine *m, const int32_t *targets, size_t n)
     return ngroups;
 }
 
-/* The IPIs to m->newly[0..n), as the APIC driver sends them (apic_groups()).
- * Every target of one write sees its IPI after the write plus the delivery
- * latency. */
+/* The IPIs to m->newly[0..n), as the APIC driver sends them. */
 static void send_call_function_ipi_mask(struct machine *m, int c, size_t n, i64 *tp)
 {
-    i64 t = *tp;
-    size_t g, at, ngroups;
     if (!n)
         return;
-    ngroups = apic_groups(m, m->newly, n);
+    m->n_ipis += (i64)n;
+    *tp = send_ipi_mask(m, c, m->newly, n, *tp, EV_IPI, 0);
+}
+
+/* The ICR writes of one vector to targets[0..n) (apic_groups()), each
+ * target's event `ev` (with `a`) at its IPI's arrival: every target of one
+ * write sees it after the write plus the delivery latency. Returns the time
+ * after the last write. The function-call IPI and the RAR RFC's action IPI
+ * both go this way. */
+i64 send_ipi_mask(struct machine *m, int c, const int32_t *targets, size_t n, i64 t, int ev,
+                  i64 a)
+{
+    size_t g, at, ngroups = apic_groups(m, targets, n);
     for (g = 0; g < ngroups; g++) {
         t += m->c_ipi_send;
         m->n_icr_writes += 1;
         for (at = (size_t)m->group_start[g]; at < (size_t)m->group_start[g + 1]; at++) {
             int x = m->group_order[at];
             i64 arrival = t + m->ipi_lat[dist(m, c, x)];
-            m->n_ipis += 1;
             if (m->ipi_jitter)
                 arrival += below(&m->rng, m->ipi_jitter);
-            push(m, arrival, x, EV_IPI, 0, 0);
+            push(m, arrival, x, ev, a, 0);
         }
     }
-    *tp = t;
+    return t;
 }
 
 void finish_sending(struct machine *m, int c, int slot, i64 t)

@@ -600,7 +600,7 @@ static i64 rar_tlb_flush(struct machine *m, int c, int slot, i64 asid, i64 t)
 i64 rar_send(struct machine *m, int c, int slot, i64 asid, i64 start, i64 npages,
              const int32_t *targets, size_t ntargets, i64 t)
 {
-    size_t i, g, ngroups;
+    size_t i;
     int bid;
     if (!ntargets)
         return t;
@@ -613,20 +613,8 @@ i64 rar_send(struct machine *m, int c, int slot, i64 asid, i64 start, i64 npages
         call->pending += 1;
         PUSH(m, call->targets, targets[i]);
     }
-    ngroups = apic_groups(m, targets, ntargets);
-    for (g = 0; g < ngroups; g++) {
-        t += m->c_ipi_send;                    /* native_send_rar_ipi() */
-        m->n_icr_writes += 1;
-        for (i = (size_t)m->group_start[g]; i < (size_t)m->group_start[g + 1]; i++) {
-            int x = m->group_order[i];
-            i64 arrival = t + m->ipi_lat[dist(m, c, x)];
-            m->n_rar += 1;
-            if (m->ipi_jitter)
-                arrival += below(&m->rng, m->ipi_jitter);
-            push(m, arrival, x, EV_BROADCAST, bid, x);
-        }
-    }
-    return t;
+    m->n_rar += (i64)ntargets;
+    return send_ipi_mask(m, c, targets, ntargets, t, EV_BROADCAST, bid); /* native_send_rar_ipi() */
 }
 
 i64 flush_pcid_local(struct machine *m, int c, i64 asid, i64 start, i64 npages, i64 t)
@@ -666,16 +654,15 @@ static void broadcast_invalidate(struct machine *m, int x, i64 asid, i64 start, 
     }
 }
 
-/* An INVLPGB reached every TLB (target -1), or a RAR reached its target. */
-void ev_broadcast(struct machine *m, int c, i64 bid, i64 target)
+/* An INVLPGB reached every TLB (invlpgb -1), or a RAR reached CPU c. */
+void ev_broadcast(struct machine *m, int c, i64 bid, i64 invlpgb)
 {
     struct bcast *b = &m->bcasts.v[bid];
     i64 asid = b->asid, start = b->start, npages = b->npages, now = m->now, begin, end;
     i64 arrival;
     struct call *call;
     int x, cslot;
-    (void)c;
-    if (target < 0) {
+    if (invlpgb < 0) {
         PUSH(m, m->free_bcasts, (int32_t)bid);
         for (x = 0; x < m->ncpu; x++)
             broadcast_invalidate(m, x, asid, start, npages);
@@ -683,7 +670,7 @@ void ev_broadcast(struct machine *m, int c, i64 bid, i64 target)
     }
     /* RAR: the target's microcode acts -- after its C-state exit if it is
      * halted (assumption), whatever its IRQ state */
-    x = (int)target;
+    x = c;
     begin = now;
     if (m->cstate[x] >= 0)
         begin += m->cs_exit_latency[m->cstate[x]];
