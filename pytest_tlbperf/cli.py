@@ -237,7 +237,7 @@ def load_run(ref, storage_dir):
 
 
 def _thresholds(args):
-    from .reports.verdicts import Thresholds
+    from .reports.thresholds import Thresholds
     if not args.threshold:
         return None
     try:

@@ -285,7 +285,7 @@ class TlbperfPlugin:
         if self.fail_on not in FAIL_ON:
             raise pytest.UsageError(f"--tlbperf-fail-on: {self.fail_on!r} is not one of "
                                     f"{', '.join(FAIL_ON)}")
-        from .reports.verdicts import Thresholds
+        from .reports.thresholds import Thresholds
         try:
             self.thresholds = Thresholds.parse(self.threshold_specs)
         except ValueError as exc:
