@@ -29,9 +29,11 @@ membarrier litmus one, 0.01 s). The costs are not known before the run, but
 a test's cells cost alike on every profile, so the scheduler learns them as
 it goes: the next group a worker gets is one of a test not seen yet, else
 the one the seconds per cell seen so far of its test expect to take longest.
-The heavy groups run early and the light ones fill the end (over four
-recorded -n 2 runs, the workers' last cells ended 0.14-0.19 s apart instead
-of 0.27-0.80 s). Which worker runs a group never changes its results.
+The heavy groups run early and the light ones fill the end. In xdist's
+order a 0.5 s context-switch group on zen1-epyc often came last, and the
+workers of the built-in suites went down 0.05-0.52 s apart (0.35 s on
+average over nine -n 2 runs); now 0.23-0.28 s apart over five. Which worker
+runs a group never changes its results.
 """
 
 from __future__ import annotations
@@ -71,9 +73,14 @@ def scheduler(config, log, policies):
         def __init__(self, config, log=None):
             super().__init__(config, log)
             self._spent = {}            # test -> [seconds, cells] run so far
+            self._group = {}            # node id -> comparison group
 
         def _split_scope(self, nodeid: str) -> str:
-            return comparison_group(nodeid, policies)
+            # asked again for every cell a worker completes
+            group = self._group.get(nodeid)
+            if group is None:
+                group = self._group[nodeid] = comparison_group(nodeid, policies)
+            return group
 
         def _expected(self, scope: str) -> float:
             cells = self.workqueue[scope]

@@ -90,6 +90,55 @@ def test_a_comparison_group_is_a_test_on_a_profile_across_policies():
     assert comparison_group("t.py::test_grouped[1]@db", policies) == "db"
 
 
+class _Worker:
+    """What ComparisonScheduling talks to of a pytest-xdist WorkerController."""
+
+    def __init__(self):
+        self.sent, self.shutting_down = [], False
+
+    def send_runtest_some(self, indexes):
+        self.sent.append(indexes)
+
+    def shutdown(self):
+        self.shutting_down = True
+
+
+def test_a_worker_gets_the_comparison_expected_to_take_longest_next():
+    """Collection order puts the cheap test first. Once a cell of each test
+    has run, the rest go by the seconds per cell seen: the heavy test's
+    groups before the light test's, which xdist alone would hand out in
+    collection order (light on p1, p2, p3, then heavy)."""
+    from types import SimpleNamespace
+    from pytest_tlbperf.distribute import scheduler
+    config = SimpleNamespace(getvalue={"tx": ["popen"]}.get,
+                             option=SimpleNamespace(loadscopereorder=True))
+    sched = scheduler(config, None, ["mainline", "v4_14"])
+    ids = [f"t.py::{test}[{profile}-{policy}]" for test in ("test_light", "test_heavy")
+           for profile in ("p1", "p2", "p3") for policy in ("mainline", "v4_14")]
+    worker = _Worker()
+    sched.add_node(worker)
+    sched.add_node_collection(worker, ids)
+    sched.schedule()
+
+    def group_of(indexes):
+        return {ids[i].replace("-mainline", "").replace("-v4_14", "") for i in indexes}.pop()
+
+    def run(group, seconds):
+        for i, nodeid in enumerate(ids):
+            if nodeid.startswith(group[:-1]):
+                sched.mark_test_complete(worker, i, seconds)
+
+    # the first two: xdist's order, nothing seen yet
+    run("t.py::test_light[p1]", 0.01)          # seen: light; heavy not yet, so it goes next
+    run("t.py::test_light[p2]", 0.01)
+    run("t.py::test_heavy[p1]", 2.0)           # seen: heavy, 200x the light one's cells
+    run("t.py::test_heavy[p2]", 2.0)
+    run("t.py::test_heavy[p3]", 2.0)
+    assert [group_of(indexes) for indexes in worker.sent] == [
+        "t.py::test_light[p1]", "t.py::test_light[p2]", "t.py::test_heavy[p1]",
+        "t.py::test_heavy[p2]", "t.py::test_heavy[p3]", "t.py::test_light[p3]"]
+
+
 def _session(tmp_path, name, *args):
     """One `pytest --tlbperf` run of SUITE in a fresh folder: (its saved
     cells, its text report without the command lines, its exit code)."""
