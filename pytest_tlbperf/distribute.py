@@ -29,11 +29,11 @@ membarrier litmus one, 0.01 s). The costs are not known before the run, but
 a test's cells cost alike on every profile, so the scheduler learns them as
 it goes: the next group a worker gets is one of a test not seen yet, else
 the one the seconds per cell seen so far of its test expect to take longest.
-The heavy groups run early and the light ones fill the end. In xdist's
-order a 0.5 s context-switch group on zen1-epyc often came last, and the
-workers of the built-in suites went down 0.06-0.52 s apart (0.36 s on
-average over twelve -n 2 runs); now 0.23-0.28 s apart over five. Which worker
-runs a group never changes its results.
+The heavy groups run early and the light ones fill the end. xdist hands
+groups out in collection order, which put a 0.5 s context-switch group on
+zen1-epyc last in the runs recorded, and the workers of the built-in suites
+went down 0.06-0.52 s apart (0.36 s on average over twelve -n 2 runs); now
+0.15-0.28 s apart. Which worker runs a group never changes its results.
 """
 
 from __future__ import annotations

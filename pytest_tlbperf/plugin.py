@@ -555,11 +555,11 @@ class TlbperfPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodeready(self, node):
         """pytest-xdist controller, first worker up: load the HTML report's
-        template and modules (0.3 s) in a thread. The controller's own
-        thread only waits from here to the end, and this worker waits for
-        the others' collection: done at the end instead, when the cells are
-        in, it was most of the time between the last worker's end and the
-        report (the workers now end within 0.1-0.3 s of each other)."""
+        template and modules (0.3 s) in a thread. From here on the
+        controller's own thread only waits for events, and this worker
+        waits for the others to collect. Loaded later, when the first worker
+        ends, the work fell between the last one's end and the report: the
+        workers end 0.1-0.3 s apart."""
         if self.enabled and self.html_path and not self._preparing:
             self._preparing = True
             threading.Thread(target=_prepare_html, daemon=True,

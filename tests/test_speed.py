@@ -104,10 +104,10 @@ class _Worker:
 
 
 def test_a_worker_gets_the_comparison_expected_to_take_longest_next():
-    """Collection order puts the cheap test first. Once a cell of each test
-    has run, the rest go by the seconds per cell seen: the heavy test's
-    groups before the light test's, which xdist alone would hand out in
-    collection order (light on p1, p2, p3, then heavy)."""
+    """Collection order puts the cheap test first: xdist alone hands out
+    its groups on p1, p2 and p3 before any of the heavy test's. Here a test
+    not seen yet goes first, then the seconds per cell seen decide: the
+    heavy test's groups go before the light test's last one."""
     from types import SimpleNamespace
     from pytest_tlbperf.distribute import scheduler
     config = SimpleNamespace(getvalue={"tx": ["popen"]}.get,
