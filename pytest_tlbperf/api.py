@@ -135,8 +135,6 @@ def _executed_digest(program, task_pc) -> str:
 def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
         engine: str = "auto") -> Result:
     """Run `workload` on the modeled `profile` under `policy` with `seed`."""
-    if not isinstance(seed, int) or seed < 0:
-        raise TlbperfError(f"seed must be a non-negative integer, got {seed!r}")
     prof = profiles.get(profile)
     pol = resolve(policy)
     return run_configured(workload, prof, pol, pol.knobs(prof), seed, engine)

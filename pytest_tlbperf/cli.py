@@ -306,9 +306,10 @@ def cmd_history(args) -> int:
         print(f"tlbperf: skipped unreadable saved run: {err}", file=sys.stderr)
     if not runs:
         raise TlbperfError(f"no saved runs in {storage.path}")
+    from .reports.thresholds import DEFAULT_THRESHOLD
     th = _thresholds(args)
     hist = history.History(runs, metric=args.metric, policy=args.policy,
-                           threshold=th.default if th else history.verdicts.DEFAULT_THRESHOLD)
+                           threshold=th.default if th else DEFAULT_THRESHOLD)
     if args.output:
         Path(args.output).write_text(history.render_html(hist), encoding="utf-8")
         print(f"wrote {args.output}: {len(hist.changes())} change points", file=sys.stderr)

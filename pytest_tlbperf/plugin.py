@@ -587,10 +587,12 @@ class TlbperfPlugin:
             return None
         return self.session.extend(key, seeds, lambda: self._runner(key))
 
-    def _judge(self):
+    def _judge(self, cells=None):
+        """The report's findings as the cells stand (with `cells`, of those
+        only: a worker's comparison group), timed as statistics."""
         from .reports.verdicts import compare_runs
         started = time.perf_counter()
-        run = self.session.to_run("", False)
+        run = self.session.to_run("", False, cells=cells)
         refs = [self.reference] if self.reference is not None else []
         try:
             return compare_runs(run, refs, self.thresholds)
@@ -640,21 +642,12 @@ class TlbperfPlugin:
         its own rounds ask for that seed and runs any other itself, so the
         result is the serial one whatever the worker guessed."""
         from .reports import adaptive
-        from .reports.verdicts import compare_runs
         cells = [c for c in self.session.cells if self._group_of.get(c.nodeid) == group]
         if not cells:
             return
         had = {c.key: len(c.samples) for c in cells}
-        refs = [self.reference] if self.reference is not None else []
-
-        def judge():
-            started = time.perf_counter()
-            run = self.session.to_run("", False, cells=cells)
-            try:
-                return compare_runs(run, refs, self.thresholds)
-            finally:
-                self.session.stats_seconds += time.perf_counter() - started
-        adaptive.run_rounds(judge, self._extend, self.max_rounds, self.baseline)
+        adaptive.run_rounds(lambda: self._judge(cells), self._extend, self.max_rounds,
+                            self.baseline)
         for cell in cells:
             if len(cell.samples) > had[cell.key]:
                 self._spare.append([list(cell.key), cell.samples[had[cell.key]:]])

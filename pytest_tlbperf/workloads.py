@@ -89,7 +89,6 @@ class Program:
         return self._digest
 
     def validate(self, profile) -> None:
-        page_ops = (abi.OP_ACCESS, abi.OP_MADVISE, abi.OP_MUNMAP, abi.OP_MPROTECT)
         if self.warmup < 0 or self.window < 0 or (self.warmup and not self.window):
             raise WorkloadError(f"{self.name}: a measured window needs window > 0 "
                                 f"(warmup {self.warmup}, window {self.window} cycles)")
@@ -115,7 +114,7 @@ class Program:
                 where = f"{self.name}: task {i} op {pc // 4} ({abi.OP_NAMES.get(code, code)})"
                 if code not in abi.OP_NAMES:
                     raise WorkloadError(f"{where}: unknown op code")
-                if code in page_ops and not (0 <= a and b >= 0 and a + b <= pages):
+                if code in _PAGE_OPS and not (0 <= a and b >= 0 and a + b <= pages):
                     raise WorkloadError(f"{where}: pages {a}..{a + b} outside the task's "
                                         f"{pages}-page mm")
                 if code == abi.OP_RECLAIM:

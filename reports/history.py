@@ -42,7 +42,7 @@ from pytest_tlbperf.errors import TlbperfError
 from pytest_tlbperf.metrics import METRICS
 from pytest_tlbperf.storage import git_order, run_matches_sha
 
-from . import verdicts
+from .thresholds import DEFAULT_THRESHOLD
 
 MAX_PVALUE = 0.001           # Otava's default significance for a change point
 WINDOW = 50                  # Otava's default window (commits)
@@ -132,7 +132,7 @@ def build(runs, metric=None, policy=None) -> list:
     return out
 
 
-def detect(series, threshold=verdicts.DEFAULT_THRESHOLD, max_pvalue=MAX_PVALUE) -> list:
+def detect(series, threshold=DEFAULT_THRESHOLD, max_pvalue=MAX_PVALUE) -> list:
     """Otava's change points of one series (missing runs skipped), at least
     `threshold` relative change each."""
     compute = _otava()
@@ -155,7 +155,7 @@ class History:
     series and change points."""
 
     def __init__(self, runs, cwd=None, metric=None, policy=None,
-                 threshold=verdicts.DEFAULT_THRESHOLD):
+                 threshold=DEFAULT_THRESHOLD):
         if metric and metric not in METRICS:
             raise TlbperfError(f"--metric: unknown metric {metric!r}; metrics are "
                                f"{', '.join(METRICS)}")

@@ -18,6 +18,7 @@ from pytest_tlbperf import selection
 from pytest_tlbperf.result import Violation
 
 from . import sequential, stats, validation, verdicts
+from .thresholds import Thresholds
 
 
 class ViolationEntry:
@@ -196,8 +197,8 @@ class Report:
         opts = run.get("options") or {}
         if thresholds is None:
             saved = opts.get("thresholds")
-            thresholds = (verdicts.Thresholds.from_dict(saved) if saved
-                          else verdicts.Thresholds())
+            thresholds = (Thresholds.from_dict(saved) if saved
+                          else Thresholds())
         self.thresholds = thresholds
         self.alpha = alpha
         self.findings = findings if findings is not None else verdicts.compare_runs(

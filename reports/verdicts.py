@@ -29,7 +29,7 @@ import statistics
 from pytest_tlbperf.metrics import METRICS
 
 from . import sequential, stats
-from .thresholds import DEFAULT_THRESHOLD, Thresholds  # noqa: F401 (the verdicts' thresholds)
+from .thresholds import Thresholds
 
 ALPHA = 0.05
 # "no change" for samples identical on every seed needs the 95% upper bound

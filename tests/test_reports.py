@@ -80,7 +80,7 @@ def test_threshold_option_and_ini(suite):
 
 
 def test_a_threshold_turns_a_change_inside_it_into_no_change():
-    from pytest_tlbperf.reports.verdicts import Thresholds
+    from pytest_tlbperf.reports.thresholds import Thresholds
     strict, wide = Report(_run()), Report(_run(), thresholds=Thresholds.parse(["15"]))
     verdict = {r: {f.policy: f.verdict for f in r.findings if f.metric == "madvise_ns"}
                for r in (strict, wide)}

@@ -41,7 +41,8 @@ def test_a_session_with_reports_never_imports_scipy_stats(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True).stdout
     assert "RC 0 SCIPY_STATS False" in out, out[-2000:]
-    assert "adaptive round" in out or "seeds per cell" in (tmp_path / "r.html").read_text()
+    # the statistics and the HTML report ran: their verdicts are in it
+    assert "concurrent_flush" in (tmp_path / "r.html").read_text()
 
 
 def test_the_controller_takes_the_workers_comparisons_as_they_were_computed(monkeypatch):

@@ -14,8 +14,9 @@ from scipy import stats as sps
 
 from pytest_tlbperf.reports import sequential, stats, verdicts
 from pytest_tlbperf.reports.stats import Comparison
+from pytest_tlbperf.reports.thresholds import Thresholds
 from pytest_tlbperf.reports.verdicts import (IMPROVEMENT, INCONCLUSIVE, NO_CHANGE, REGRESSION,
-                                             Thresholds, verdict)
+                                             verdict)
 
 BASE = [1092.0, 1100, 1106, 1108, 1111, 1125, 1122, 1095, 1110, 1125]
 WOBBLE = [1.002, 0.997, 1.004, 0.999, 1.001, 0.996, 1.003, 1.000, 0.998, 1.002]

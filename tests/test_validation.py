@@ -8,7 +8,7 @@ report's, and a few trials measure what they say."""
 import pytest
 
 import pytest_tlbperf as tp
-from pytest_tlbperf.reports import validation, verdicts
+from pytest_tlbperf.reports import thresholds, validation, verdicts
 
 
 def test_the_figures_are_for_the_default_settings():
@@ -17,7 +17,7 @@ def test_the_figures_are_for_the_default_settings():
     from pytest_tlbperf.reports import sequential
     assert validation.ROUNDS == plugin.DEFAULTS["rounds"] == sequential.DEFAULT_INITIAL
     assert validation.MAX_ROUNDS == plugin.DEFAULTS["max_rounds"] == adaptive.DEFAULT_MAX_ROUNDS
-    assert verdicts.DEFAULT_THRESHOLD == 0.02 and verdicts.ALPHA == 0.05
+    assert thresholds.DEFAULT_THRESHOLD == 0.02 and verdicts.ALPHA == 0.05
     assert "5 seeds, adaptive to 20; threshold 2%, alpha 0.05" in validation.PUBLISHED["setup"]
 
 
