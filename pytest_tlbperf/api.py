@@ -9,10 +9,11 @@ from . import metrics, profiles
 from .engine import abi, native
 from .engine.machine import Machine
 from .engine.trace import format_trace
-from .errors import EngineUnavailable, PolicyError, TlbperfError
+from .errors import EngineUnavailable, PolicyError, TlbperfError, WorkloadError
 from .policies import resolve
 from .policy import call_policy, policy_label
 from .result import Violation
+from .workloads import BUILDERS, Workload
 
 MODEL_VERSION = "1"
 ENGINES = ("auto", "python", "native")
@@ -132,6 +133,17 @@ def _executed_digest(program, task_pc) -> str:
     return h.hexdigest()[:16]
 
 
+def _not_a_workload(workload) -> str:
+    """Why `workload` cannot run: a builder's name or the builder itself
+    where its result was meant."""
+    name = workload if isinstance(workload, str) else getattr(workload, "__name__", None)
+    if name in BUILDERS:
+        return (f"the workload must be a Workload, got {workload!r}: call the builder, "
+                f"tp.workloads.{name}()")
+    return (f"the workload must be a Workload (tp.workloads.kernel_build(), ... or "
+            f"tp.workloads.custom()), got {type(workload).__name__} {workload!r}")
+
+
 def run(workload, profile="skylake-2s", policy="mainline", seed: int = 0,
         engine: str = "auto") -> Result:
     """Run `workload` on the modeled `profile` under `policy` with `seed`."""
@@ -147,6 +159,8 @@ def run_configured(workload, prof, pol, knobs, seed: int, engine: str = "auto") 
     configure() under its instruction budget, every time)."""
     if not isinstance(seed, int) or seed < 0:
         raise TlbperfError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(workload, Workload):
+        raise WorkloadError(_not_a_workload(workload))
     chosen = _pick_engine(engine, pol)
     program = workload.compile(prof, seed)
     hook = _hook(pol) if pol.has_python_hooks() else None

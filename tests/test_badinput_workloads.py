@@ -92,3 +92,16 @@ def test_a_custom_build_function_that_raises_is_named():
     with pytest.raises(WorkloadError, match=r"workload mine\(\): building it for haswell-4c "
                                             r"raised ValueError: oops"):
         tp.run(_custom(build), "haswell-4c")
+
+
+@pytest.mark.parametrize("workload, message", [
+    ("kernel_build", r"got 'kernel_build': call the builder, tp.workloads.kernel_build\(\)"),
+    (W.hackbench, r"got <function hackbench .*: call the builder, tp.workloads.hackbench\(\)"),
+    (None, r"the workload must be a Workload \(tp.workloads.kernel_build\(\), ... or "
+           r"tp.workloads.custom\(\)\), got NoneType None"),
+])
+def test_a_workload_that_is_not_one_is_named_before_anything_runs(workload, message):
+    """tp.run('kernel_build') was an AttributeError from inside the engine's
+    set-up; the name of a builder is the likely slip."""
+    with pytest.raises(WorkloadError, match=message):
+        tp.run(workload, "haswell-4c")
