@@ -45,6 +45,30 @@ def test_a_session_with_reports_never_imports_scipy_stats(tmp_path):
     assert "concurrent_flush" in (tmp_path / "r.html").read_text()
 
 
+def test_an_in_process_run_collects_its_end_on_a_frozen_heap_and_thaws_it(pytester,
+                                                                          monkeypatch):
+    """Once the tests are done, the session freezes the heap, so pytest's two
+    full collections at unconfigure (unraisableexception) walk only what the
+    end of the session made; the cleanup after theirs thaws it, so a run in
+    a process that goes on (pytester, an IDE) leaves the collector as it
+    found it."""
+    import gc
+
+    import _pytest.unraisableexception as unraisable
+    seen = []
+    collect = unraisable.gc_collect_harder
+    monkeypatch.setattr(unraisable, "gc_collect_harder",
+                        lambda n: (seen.append(gc.get_freeze_count()), collect(n)))
+    pytester.makepyfile(test_suite=SUITE)
+    assert gc.get_freeze_count() == 0
+    result = pytester.runpytest_inprocess("--tlbperf", "-p", "no:cacheprovider", "-k", "exit",
+                                          "--tlbperf-policy", "concurrent_flush",
+                                          "--tlbperf-rounds", "3", "--tlbperf-max-rounds", "3")
+    result.assert_outcomes(passed=4)
+    assert len(seen) == 2 and all(frozen > 10_000 for frozen in seen), seen
+    assert gc.get_freeze_count() == 0
+
+
 def test_the_controller_takes_the_workers_comparisons_as_they_were_computed(monkeypatch):
     """A pytest-xdist worker judges its groups' rounds; the controller then
     judges the whole report on the same samples. It takes the worker's
