@@ -157,8 +157,10 @@ def run_configured(workload, prof, pol, knobs, seed: int, engine: str = "auto") 
     on that profile, made once by the caller (`fixture.ModeledMachine` runs
     one cell's many seeds with them: resolving the knobs runs the policy's
     configure() under its instruction budget, every time)."""
-    if not isinstance(seed, int) or seed < 0:
-        raise TlbperfError(f"seed must be a non-negative integer, got {seed!r}")
+    # below 2^64: the streams take the seed mod 2^64 (engine/prng.py), so
+    # seed 2^64 + 1 would silently be seed 1; True would be seed 1 too
+    if type(seed) is bool or not isinstance(seed, int) or not 0 <= seed < 1 << 64:
+        raise TlbperfError(f"seed must be an integer from 0 to 2^64 - 1, got {seed!r}")
     if not isinstance(workload, Workload):
         raise WorkloadError(_not_a_workload(workload))
     chosen = _pick_engine(engine, pol)

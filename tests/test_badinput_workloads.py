@@ -2,6 +2,8 @@
 the limit in the message, so no run can exhaust memory; programs are
 bounded as they are built, whatever builds them."""
 
+import re
+
 import pytest
 
 import pytest_tlbperf as tp
@@ -105,3 +107,20 @@ def test_a_workload_that_is_not_one_is_named_before_anything_runs(workload, mess
     set-up; the name of a builder is the likely slip."""
     with pytest.raises(WorkloadError, match=message):
         tp.run(workload, "haswell-4c")
+
+
+@pytest.mark.parametrize("seed", [-1, True, 1.0, "1", 1 << 64, (1 << 64) + 1])
+def test_a_seed_outside_the_streams_range_is_refused_not_wrapped(seed):
+    """The PRNG streams take a seed mod 2^64: 2^64 + 1 would run seed 1's
+    workload under another name, and True would be seed 1."""
+    with pytest.raises(tp.errors.TlbperfError,
+                       match=rf"seed must be an integer from 0 to 2\^64 - 1, got "
+                             rf"{re.escape(repr(seed))}$"):
+        tp.run(W.madvise_dontneed(iterations=5), "haswell-4c", seed=seed)
+
+
+def test_the_largest_seed_runs_the_same_on_both_engines():
+    workload = W.madvise_dontneed(threads=2, iterations=5)
+    python, native = (tp.run(workload, "haswell-4c", seed=(1 << 64) - 1, engine=engine)
+                      for engine in ("python", "native"))
+    assert python.metrics == native.metrics
