@@ -151,13 +151,9 @@ class Comparison:
         return out
 
     def values(self) -> list:
-        """The constructor's arguments, for `from_values` in another process
-        (Python's json carries inf, so the interval goes as it is)."""
+        """The constructor's arguments, for `Comparison(*values)` in another
+        process (Python's json carries inf, so the interval goes as it is)."""
         return [getattr(self, name) for name in self.__slots__]
-
-    @classmethod
-    def from_values(cls, values) -> "Comparison":
-        return cls(*values)
 
     def __repr__(self):
         ci = "none" if self.ci is None else f"[{self.ci[0]:.4f}, {self.ci[1]:.4f}]"

@@ -197,7 +197,7 @@ def preload(data) -> None:
     comparison, so a judgement here is the one it would have made."""
     for design, table in _COMPUTED.items():
         for b, c, values in (data or {}).get(design, ()):
-            table.setdefault((tuple(b), tuple(c)), stats.Comparison.from_values(values))
+            table.setdefault((tuple(b), tuple(c)), stats.Comparison(*values))
 
 
 def _adaptive(run):
