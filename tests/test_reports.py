@@ -335,6 +335,31 @@ def test_html_report_is_self_contained_and_escaped():
     assert "free_pgtables" in body
 
 
+def test_html_escapes_a_policy_name_in_every_seeds_title_and_keeps_jinja_lookups():
+    # a policy file may name its policy anything: the strips escape it once
+    # per row, not per dot, and no dot may carry it raw
+    run = _run()
+    for c in run["cells"]:
+        c["policy"] = c["policy"].replace("slow", "<i>slow</i>")
+    report = Report(run)
+    block = report.blocks()[0]
+    rows = html.strips(block[5], report.baseline)["rows"]
+    titles = [t for r in rows for t in re.findall(r"<title>([^<]*)</title>", r["dots"])]
+    assert len(titles) == 10 * len(rows)
+    assert sum(t.startswith("&lt;i&gt;slow&lt;/i&gt;: ") for t in titles) == 10
+    body = html.render(report)
+    assert "<i>slow</i>" not in body and "&lt;i&gt;slow&lt;/i&gt;" in body
+    # a dict's key is read first, except for a name dict has: that one keeps
+    # jinja2's meaning (the method), and a missing key is still an error
+    env = html._env
+    assert env.from_string("{{ d.verdict }}").render(d={"verdict": "regression"}) == \
+        "regression"
+    assert env.from_string("{{ d.items()|list|length }}").render(
+        d={"items": "x", "a": 1}) == "2"
+    with pytest.raises(Exception, match="no attribute 'missing'"):
+        env.from_string("{{ d.missing }}").render(d={"verdict": 1})
+
+
 def _links(body):
     """(href targets, ids) of a page."""
     return set(re.findall(r'href="#([^"]+)"', body)), set(re.findall(r'id="([^"]+)"', body))
