@@ -10,7 +10,7 @@ terminal summary's breakdown line says where the wall time went; the goals:
 - `-n 2` >= 1.7x faster than serial, as pairs run back to back (serial,
   then -n 2) so that both halves of a ratio see the same host load
   (TLBPERF_BENCH_PAIRS pairs, default 5). Each pair then measures the
-  host's own ceiling: the same engine runs in two processes at once
+  host's own ceiling: the same `tp.run` calls in two processes at once
   against one process (`ceiling`). Nothing of pytest or the plugin is in
   it, so it says how far from 2x the host itself is, and how much of the
   rest -n 2 loses.
@@ -85,10 +85,10 @@ def job(where, *extra) -> dict:
     return result
 
 
-# the machine's own two-core ceiling: the same engine runs (kernel_build on
+# the host's own two-core ceiling: the same tp.run calls (kernel_build on
 # skylake-2s, 1,200 seeds, about 3 s) in one process, then in two at once;
 # prints the loop's seconds and a digest of every run's metrics
-ENGINE_ONLY = ("import hashlib, sys, time\n"
+RUNS_ONLY = ("import hashlib, sys, time\n"
                "import pytest_tlbperf as tp\n"
                "w = tp.workloads.kernel_build()\n"
                "h = hashlib.sha256()\n"
@@ -99,9 +99,9 @@ ENGINE_ONLY = ("import hashlib, sys, time\n"
                "print(time.perf_counter() - t, h.hexdigest())\n")
 
 
-def engine_only(copies: int) -> tuple:
-    """(seconds of the slowest copy, digests) of `copies` ENGINE_ONLY at once."""
-    procs = [subprocess.Popen([sys.executable, "-c", ENGINE_ONLY], stdout=subprocess.PIPE,
+def runs_only(copies: int) -> tuple:
+    """(seconds of the slowest copy, digests) of `copies` RUNS_ONLY at once."""
+    procs = [subprocess.Popen([sys.executable, "-c", RUNS_ONLY], stdout=subprocess.PIPE,
                               text=True) for _ in range(copies)]
     outs = [p.communicate()[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
@@ -109,10 +109,10 @@ def engine_only(copies: int) -> tuple:
 
 
 def ceiling() -> float:
-    """How much faster two engine-only processes finish their work than one
-    does it twice, now: the most -n 2 could gain on this host."""
-    alone, digest = engine_only(1)
-    both, digests = engine_only(2)
+    """How much faster two processes of tp.run calls finish their work than
+    one does it twice, now: the most -n 2 could gain on this host."""
+    alone, digest = runs_only(1)
+    both, digests = runs_only(2)
     assert digests == digest            # a run is the same run beside another
     return 2 * alone / both
 
@@ -147,8 +147,8 @@ def test_main_job_n2_vs_serial_in_interleaved_pairs(benchmark, tmp_path):
         pairs.append((serial["wall"], n2["wall"]))
         ceilings.append(ceiling())
         print(f"\npair {i}: serial {serial['wall']:.1f} s, -n 2 {n2['wall']:.1f} s, "
-              f"speed-up {serial['wall'] / n2['wall']:.2f}x (two engine-only processes at "
-              f"once, just after: {ceilings[-1]:.2f}x)\n  {serial['breakdown']}\n"
+              f"speed-up {serial['wall'] / n2['wall']:.2f}x (two processes of tp.run alone "
+              f"at once, just after: {ceilings[-1]:.2f}x)\n  {serial['breakdown']}\n"
               f"  {n2['breakdown']}")
     ceilings = []
     benchmark.pedantic(pair, rounds=PAIRS, iterations=1)
