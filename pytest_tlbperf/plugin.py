@@ -650,8 +650,9 @@ class TlbperfPlugin:
         (gc.freeze, which only splices lists): at collection's end (modules,
         items), after a pytest-xdist worker's first rounds (numpy and the
         statistics, which the serial session loads only at its end), and
-        once the tests are done (every cell; on the controller, at the first
-        worker down). Each full collection after that walks only what came
+        once the tests are done (every cell). The pytest-xdist controller,
+        which collects nothing, freezes when its first worker is up and again
+        at each worker down. Each full collection after that walks only what came
         since. Measured before this (`-n 2`, the built-in suites): the
         workers made 3-4 full collections of 0.03-0.05 s in their run,
         another in the last one's hand-over, one in the controller's merge

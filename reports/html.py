@@ -139,21 +139,15 @@ def ratio_label(r) -> str:
     return text.factor(r) if r >= 10 else text.pct(r) + "%"
 
 
-def _jitter(i, n, spread) -> float:
-    """A deterministic vertical offset for the i-th of n points of a strip:
-    spread evenly in a low-discrepancy order (golden ratio), so points of
-    equal value sit side by side instead of on top of each other."""
-    if n <= 1:
-        return 0.0
-    frac = (i * 0.6180339887498949) % 1.0
-    return round((frac - 0.5) * spread, 1)
-
-
 @functools.lru_cache(maxsize=256)
 def _jitters(n, spread) -> tuple:
-    """The offsets of all n points of a strip: a report's strips hold a
-    handful of seed counts, and each of its 34,000 dots called `_jitter`."""
-    return tuple(_jitter(i, n, spread) for i in range(n))
+    """Deterministic vertical offsets for the n points of a strip: spread
+    evenly in a low-discrepancy order (golden ratio), so points of equal
+    value sit side by side instead of on top of each other. Cached: a
+    report's strips hold a handful of seed counts and 34,000 dots."""
+    if n <= 1:
+        return (0.0,) * n
+    return tuple(round(((i * 0.6180339887498949) % 1.0 - 0.5) * spread, 1) for i in range(n))
 
 
 def _seed_ratios(finding) -> list:
@@ -317,12 +311,12 @@ def _css(verdict) -> str:
     return verdict.replace(" ", "-")
 
 
-def _row(f, report=None, anchor=None) -> dict:
+def _row(f, report, anchor) -> dict:
     c = f.comparison
     return {"test": f.test, "test_parts": breakable(f.test), "profile": f.profile,
             "metric": f.metric,
             "policy": f.policy, "anchor": anchor,
-            "role": report.role(f.policy) if report else selection.CANDIDATE,
+            "role": report.role(f.policy),
             "reference": f.reference, "design": f.design,
             "baseline": text.num(f.baseline_median), "candidate": text.num(f.candidate_median),
             "change": text.change(f), "ci": text.interval(f), "p": text.pvalue(f.p_adjusted),
@@ -453,16 +447,14 @@ def context(report) -> dict:
                        "unit": f0.unit, "better": f0.better, "findings": findings,
                        "forest": forest(findings),
                        "strips": strips(findings, report.baseline)})
-    row_of = {}             # the findings table shows each block's rows again
+    row_of = {}             # the findings table shows the blocks' rows again
     for b in blocks:
         b["rows"] = [_row(f, report, b["id"]) for f in b["findings"]]
         row_of.update(zip(map(id, b["findings"]), b["rows"]))
     order = lambda r: (VERDICT_ORDER[r["verdict"]], r["design"] != stats.PAIRED,  # noqa: E731
                        r["test"], r["profile"], r["metric"], r["policy"])
-    rows = sorted((row_of.get(id(f)) or _row(f, report) for f in report.candidate_findings()),
-                  key=order)
-    ref_rows = sorted((row_of.get(id(f)) or _row(f, report) for f in report.reference_findings()),
-                      key=order)
+    rows = sorted((row_of[id(f)] for f in report.candidate_findings()), key=order)
+    ref_rows = sorted((row_of[id(f)] for f in report.reference_findings()), key=order)
     counts = report.counts()
     chips = report.count_text(counts).split(" of ")[0].split(", ")
     status = report.status()
