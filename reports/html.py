@@ -92,10 +92,19 @@ class Axis:
         return round(self.px_lo + frac * (self.px_hi - self.px_lo), 1)
 
     def contains(self, value) -> bool:
-        if self.log and value <= 0:
-            return False
-        v = math.log10(value) if self.log else value
-        return self.lo - 1e-9 <= v <= self.hi + 1e-9
+        return self.place(value) is not None
+
+    def place(self, value) -> float | None:
+        """self(value) where the axis covers value, else None: one
+        logarithm per dot, of the report's 34,000."""
+        if self.log:
+            if value <= 0:
+                return None
+            value = math.log10(value)
+        if not self.lo - 1e-9 <= value <= self.hi + 1e-9:
+            return None
+        frac = (value - self.lo) / (self.hi - self.lo)
+        return round(self.px_lo + frac * (self.px_hi - self.px_lo), 1)
 
 
 def _nice_linear(lo, hi, count=5) -> list:
@@ -111,11 +120,12 @@ def _nice_linear(lo, hi, count=5) -> list:
 
 def _spaced(candidates, axis, min_px=48) -> list:
     """The candidates (in priority order) that keep `min_px` between labels."""
-    taken = []
+    taken, xs = [], []
     for value in candidates:
-        x = axis(value)
-        if axis.contains(value) and all(abs(x - axis(t)) >= min_px for t in taken):
+        x = axis.place(value)
+        if x is not None and all(abs(x - t) >= min_px for t in xs):
             taken.append(value)
+            xs.append(x)
     return sorted(taken)
 
 
@@ -161,9 +171,9 @@ def _seed_ratios(finding) -> list:
             c + plus > 0]
 
 
-def _quantile(values, q):
+def _quantiles(values, *qs) -> list:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+    return [ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] for q in qs]
 
 
 LABEL = 22          # characters of a policy name the plots show (150 px)
@@ -181,15 +191,15 @@ def forest(findings, width=540, row=30) -> dict:
     says so -- one wild seed cannot squash the rest, a cluster of seeds
     (vCPUs preempted on half the seeds) stays in view."""
     left, right, top = 150, width - 24, 26
+    seed_ratios = [_seed_ratios(f) for f in findings]
     core = [1.0]
-    for f in findings:
+    for f, pairs in zip(findings, seed_ratios):
         t = f.threshold
         core += [1 - t, 1 + t]
         if f.comparison.ratio and f.comparison.ratio > 0:
             core.append(f.comparison.ratio)
-        ratios = [r for _, r in _seed_ratios(f)]
-        if ratios:
-            core += [_quantile(ratios, 0.1), _quantile(ratios, 0.9)]
+        if pairs:
+            core += _quantiles([r for _, r in pairs], 0.1, 0.9)
     lo, hi = min(core), max(core)
     for f in findings:
         for v in f.comparison.ci or ():
@@ -197,9 +207,10 @@ def forest(findings, width=540, row=30) -> dict:
                 lo, hi = min(lo, max(v, min(core) / CLIP)), max(hi, min(v, max(core) * CLIP))
     lo, hi = lo / 1.04, hi * 1.04
     axis = Axis(lo, hi, left, right, log=True)
+    edge_lo, edge_hi = axis_lo(axis), axis_hi(axis)
     height = top + row * len(findings) + 36
     rows, clipped = [], 0
-    for i, f in enumerate(findings):
+    for i, (f, ratios) in enumerate(zip(findings, seed_ratios)):
         c = f.comparison
         y = top + row * i + row / 2
         item = {"y": y, "label": text.cut(f.policy, LABEL), "verdict": f.verdict,
@@ -207,13 +218,12 @@ def forest(findings, width=540, row=30) -> dict:
                 "title": f"{f.policy}: {text.change(f)} [{text.interval(f)}], p(adj) "
                          f"{text.pvalue(f.p_adjusted)}, {f.verdict}",
                 "beyond": []}
-        ratios = _seed_ratios(f)
-        low_out = [s for s, r in ratios if r < axis_lo(axis)]
-        high_out = [s for s, r in ratios if r > axis_hi(axis)]
+        low_out = [s for s, r in ratios if r < edge_lo]
+        high_out = [s for s, r in ratios if r > edge_hi]
         jitter = _jitters(len(ratios), row * 0.6)
         item["seeds"] = _circles("seed", 2.2, [
-            (axis(r), round(y + jitter[k], 1), f"seed {seed}: {ratio_label(r)}")
-            for k, (seed, r) in enumerate(ratios) if axis.contains(r)])
+            (x, round(y + jitter[k], 1), f"seed {seed}: {ratio_label(r)}")
+            for k, (seed, r) in enumerate(ratios) if (x := axis.place(r)) is not None])
         for seeds_out, x, sign in ((low_out, left, -1), (high_out, right, 1)):
             if seeds_out:
                 clipped += len(seeds_out)
@@ -227,10 +237,10 @@ def forest(findings, width=540, row=30) -> dict:
         else:
             item["note"] = "no ratio: the baseline is 0"
         if text.bounded(c.ci):
-            x1, x2 = (axis(min(max(v, axis_lo(axis)), axis_hi(axis))) for v in c.ci)
+            x1, x2 = (axis(min(max(v, edge_lo), edge_hi)) for v in c.ci)
             item["x1"], item["x2"] = x1, x2
-            item["cut_low"] = c.ci[0] < axis_lo(axis)
-            item["cut_high"] = c.ci[1] > axis_hi(axis)
+            item["cut_low"] = c.ci[0] < edge_lo
+            item["cut_high"] = c.ci[1] > edge_hi
         rows.append(item)
     t = findings[0].threshold
     return {"width": width, "height": height, "left": left, "right": right, "top": top,
@@ -240,7 +250,7 @@ def forest(findings, width=540, row=30) -> dict:
                       for r in _ratio_ticks(axis, t)],
             "rows": rows, "clipped": clipped,
             "cut": bool(clipped) or any(r.get("cut_low") or r.get("cut_high") for r in rows),
-            "range": f"{ratio_label(axis_lo(axis))} .. {ratio_label(axis_hi(axis))}"}
+            "range": f"{ratio_label(edge_lo)} .. {ratio_label(edge_hi)}"}
 
 
 def _circles(css, radius, dots) -> Markup:
@@ -298,8 +308,8 @@ def strips(findings, baseline, width=400, row=22) -> dict | None:
         jitter, name = _jitters(len(vals), row * 0.6), escape(label)
         rows.append({"y": y, "label": text.cut(label, LABEL), "base": is_base,
                      "dots": _circles("seed base" if is_base else "seed", 2.6, [
-                         (axis(v), round(y + jitter[k], 1), f"{name}: {text.num(v)}")
-                         for k, v in enumerate(vals) if axis.contains(v)]),
+                         (x, round(y + jitter[k], 1), f"{name}: {text.num(v)}")
+                         for k, v in enumerate(vals) if (x := axis.place(v)) is not None]),
                      "median": axis(med) if med is not None and axis.contains(med) else None,
                      "median_label": text.num(med)})
     return {"width": width, "height": height, "left": left, "right": right, "top": top,

@@ -414,6 +414,21 @@ def test_html_shows_the_candidates_knobs_beside_the_baselines():
     assert "<td class=\"differs\">&#39;always&#39;</td>" in section
 
 
+def test_a_plots_axis_places_a_value_where_it_draws_it_and_nothing_off_it():
+    # the dots take `place`, one logarithm each: the pixel `axis(value)`
+    # gives where the axis covers the value (within its 1e-9 tolerance),
+    # None off it and for what a log axis cannot show
+    log = html.Axis(0.5, 2.0, 150, 516, log=True)
+    lin = html.Axis(-3.0, 7.0, 150, 386)
+    for axis, inside, outside in (
+            (log, [0.5, 1.0, 1.37, 2.0, 2.0 * 10 ** 5e-10], [0.49, 2.01, 0.0, -1.0]),
+            (lin, [-3.0, 0.0, 6.99, 7.0, 7.0 + 5e-10], [-3.01, 7.01])):
+        for v in inside:
+            assert axis.place(v) == axis(v) and axis.contains(v), v
+        for v in outside:
+            assert axis.place(v) is None and not axis.contains(v), v
+
+
 def test_forest_clips_outliers_and_says_so():
     """One wild seed does not squash the plot: the axis stops at CLIP times
     the estimates and the band, the seed is drawn at the edge and counted."""
