@@ -87,7 +87,11 @@ class Axis:
         self.lo, self.hi, self.px_lo, self.px_hi, self.log = lo, hi, px_lo, px_hi, log
 
     def __call__(self, value) -> float:
-        v = math.log10(value) if self.log else value
+        return self._px(math.log10(value) if self.log else value)
+
+    def _px(self, v) -> float:
+        """The pixel of v, a value already on the axis' scale (its log10 on a
+        log axis)."""
         frac = (v - self.lo) / (self.hi - self.lo)
         return round(self.px_lo + frac * (self.px_hi - self.px_lo), 1)
 
@@ -103,8 +107,7 @@ class Axis:
             value = math.log10(value)
         if not self.lo - 1e-9 <= value <= self.hi + 1e-9:
             return None
-        frac = (value - self.lo) / (self.hi - self.lo)
-        return round(self.px_lo + frac * (self.px_hi - self.px_lo), 1)
+        return self._px(value)
 
 
 def _nice_linear(lo, hi, count=5) -> list:
@@ -310,7 +313,7 @@ def strips(findings, baseline, width=400, row=22) -> dict | None:
                      "dots": _circles("seed base" if is_base else "seed", 2.6, [
                          (x, round(y + jitter[k], 1), f"{name}: {text.num(v)}")
                          for k, v in enumerate(vals) if (x := axis.place(v)) is not None]),
-                     "median": axis(med) if med is not None and axis.contains(med) else None,
+                     "median": axis.place(med) if med is not None else None,
                      "median_label": text.num(med)})
     return {"width": width, "height": height, "left": left, "right": right, "top": top,
             "bottom": height - 30, "log": log, "rows": rows,
