@@ -8,10 +8,12 @@ LoadScopeScheduling with the group as the scope. A worker that has run a
 group's last cell plays the group's adaptive rounds at once
 (`plugin.TlbperfPlugin._run_ahead`), which keeps the rounds -- two thirds of
 the engine's runs of the built-in suites -- spread over the workers instead
-of left to the controller after the tests. The worker hands the controller
-its seeds and the comparisons it computed (`reports.verdicts.computed`), so
-the controller's rounds over the whole report run nothing and compute no
-comparison again: they only merge.
+of left to the controller after the tests. The worker sends the group --
+its cells, the seeds it ran ahead and the comparisons it computed
+(`reports.verdicts.computed`) -- with its next test report, so the
+controller merges as the run goes, its rounds over the whole report run
+nothing and compute no comparison again, and a worker's end carries only
+its last group.
 
 The group is read off the node id, on the controller and the workers alike
 (the controller collects nothing): `test.py::test_x[<profile>-<policy>...]`

@@ -254,16 +254,19 @@ class Session:
                 "cells": [c.to_dict() for c in sorted(cells, key=lambda c: c.key)]}
 
     def merge(self, data: dict) -> None:
-        """Take cells a worker (pytest-xdist) sent to the controller, the
-        descriptions of their runners, the samples it ran ahead for the
-        adaptive rounds and its timing."""
+        """Take what a pytest-xdist worker sent the controller: the cells of
+        each comparison group as its rounds end, with the descriptions of
+        their runners and the samples it ran ahead for them; at its end, the
+        rest, its profiles, options and timing."""
         self.cells.extend(Cell.from_dict(c) for c in data["cells"])
-        self.profiles.update(data["profiles"])
-        self.worker_seconds.append(data.get("timing") or {})
         for key, spec in data.get("runners", ()):
             self.runner_specs[tuple(key)] = spec
         for key, samples in data.get("spare", ()):
             self.spare.setdefault(tuple(key), {}).update((s["seed"], s) for s in samples)
+        if "timing" not in data:
+            return
+        self.profiles.update(data["profiles"])
+        self.worker_seconds.append(data["timing"] or {})
         # the profiles a worker added for a candidate's knobs: workers collect,
         # the controller does not
         touched = self.options.setdefault("touched", [])

@@ -195,7 +195,7 @@ def _session(tmp_path, name, *args):
     """One `pytest --tlbperf` run of SUITE in a fresh folder: (its saved
     cells, its text report without the command lines, its exit code)."""
     where = tmp_path / name
-    where.mkdir()
+    where.mkdir(exist_ok=True)
     (where / "test_suite.py").write_text(SUITE)
     cmd = [sys.executable, "-m", "pytest", "--tlbperf", "-q", "-p", "no:cacheprovider",
            "-p", "no:randomly", "--tlbperf-policy", "concurrent_flush", "--tlbperf-policy", "v4_14",
@@ -222,6 +222,53 @@ def test_xdist_gives_the_serial_runs_seeds_samples_and_verdicts(tmp_path, how):
     assert cells == serial
     assert text == serial_text
     assert "with 2 workers" in out
+
+
+HANDOVER_PROBE = '''
+import json, os, pytest
+
+SEEN = []
+
+def _cells(parts):
+    return [[c["test"], c["profile"], c["policy"]] for text in parts
+            for c in json.loads(text)["cells"]]
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_logreport(report):
+    parts = getattr(report, "tlbperf", None)
+    if parts and not os.environ.get("PYTEST_XDIST_WORKER"):
+        SEEN.append(["report", _cells(parts)])
+    result = yield
+    assert not hasattr(report, "tlbperf"), "left on the report for other plugins"
+    return result
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_testnodedown(node, error):
+    SEEN.append(["end", _cells(node.workeroutput.get("tlbperf", []))])
+
+def pytest_unconfigure(config):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        with open("handover.json", "w") as fh:
+            json.dump(SEEN, fh)
+'''
+
+
+def test_a_worker_ships_each_comparison_group_with_its_next_report(tmp_path):
+    """A worker's cells reach the controller as each comparison group's
+    rounds end, with the next test report, and not all at its end: the
+    last worker's hand-over then holds only its last group, not the whole
+    run. Every cell arrives once, and the report carries nothing on."""
+    where = tmp_path / "xdist"
+    where.mkdir()
+    (where / "conftest.py").write_text(HANDOVER_PROBE)
+    cells, _, rc, out = _session(tmp_path, "xdist", "-n", "2")
+    seen = json.loads((where / "handover.json").read_text())
+    early = [key for how, keys in seen if how == "report" for key in keys]
+    late = [key for how, keys in seen if how == "end" for key in keys]
+    assert rc == 0, out[-3000:]
+    assert [how for how, _ in seen].count("end") == 2
+    assert early, "every cell waited for its worker's end"
+    assert sorted(early + late) == sorted([c["test"], c["profile"], c["policy"]] for c in cells)
 
 
 def test_a_candidate_with_the_baselines_knobs_shares_its_runs_and_the_report_says_so(
