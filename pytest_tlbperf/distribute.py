@@ -28,9 +28,11 @@ Which group goes next matters at the end: the session lasts until the last
 group's rounds are done, and the groups of the built-in suites differ by a
 hundredfold (a context-switch comparison with its rounds, 2-3 s; a
 membarrier litmus one, 0.01 s). The costs are not known before the run, but
-a test's cells cost alike on every profile, so the scheduler learns them as
-it goes: the next group a worker gets is one of a test not seen yet, else
-the one the seconds per cell seen so far of its test expect to take longest.
+a test's cells cost alike on every profile, roughly, so the scheduler learns
+them as it goes, by the test and its own parameters (`test_of`: tlb_flush2's
+cells with 16 threads cost 3x those with 4): the next group a worker gets is
+one of a test not seen yet, else the one the seconds per cell seen so far of
+its test expect to take longest.
 The heavy groups run early and the light ones fill the end. xdist hands
 groups out in collection order, which put a 0.5 s context-switch group on
 zen1-epyc last in the runs recorded, and the workers of the built-in suites
@@ -43,27 +45,47 @@ from __future__ import annotations
 from .userio import printable
 
 
+def _policy_in(nodeid: str, policies):
+    """(index of '[', the parameters, where `-<policy>` starts in them, the
+    policy) of a tlbperf cell's node id `test[<profile>-<policy>...]`, else
+    None."""
+    start = nodeid.find("[")
+    if start < 0 or not nodeid.endswith("]"):
+        return None
+    params = nodeid[start + 1:-1]
+    for policy in sorted((printable(str(p)) for p in policies), key=len, reverse=True):
+        for tail in (f"-{policy}-", f"-{policy}"):
+            at = params.find(tail)
+            if at > 0 and (tail.endswith("-") or at + len(tail) == len(params)):
+                return start, params, at, policy
+    return None
+
+
 def comparison_group(nodeid: str, policies) -> str:
     """The scope of `nodeid`: its `xdist_group` name if it carries one, a
     tlbperf cell's test and profile (its id without `-<policy>`), else the
     node id itself (a test of its own)."""
     if nodeid.rfind("@") > nodeid.rfind("]"):
         return nodeid[nodeid.rfind("@") + 1:]
-    start = nodeid.find("[")
-    if start < 0 or not nodeid.endswith("]"):
+    found = _policy_in(nodeid, policies)
+    if found is None:
         return nodeid
-    params = nodeid[start + 1:-1]
-    for policy in sorted((printable(str(p)) for p in policies), key=len, reverse=True):
-        for tail in (f"-{policy}-", f"-{policy}"):
-            at = params.find(tail)
-            if at > 0 and (tail.endswith("-") or at + len(tail) == len(params)):
-                return f"{nodeid[:start]}[{params[:at]}{params[at + len(policy) + 1:]}]"
-    return nodeid
+    start, params, at, policy = found
+    return f"{nodeid[:start]}[{params[:at]}{params[at + len(policy) + 1:]}]"
 
 
-def test_of(nodeid: str) -> str:
-    """The test function of a node id: its cells, on any profile, cost alike."""
-    return nodeid.partition("[")[0]
+def test_of(nodeid: str, policies) -> str:
+    """What a cell's cost is learned by: its test with the test's own
+    parameters, without profile and policy -- `test_tlb_flush2[16]` apart
+    from `test_tlb_flush2[4]`, whose cells cost a third as much. A test's
+    cells cost alike on every profile, roughly; its parameters change the
+    work itself."""
+    found = _policy_in(nodeid, policies)
+    if found is None:
+        return nodeid.partition("[")[0]
+    start, params, at, policy = found
+    rest = params[at + len(policy) + 2:]
+    return f"{nodeid[:start]}[{rest}]" if rest else nodeid[:start]
 
 
 def scheduler(config, log, policies):
@@ -86,14 +108,14 @@ def scheduler(config, log, policies):
 
         def _expected(self, scope: str) -> float:
             cells = self.workqueue[scope]
-            seconds, seen = self._spent.get(test_of(next(iter(cells))), (0.0, 0))
+            seconds, seen = self._spent.get(test_of(next(iter(cells)), policies), (0.0, 0))
             return seconds / seen * len(cells) if seen else float("inf")
 
         def mark_test_complete(self, node, item_index, duration=0):
             # duration: the worker's whole runtest protocol, a group's
             # adaptive rounds included (they run after its last cell)
             spent = self._spent.setdefault(
-                test_of(self.registered_collections[node][item_index]), [0.0, 0])
+                test_of(self.registered_collections[node][item_index], policies), [0.0, 0])
             spent[0] += duration
             spent[1] += 1
             super().mark_test_complete(node, item_index, duration)
