@@ -594,12 +594,15 @@ class TlbperfPlugin:
         comparisons it computed since it last shipped."""
         cells = sorted(cells, key=lambda c: c.key)
         self._sent.update(c.key for c in cells)
+        runners = []
+        for cell in cells:
+            spec = runner_spec(*self.session.runners[cell.key]) \
+                if cell.key in self.session.runners else None
+            if spec is not None:
+                runners.append([list(cell.key), spec])
         verdicts = sys.modules.get(f"{__package__}.reports.verdicts")    # it judged rounds
         return {"cells": [c.to_dict() for c in cells], "spare": list(spare),
-                "comparisons": verdicts.computed() if verdicts else {},
-                "runners": [[list(c.key), spec] for c in cells if c.key in self.session.runners
-                            and (spec := runner_spec(*self.session.runners[c.key]))
-                            is not None]}
+                "comparisons": verdicts.computed() if verdicts else {}, "runners": runners}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodeready(self, node):
@@ -696,10 +699,10 @@ class TlbperfPlugin:
         this (`-n 2`, the built-in suites): the workers made 3-4 full
         collections of 0.03-0.05 s in their run, another in the last one's
         hand-over, one in the controller's merge before its report, and
-        pytest's two at unconfigure (unraisableexception) in every process. Objects made later are
-        collected as ever; a frozen one that dies in a cycle waits for
-        `_thaw`, which gives them back at cleanup (modules and items live
-        to the end anyway)."""
+        pytest's two at unconfigure (unraisableexception) in every process.
+        Objects made later are collected as ever; a frozen one that dies in
+        a cycle waits for `_thaw`, which gives them back at cleanup (modules
+        and items live to the end anyway)."""
         self._frozen = True
         gc.freeze()
 
