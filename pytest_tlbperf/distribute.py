@@ -120,6 +120,30 @@ def scheduler(config, log, policies):
             spent[1] += 1
             super().mark_test_complete(node, item_index, duration)
 
+        def remove_node(self, node):
+            """A worker that crashed: its unfinished groups go back on the
+            queue without the cell it crashed in, which pytest-xdist then
+            reports as failed (as --dist load does). LoadScopeScheduling put
+            the whole workload back: a group the worker had finished went
+            out again as no test at all, and the worker that got it waited
+            for work forever (the session hung), while the cell that crashed
+            ran again on every new worker until xdist gave up. The crashed
+            worker's finished cells of an unfinished group are lost with it;
+            its finished groups reached the controller with its reports."""
+            workload = self.assigned_work.pop(node)
+            unfinished = [(scope, unit) for scope, unit in workload.items()
+                          if not all(unit.values())]
+            if not unfinished:
+                return None
+            crashitem = next(nodeid for nodeid, done in unfinished[0][1].items() if not done)
+            unfinished[0][1][crashitem] = True
+            for scope, unit in unfinished:
+                if not all(unit.values()):
+                    self.workqueue[scope] = unit
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashitem
+
         def _assign_work_unit(self, node):
             # xdist hands out the queue's first group: make it the longest
             # expected (the first of equals, so unseen tests go in xdist's order)

@@ -5,6 +5,7 @@ knobs are equal, and pytest-xdist -- -n 2, several gateways -- gives the
 serial run's seeds, samples and verdicts."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -145,8 +146,10 @@ def test_a_comparison_group_is_a_test_on_a_profile_across_policies():
 class _Worker:
     """What ComparisonScheduling talks to of a pytest-xdist WorkerController."""
 
-    def __init__(self):
+    def __init__(self, name="gw0"):
+        from types import SimpleNamespace
         self.sent, self.shutting_down = [], False
+        self.gateway = SimpleNamespace(id=name)
 
     def send_runtest_some(self, indexes):
         self.sent.append(indexes)
@@ -238,6 +241,55 @@ def test_a_heavy_parameter_of_a_test_goes_before_its_light_one():
     assert [group_of(indexes) for indexes in worker.sent] == [
         "t.py::test_x[p1-4]", "t.py::test_x[p2-4]", "t.py::test_x[p1-16]",
         "t.py::test_x[p2-16]", "t.py::test_x[p3-16]", "t.py::test_x[p3-4]"]
+
+
+def test_a_crashed_worker_gives_back_its_unfinished_groups_without_the_crashed_cell():
+    """A worker that dies gives its unfinished groups back, less the cell it
+    died in (xdist reports that one failed); a group it had finished does
+    not go out again as a unit of no test, which left the worker that got
+    it waiting for work forever."""
+    from types import SimpleNamespace
+    from pytest_tlbperf.distribute import scheduler
+    config = SimpleNamespace(getvalue={"tx": ["popen", "popen"]}.get,
+                             option=SimpleNamespace(loadscopereorder=True))
+    sched = scheduler(config, None, ["mainline", "v4_14"])
+    ids = [f"t.py::test_a[p{g}-{policy}]" for g in range(1, 7) for policy in ("mainline", "v4_14")]
+    first, second = _Worker("gw0"), _Worker("gw1")
+    for worker in (first, second):
+        sched.add_node(worker)
+        sched.add_node_collection(worker, ids)
+    sched.schedule()
+    assert first.sent == [[0, 1], [4, 5]] and second.sent == [[2, 3], [6, 7]]
+    sched.mark_test_complete(first, 0)
+    sched.mark_test_complete(first, 1)          # p1 done: p5 goes to the first worker
+    sched.mark_test_complete(first, 4)          # then it dies in p3's v4_14 cell
+    assert first.sent[-1] == [8, 9]
+    assert sched.remove_node(first) == "t.py::test_a[p3-v4_14]"
+    assert list(sched.workqueue) == ["t.py::test_a[p6]", "t.py::test_a[p5]"]
+    replacement = _Worker("gw2")
+    sched.add_node(replacement)
+    sched.add_node_collection(replacement, ids)
+    sched.schedule()
+    assert replacement.sent and all(replacement.sent)
+
+
+def test_a_session_whose_worker_crashes_ends(tmp_path):
+    """A worker killed mid-run (a test calling os._exit here; a crash of the
+    native engine alike): the session ends with that test failed and every
+    cell of the others in the saved run. It used to hang."""
+    where = tmp_path / "crash"
+    where.mkdir()
+    (where / "test_crash.py").write_text("import os\n\ndef test_crash():\n    os._exit(3)\n")
+    (where / "test_suite.py").write_text(SUITE)
+    cmd = [sys.executable, "-m", "pytest", "--tlbperf", "-q", "-p", "no:cacheprovider",
+           "--tlbperf-policy", "v4_14", "--tlbperf-json", "run.json", "-n", "2",
+           "test_crash.py", "test_suite.py"]
+    proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    passed = int(re.search(r"1 failed, (\d+) passed", proc.stdout).group(1))
+    assert "crashed while running 'test_crash.py::test_crash'" in proc.stdout
+    # SUITE's six (test, profile) groups, each under mainline and v4_14
+    assert len(json.loads((where / "run.json").read_text())["cells"]) == passed == 12
 
 
 def _session(tmp_path, name, *args):
