@@ -596,8 +596,8 @@ class TlbperfPlugin:
         self._sent.update(c.key for c in cells)
         runners = []
         for cell in cells:
-            spec = runner_spec(*self.session.runners[cell.key]) \
-                if cell.key in self.session.runners else None
+            runner = self.session.runners.get(cell.key)
+            spec = runner_spec(*runner) if runner is not None else None
             if spec is not None:
                 runners.append([list(cell.key), spec])
         verdicts = sys.modules.get(f"{__package__}.reports.verdicts")    # it judged rounds

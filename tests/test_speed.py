@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -147,7 +148,6 @@ class _Worker:
     """What ComparisonScheduling talks to of a pytest-xdist WorkerController."""
 
     def __init__(self, name="gw0"):
-        from types import SimpleNamespace
         self.sent, self.shutting_down = [], False
         self.gateway = SimpleNamespace(id=name)
 
@@ -158,30 +158,43 @@ class _Worker:
         self.shutting_down = True
 
 
+def _scheduled(ids, *workers):
+    """ComparisonScheduling of `ids` (cells under mainline and v4_14) over
+    `workers`, the first work handed out."""
+    from pytest_tlbperf.distribute import scheduler
+    config = SimpleNamespace(getvalue={"tx": ["popen"] * len(workers)}.get,
+                             option=SimpleNamespace(loadscopereorder=True))
+    sched = scheduler(config, None, ["mainline", "v4_14"])
+    for worker in workers:
+        sched.add_node(worker)
+        sched.add_node_collection(worker, ids)
+    sched.schedule()
+    return sched
+
+
+def _group_of(ids, indexes):
+    return {ids[i].replace("-mainline", "").replace("-v4_14", "") for i in indexes}.pop()
+
+
+def _complete(sched, worker, ids, group, seconds=0):
+    """The worker ran every cell of `group`, each in `seconds`."""
+    for i in range(len(ids)):
+        if _group_of(ids, [i]) == group:
+            sched.mark_test_complete(worker, i, seconds)
+
+
 def test_a_worker_gets_the_comparison_expected_to_take_longest_next():
     """Collection order puts the cheap test first: xdist alone hands out
     its groups on p1, p2 and p3 before any of the heavy test's. Here a test
     not seen yet goes first, then the seconds per cell seen decide: the
     heavy test's groups go before the light test's last one."""
-    from types import SimpleNamespace
-    from pytest_tlbperf.distribute import scheduler
-    config = SimpleNamespace(getvalue={"tx": ["popen"]}.get,
-                             option=SimpleNamespace(loadscopereorder=True))
-    sched = scheduler(config, None, ["mainline", "v4_14"])
     ids = [f"t.py::{test}[{profile}-{policy}]" for test in ("test_light", "test_heavy")
            for profile in ("p1", "p2", "p3") for policy in ("mainline", "v4_14")]
     worker = _Worker()
-    sched.add_node(worker)
-    sched.add_node_collection(worker, ids)
-    sched.schedule()
-
-    def group_of(indexes):
-        return {ids[i].replace("-mainline", "").replace("-v4_14", "") for i in indexes}.pop()
+    sched = _scheduled(ids, worker)
 
     def run(group, seconds):
-        for i, nodeid in enumerate(ids):
-            if nodeid.startswith(group[:-1]):
-                sched.mark_test_complete(worker, i, seconds)
+        _complete(sched, worker, ids, group, seconds)
 
     # the first two: xdist's order, nothing seen yet
     run("t.py::test_light[p1]", 0.01)          # seen: light; heavy not yet, so it goes next
@@ -189,7 +202,7 @@ def test_a_worker_gets_the_comparison_expected_to_take_longest_next():
     run("t.py::test_heavy[p1]", 2.0)           # seen: heavy, 200x the light one's cells
     run("t.py::test_heavy[p2]", 2.0)
     run("t.py::test_heavy[p3]", 2.0)
-    assert [group_of(indexes) for indexes in worker.sent] == [
+    assert [_group_of(ids, indexes) for indexes in worker.sent] == [
         "t.py::test_light[p1]", "t.py::test_light[p2]", "t.py::test_heavy[p1]",
         "t.py::test_heavy[p2]", "t.py::test_heavy[p3]", "t.py::test_light[p3]"]
 
@@ -213,32 +226,20 @@ def test_a_heavy_parameter_of_a_test_goes_before_its_light_one():
     190 against 27, one -n 2 run of the main job). Averaged over the test, the
     heavy variant's last group could be handed out last and hold one worker
     while the other idled; learned apart, it goes before the light ones."""
-    from types import SimpleNamespace
-    from pytest_tlbperf.distribute import scheduler
-    config = SimpleNamespace(getvalue={"tx": ["popen"]}.get,
-                             option=SimpleNamespace(loadscopereorder=True))
-    sched = scheduler(config, None, ["mainline", "v4_14"])
     ids = [f"t.py::test_x[{profile}-{policy}-{cpus}]" for cpus in (4, 16)
            for profile in ("p1", "p2", "p3") for policy in ("mainline", "v4_14")]
     worker = _Worker()
-    sched.add_node(worker)
-    sched.add_node_collection(worker, ids)
-    sched.schedule()
-
-    def group_of(indexes):
-        return {ids[i].replace("-mainline", "").replace("-v4_14", "") for i in indexes}.pop()
+    sched = _scheduled(ids, worker)
 
     def run(group, seconds):
-        for i, nodeid in enumerate(ids):
-            if group_of([i]) == group:
-                sched.mark_test_complete(worker, i, seconds)
+        _complete(sched, worker, ids, group, seconds)
 
     run("t.py::test_x[p1-4]", 0.01)        # seen: x[4]; x[16] not yet, so it goes next
     run("t.py::test_x[p2-4]", 0.01)
     run("t.py::test_x[p1-16]", 2.0)        # seen: x[16], 200x x[4]'s cells
     run("t.py::test_x[p2-16]", 2.0)
     run("t.py::test_x[p3-16]", 2.0)
-    assert [group_of(indexes) for indexes in worker.sent] == [
+    assert [_group_of(ids, indexes) for indexes in worker.sent] == [
         "t.py::test_x[p1-4]", "t.py::test_x[p2-4]", "t.py::test_x[p1-16]",
         "t.py::test_x[p2-16]", "t.py::test_x[p3-16]", "t.py::test_x[p3-4]"]
 
@@ -248,20 +249,11 @@ def test_a_crashed_worker_gives_back_its_unfinished_groups_without_the_crashed_c
     died in (xdist reports that one failed); a group it had finished does
     not go out again as a unit of no test, which left the worker that got
     it waiting for work forever."""
-    from types import SimpleNamespace
-    from pytest_tlbperf.distribute import scheduler
-    config = SimpleNamespace(getvalue={"tx": ["popen", "popen"]}.get,
-                             option=SimpleNamespace(loadscopereorder=True))
-    sched = scheduler(config, None, ["mainline", "v4_14"])
     ids = [f"t.py::test_a[p{g}-{policy}]" for g in range(1, 7) for policy in ("mainline", "v4_14")]
     first, second = _Worker("gw0"), _Worker("gw1")
-    for worker in (first, second):
-        sched.add_node(worker)
-        sched.add_node_collection(worker, ids)
-    sched.schedule()
+    sched = _scheduled(ids, first, second)
     assert first.sent == [[0, 1], [4, 5]] and second.sent == [[2, 3], [6, 7]]
-    sched.mark_test_complete(first, 0)
-    sched.mark_test_complete(first, 1)          # p1 done: p5 goes to the first worker
+    _complete(sched, first, ids, "t.py::test_a[p1]")    # p5 goes to the first worker
     sched.mark_test_complete(first, 4)          # then it dies in p3's v4_14 cell
     assert first.sent[-1] == [8, 9]
     assert sched.remove_node(first) == "t.py::test_a[p3-v4_14]"

@@ -96,14 +96,14 @@ def job(where, *extra) -> dict:
 # skylake-2s, 1,200 seeds, about 3 s) in one process, then in two at once;
 # prints the loop's seconds and a digest of every run's metrics
 RUNS_ONLY = ("import hashlib, sys, time\n"
-               "import pytest_tlbperf as tp\n"
-               "w = tp.workloads.kernel_build()\n"
-               "h = hashlib.sha256()\n"
-               "t = time.perf_counter()\n"
-               "for seed in range(1200):\n"
-               "    r = tp.run(w, 'skylake-2s', 'mainline', seed)\n"
-               "    h.update(repr(sorted(r.metrics.items())).encode())\n"
-               "print(time.perf_counter() - t, h.hexdigest())\n")
+             "import pytest_tlbperf as tp\n"
+             "w = tp.workloads.kernel_build()\n"
+             "h = hashlib.sha256()\n"
+             "t = time.perf_counter()\n"
+             "for seed in range(1200):\n"
+             "    r = tp.run(w, 'skylake-2s', 'mainline', seed)\n"
+             "    h.update(repr(sorted(r.metrics.items())).encode())\n"
+             "print(time.perf_counter() - t, h.hexdigest())\n")
 
 
 def runs_only(copies: int) -> tuple:
