@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -380,3 +381,17 @@ def test_a_candidate_with_the_baselines_knobs_shares_its_runs_and_the_report_say
     assert rar["seeds"] == by[("test_madvise[threads=2]", "mainline")]["seeds"]
     assert "rar's knobs equal mainline's on haswell-4c: its runs there are mainline's" in \
         " ".join((where / "run.txt").read_text().split())
+
+
+def test_the_benchmarks_set_up_as_they_are_documented():
+    """`pytest tests/bench -m bench`, the README's command, sets every
+    benchmark up. The suite's addopts deselect the benchmarks, so nothing
+    else would see a helper that pytest collects as a test (`tests_run` was
+    one: its missing fixture errored that command) or a fixture that is not
+    there. --setup-plan resolves the fixtures and runs nothing."""
+    bench = Path(__file__).parent / "bench"
+    out = subprocess.run([sys.executable, "-m", "pytest", "--setup-plan", "-q", "-m", "bench",
+                          "-p", "no:cacheprovider", str(bench)],
+                         cwd=bench.parent.parent, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert " error" not in out.stdout.splitlines()[-1], out.stdout[-3000:]

@@ -154,7 +154,7 @@ def null_suite(where, tests: int, cpu: float) -> float:
     return walls[0] / walls[1]
 
 
-def tests_run(out: str) -> int:
+def _tests_counted(out: str) -> int:
     """How many tests a pytest run's last line counts (passed, skipped, ...)."""
     return sum(int(n) for n in re.findall(r"(\d+) (?:passed|skipped|xfailed|xpassed)",
                                           out.splitlines()[-1]))
@@ -188,7 +188,7 @@ def test_main_job_n2_vs_serial_in_interleaved_pairs(benchmark, tmp_path):
         serial = job(tmp_path / f"serial{i}")
         n2 = job(tmp_path / f"n2-{i}", "-n", "2")
         pairs.append((serial["wall"], n2["wall"]))
-        tests = tests_run(serial["out"])
+        tests = _tests_counted(serial["out"])
         nulls.append(null_suite(tmp_path / f"null{i}", tests, serial["wall"] / tests))
         ceilings.append(ceiling())
         print(f"\npair {i}: serial {serial['wall']:.1f} s, -n 2 {n2['wall']:.1f} s, "
