@@ -97,25 +97,30 @@ def scheduler(config, log, policies):
         def __init__(self, config, log=None):
             super().__init__(config, log)
             self._spent = {}            # test -> [seconds, cells] run so far
-            self._group = {}            # node id -> comparison group
+            self._keys = {}             # node id -> (comparison group, test)
+
+        def _keys_of(self, nodeid: str) -> tuple:
+            # asked again for every cell a worker completes, and for every
+            # queued group each time a worker gets one
+            keys = self._keys.get(nodeid)
+            if keys is None:
+                keys = self._keys[nodeid] = (comparison_group(nodeid, policies),
+                                             test_of(nodeid, policies))
+            return keys
 
         def _split_scope(self, nodeid: str) -> str:
-            # asked again for every cell a worker completes
-            group = self._group.get(nodeid)
-            if group is None:
-                group = self._group[nodeid] = comparison_group(nodeid, policies)
-            return group
+            return self._keys_of(nodeid)[0]
 
         def _expected(self, scope: str) -> float:
             cells = self.workqueue[scope]
-            seconds, seen = self._spent.get(test_of(next(iter(cells)), policies), (0.0, 0))
+            seconds, seen = self._spent.get(self._keys_of(next(iter(cells)))[1], (0.0, 0))
             return seconds / seen * len(cells) if seen else float("inf")
 
         def mark_test_complete(self, node, item_index, duration=0):
             # duration: the worker's whole runtest protocol, a group's
             # adaptive rounds included (they run after its last cell)
             spent = self._spent.setdefault(
-                test_of(self.registered_collections[node][item_index], policies), [0.0, 0])
+                self._keys_of(self.registered_collections[node][item_index])[1], [0.0, 0])
             spent[0] += duration
             spent[1] += 1
             super().mark_test_complete(node, item_index, duration)
