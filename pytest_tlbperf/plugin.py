@@ -15,6 +15,7 @@ import atexit
 import gc
 import importlib.util
 import json
+import os
 import sys
 import threading
 import time
@@ -1001,6 +1002,23 @@ def _freeze_at_exit() -> None:
     gc.freeze()
 
 
+def _one_blas_thread(config) -> None:
+    """OPENBLAS_NUM_THREADS=1 for a --tlbperf session that has not set it,
+    put back at cleanup; the pytest-xdist workers this process spawns
+    inherit it. tlbperf's statistics never call BLAS, but each copy of
+    OpenBLAS that numpy and scipy load starts a thread per CPU, less one,
+    and each spins on its CPU for about 0.1 s before it sleeps. Serially
+    that takes CPUs the session leaves idle; under -n every process loads
+    them (the controller two copies, each worker one) and they take CPU
+    from the other workers: -n 2 of the built-in suites was 0.08-0.26 s
+    slower in three alternated runs.
+    joblib's loky workers cap the same variable (joblib/joblib#940)."""
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    config.add_cleanup(lambda: os.environ.pop("OPENBLAS_NUM_THREADS", None))
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "tlbperf(profiles=None, rounds=None, metrics=None, shows=None): a tlbperf "
@@ -1013,6 +1031,7 @@ def pytest_configure(config):
         # before pytest's plugins add theirs (this hook runs first), so that
         # it runs after their cleanups: unraisableexception's collects
         config.add_cleanup(plugin._thaw)
+        _one_blas_thread(config)
         # atexit, not unconfigure: in-process runs (pytester) keep collecting
         atexit.unregister(_freeze_at_exit)
         atexit.register(_freeze_at_exit)

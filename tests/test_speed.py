@@ -5,6 +5,7 @@ knobs are equal, and pytest-xdist -- -n 2, several gateways -- gives the
 serial run's seeds, samples and verdicts."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -97,6 +98,39 @@ def test_a_pytest_xdist_controller_freezes_its_heap_when_the_first_worker_is_up(
     result.assert_outcomes(passed=4)
     assert "report" in events and events[0] == "freeze", events
     assert gc.get_freeze_count() == 0
+
+
+BLAS_PROBE = """
+import os
+
+def test_blas_threads():
+    with open("blas.txt", "w") as fh:
+        fh.write(os.environ.get("OPENBLAS_NUM_THREADS", "unset"))
+"""
+
+
+@pytest.mark.parametrize("args, users, seen", [
+    (["--tlbperf", "-n", "2"], None, "1"),
+    (["--tlbperf"], "3", "3"),
+    ([], None, "unset"),
+], ids=["workers-get-one", "users-own-kept", "without-tlbperf"])
+def test_a_tlbperf_session_loads_openblas_with_one_thread_unless_told(pytester, monkeypatch,
+                                                                      args, users, seen):
+    """Every process of a --tlbperf session, its pytest-xdist workers
+    included, loads OpenBLAS with one thread: the statistics never call
+    BLAS, and the threads OpenBLAS starts spin on the CPUs the other workers
+    run on. A user's own OPENBLAS_NUM_THREADS stands, a session without
+    --tlbperf is left alone, and the process is left as it was found."""
+    if users is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", users)
+    pytester.makepyfile(test_blas=BLAS_PROBE)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=1)
+    assert ("2 workers" in result.stdout.str()) == ("-n" in args)
+    assert (pytester.path / "blas.txt").read_text() == seen
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == users
 
 
 def test_the_controller_takes_the_workers_comparisons_as_they_were_computed(monkeypatch):
