@@ -42,7 +42,17 @@ went down 0.06-0.52 s apart (0.36 s on average over twelve -n 2 runs); now
 
 from __future__ import annotations
 
+import functools
+
 from .userio import printable
+
+
+@functools.lru_cache(maxsize=8)
+def _longest_first(policies: tuple) -> tuple:
+    """The policies' names as node ids print them, longest first (so
+    `-mainline_v6_6` is not read as `-mainline`). Once per policy list: asked
+    for every node id on the controller and the workers."""
+    return tuple(sorted((printable(str(p)) for p in policies), key=len, reverse=True))
 
 
 def _policy_in(nodeid: str, policies):
@@ -53,7 +63,7 @@ def _policy_in(nodeid: str, policies):
     if start < 0 or not nodeid.endswith("]"):
         return None
     params = nodeid[start + 1:-1]
-    for policy in sorted((printable(str(p)) for p in policies), key=len, reverse=True):
+    for policy in _longest_first(tuple(policies)):
         for tail in (f"-{policy}-", f"-{policy}"):
             at = params.find(tail)
             if at > 0 and (tail.endswith("-") or at + len(tail) == len(params)):
