@@ -1011,7 +1011,8 @@ def _one_blas_thread(config) -> None:
     that takes CPUs the session leaves idle; under -n every process loads
     them (the controller two copies, each worker one) and they take CPU
     from the other workers: -n 2 of the built-in suites was 0.08-0.26 s
-    slower in three alternated runs.
+    slower in three alternated runs. A process that loaded numpy earlier (a
+    conftest importing it) keeps its threads; its workers still get one.
     joblib's loky workers cap the same variable (joblib/joblib#940)."""
     if "OPENBLAS_NUM_THREADS" in os.environ:
         return

@@ -1,8 +1,8 @@
 """What issue 16 ("speed end to end") changed that a user can see, without
 timing anything (the figures are benchmarks under tests/bench): a session
-never imports scipy.stats, runs are shared only between policies whose
-knobs are equal, and pytest-xdist -- -n 2, several gateways -- gives the
-serial run's seeds, samples and verdicts."""
+never imports scipy.stats, loads OpenBLAS with one thread, shares runs only
+between policies whose knobs are equal, and pytest-xdist -- -n 2, several
+gateways -- gives the serial run's seeds, samples and verdicts."""
 
 import json
 import os
