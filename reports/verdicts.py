@@ -165,7 +165,7 @@ class Finding:
 # `preload`), so the controller's judgements only merge.
 _COMPUTED = {stats.PAIRED: {}, stats.UNPAIRED: {}}
 _KEPT = 1 << 14
-_FRESH = {}         # (design, b, c) computed here and not yet taken by `computed`
+_FRESH = {}         # (design, b, c) -> a comparison computed here, not yet taken by `computed`
 
 
 def _computed(design: str, b: tuple, c: tuple):
@@ -173,7 +173,7 @@ def _computed(design: str, b: tuple, c: tuple):
     hit = table.get((b, c))
     if hit is None:
         hit = table[(b, c)] = (stats.paired if design == stats.PAIRED else stats.unpaired)(b, c)
-        _FRESH[design, b, c] = None
+        _FRESH[design, b, c] = hit
         if len(table) > _KEPT:
             _FRESH.pop((design, *next(iter(table))), None)
             del table[next(iter(table))]
@@ -193,10 +193,8 @@ def computed() -> dict:
     {design: [[b, c, values]]}. A pytest-xdist worker sends each comparison
     group's with the group, so none goes twice."""
     out = {design: [] for design in _COMPUTED}
-    for design, b, c in _FRESH:
-        comparison = _COMPUTED[design].get((b, c))
-        if comparison is not None:      # None: a test swapped the table
-            out[design].append([list(b), list(c), comparison.values()])
+    for (design, b, c), comparison in _FRESH.items():
+        out[design].append([list(b), list(c), comparison.values()])
     _FRESH.clear()
     return out
 

@@ -137,15 +137,18 @@ def test_the_controller_takes_the_workers_comparisons_as_they_were_computed(monk
     """A pytest-xdist worker judges its groups' rounds; the controller then
     judges the whole report on the same samples. It takes the worker's
     comparisons (JSON, an infinite interval end included) instead of
-    computing them again, and gets exactly what the worker had."""
+    computing them again, and gets exactly what the worker had. What a
+    worker has shipped does not go again with its next group."""
     from pytest_tlbperf.reports import stats, verdicts
     monkeypatch.setattr(verdicts, "_COMPUTED", {stats.PAIRED: {}, stats.UNPAIRED: {}})
+    monkeypatch.setattr(verdicts, "_FRESH", {})
     five = ((10.0, 11.0, 12.0, 13.0, 14.0), (11.0, 12.5, 12.0, 14.5, 15.0))
     twenty = (tuple(100.0 + i for i in range(20)), tuple(103.0 + 1.1 * i for i in range(20)))
     on_worker = [verdicts._paired(*five), verdicts._paired(*twenty),
                  verdicts._unpaired(*twenty)]
     assert on_worker[0].ci[1] == float("inf")      # 5 seeds bound nothing above
     shipped = json.loads(json.dumps(verdicts.computed()))
+    assert verdicts.computed() == {stats.PAIRED: [], stats.UNPAIRED: []}
     monkeypatch.setattr(verdicts, "_COMPUTED", {stats.PAIRED: {}, stats.UNPAIRED: {}})
     verdicts.preload(shipped)
     monkeypatch.setattr(stats, "paired", lambda *a: pytest.fail("computed again"))
